@@ -1,0 +1,213 @@
+package imap
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"strings"
+
+	"github.com/emersion/go-sasl"
+)
+
+// ErrAuthCanceled is returned by an AuthFunc to cancel an AUTHENTICATE
+// exchange; the client then sends "*".
+var ErrAuthCanceled = errors.New("authentication canceled by the client")
+
+// AuthFunc answers one server challenge of AUTHENTICATE, like imaplib's
+// authobject: it receives the decoded challenge and returns the response,
+// which the client base64-encodes. Returning an error cancels the exchange
+// (the client sends "*").
+type AuthFunc func(challenge []byte) ([]byte, error)
+
+// checkAuth refuses to send credentials in plaintext.
+func (c *Client) checkAuth(name string) error {
+	if !c.secure && !c.opts.InsecureAuth {
+		return cmdError(name, "refusing to send credentials over an unencrypted connection (use TLS or STARTTLS, or set Options.InsecureAuth)")
+	}
+	return nil
+}
+
+// Login identifies the client with user and password. The password never
+// appears in traces or errors. A NO is an error whose Text is the server's.
+func (c *Client) Login(ctx context.Context, user, password string) (Result, error) {
+	var l argList
+	l.add(c.strArg("LOGIN", user, false))
+	l.add(c.strArg("LOGIN", password, true))
+	if l.err != nil {
+		return Result{}, l.err
+	}
+	return c.authCmd(ctx, &command{name: "LOGIN", args: l.args}, func() error {
+		if c.has("LOGINDISABLED") {
+			return cmdError("LOGIN", "server advertises LOGINDISABLED")
+		}
+		return nil
+	})
+}
+
+// authCmd runs an authentication command: it checks the state and the
+// transport, and on success moves to AUTH and refreshes the capabilities.
+func (c *Client) authCmd(ctx context.Context, cmd *command, precheck func() error) (Result, error) {
+	if c.State() == StateIdling {
+		return Result{}, c.checkStateLocked(cmd.name)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.checkState(cmd.name); err != nil {
+		return Result{}, err
+	}
+	if err := c.checkAuth(cmd.name); err != nil {
+		return Result{}, err
+	}
+	if precheck != nil {
+		if err := precheck(); err != nil {
+			return Result{}, err
+		}
+	}
+	delete(c.cache, "CAPABILITY")
+	res, err := c.run(ctx, cmd)
+	if err != nil {
+		return res, err
+	}
+	c.setState(StateAuth)
+	// Servers report more capabilities once authenticated.
+	if codes := c.pop("CAPABILITY"); len(codes) > 0 {
+		c.setCaps(codes[len(codes)-1].Text)
+	} else if err := c.refreshCaps(ctx); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// Authenticate runs AUTHENTICATE mechanism, answering each challenge with
+// fn. The server decides whether it supports the mechanism.
+func (c *Client) Authenticate(ctx context.Context, mechanism string, fn AuthFunc) (Result, error) {
+	mech, err := rawArg("AUTHENTICATE", strings.ToUpper(mechanism))
+	if err != nil {
+		return Result{}, err
+	}
+	var fnErr error
+	cmd := &command{name: "AUTHENTICATE", args: []arg{mech},
+		auth: func(ctx context.Context, challenge []byte) ([]byte, error) {
+			dec, err := decodeChallenge(challenge)
+			if err != nil {
+				return nil, c.abort("AUTHENTICATE", err, "undecodable challenge")
+			}
+			resp, err := fn(dec)
+			if err != nil {
+				fnErr = err
+				return []byte("*"), nil
+			}
+			return encodeResponse(resp), nil
+		}}
+	res, err := c.authCmd(ctx, cmd, nil)
+	if err != nil {
+		if e, ok := err.(*Error); ok && fnErr != nil && e.Err == nil && e.Kind == ErrCommand {
+			e.Err = fnErr
+		}
+	}
+	return res, err
+}
+
+// AuthenticateSASL authenticates with a go-sasl client (PLAIN, LOGIN,
+// OAUTHBEARER, or NewXOAuth2Client), sending the initial response with the
+// command when the server advertises SASL-IR.
+func (c *Client) AuthenticateSASL(ctx context.Context, client sasl.Client) (Result, error) {
+	mech, ir, err := client.Start()
+	if err != nil {
+		return Result{}, &Error{Command: "AUTHENTICATE", Kind: ErrCommand, Text: "SASL start failed", Err: err}
+	}
+	mechArg, err := rawArg("AUTHENTICATE", strings.ToUpper(mech))
+	if err != nil {
+		return Result{}, err
+	}
+	args := []arg{mechArg}
+	saslIR := c.has("SASL-IR")
+	pendingIR := ir
+	if ir != nil && saslIR {
+		text := string(encodeResponse(ir))
+		if text == "" {
+			text = "=" // an empty initial response (RFC 4959)
+		}
+		args = append(args, arg{text: text, secret: true})
+		pendingIR = nil
+	}
+	var saslErr error
+	cmd := &command{name: "AUTHENTICATE", args: args,
+		auth: func(ctx context.Context, challenge []byte) ([]byte, error) {
+			if pendingIR != nil && len(challenge) == 0 {
+				resp := pendingIR
+				pendingIR = nil
+				return encodeResponse(resp), nil
+			}
+			dec, err := decodeChallenge(challenge)
+			if err != nil {
+				return nil, c.abort("AUTHENTICATE", err, "undecodable challenge")
+			}
+			resp, err := client.Next(dec)
+			if err != nil {
+				saslErr = err
+				return []byte("*"), nil
+			}
+			return encodeResponse(resp), nil
+		}}
+	res, err := c.authCmd(ctx, cmd, nil)
+	if err != nil {
+		if e, ok := err.(*Error); ok && saslErr != nil && e.Err == nil && e.Kind == ErrCommand {
+			e.Err = saslErr
+		}
+	}
+	return res, err
+}
+
+// LoginCRAMMD5 authenticates with CRAM-MD5 (RFC 2195).
+func (c *Client) LoginCRAMMD5(ctx context.Context, user, password string) (Result, error) {
+	return c.Authenticate(ctx, "CRAM-MD5", func(challenge []byte) ([]byte, error) {
+		mac := hmac.New(md5.New, []byte(password))
+		mac.Write(challenge)
+		return []byte(user + " " + hex.EncodeToString(mac.Sum(nil))), nil
+	})
+}
+
+// ProxyAuth assumes the authorization identity user.
+func (c *Client) ProxyAuth(ctx context.Context, user string) (Result, error) {
+	a, err := c.strArg("PROXYAUTH", user, false)
+	if err != nil {
+		return Result{}, err
+	}
+	return c.exec(ctx, &command{name: "PROXYAUTH", args: []arg{a}})
+}
+
+func decodeChallenge(b []byte) ([]byte, error) {
+	if len(b) == 0 {
+		return []byte{}, nil
+	}
+	return base64.StdEncoding.DecodeString(string(b))
+}
+
+// encodeResponse base64-encodes a response; an empty one is "=" (RFC 4959)
+// only in the initial-response position, otherwise an empty line, which
+// base64 of nothing gives.
+func encodeResponse(b []byte) []byte {
+	if len(b) == 0 {
+		return []byte{}
+	}
+	return []byte(base64.StdEncoding.EncodeToString(b))
+}
+
+// xoauth2 implements the XOAUTH2 mechanism Gmail and Microsoft use.
+type xoauth2 struct{ user, token string }
+
+// NewXOAuth2Client returns a sasl.Client for XOAUTH2 with an OAuth 2.0
+// access token. The token never appears in traces.
+func NewXOAuth2Client(user, token string) sasl.Client { return &xoauth2{user, token} }
+
+func (x *xoauth2) Start() (string, []byte, error) {
+	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
+}
+
+// Next answers the server's error challenge with an empty response, which
+// makes the server finish with NO.
+func (x *xoauth2) Next(challenge []byte) ([]byte, error) { return []byte{}, nil }

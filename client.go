@@ -1,0 +1,281 @@
+package imap
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/imapkit/imap/internal/wire"
+)
+
+// Client is a connection to an IMAP4 server, speaking imaplib's protocol
+// model: one command at a time, each finished by its tagged completion, with
+// untagged data cached by type until a command or Response collects it.
+//
+// A Client is safe for use by several goroutines; commands are serialized.
+// While an Idler is open, every other command fails at once with a state
+// error instead of waiting.
+type Client struct {
+	mu   sync.Mutex // serializes all I/O
+	conn net.Conn
+	rd   *wire.Reader
+	opts Options
+	tr   tracer
+
+	state atomic.Int32 // a State; read without mu for fast state checks
+
+	host   string // for TLS server name verification
+	secure bool   // TLS, or a local stream
+	isTLS  bool
+	stream bool
+
+	caps     atomic.Pointer[capabilities]
+	welcome  []byte
+	protocol string
+
+	tagPrefix string
+	tagNum    int
+	curTag    string // tag of the command being run, for idle
+
+	cache   map[string][]Datum
+	cached  int
+	dropped int
+
+	capture *Idler // when set, untagged responses go to the Idler
+	byeText []byte // text of a BYE seen on this connection
+
+	utf8         atomic.Bool
+	readOnly     bool
+	continuation []byte
+
+	broken  *Error // sticky: set once the connection is aborted
+	closeFn func() error
+}
+
+// NewClient runs an IMAP session over conn: it reads the greeting and the
+// server's capabilities. conn's deadlines bound every wait; when conn is a
+// *tls.Conn the connection counts as secure.
+func NewClient(conn net.Conn, opts *Options) (*Client, error) {
+	return newClient(context.Background(), conn, opts, "", false, nil)
+}
+
+func newClient(ctx context.Context, conn net.Conn, opts *Options, host string, stream bool, closeFn func() error) (*Client, error) {
+	c := &Client{conn: conn, host: host, stream: stream, closeFn: closeFn, cache: map[string][]Datum{}}
+	if opts != nil {
+		c.opts = *opts
+	}
+	c.opts.setDefaults()
+	c.rd = wire.NewReader(conn, c.opts.MaxLine)
+	c.tr = newTracer(c.opts.Trace, c.opts.Logger)
+	_, c.isTLS = conn.(*tls.Conn)
+	c.secure = c.isTLS || stream
+	c.tagPrefix = c.opts.TagPrefix
+	if c.tagPrefix == "" {
+		var b [2]byte
+		_, _ = rand.Read(b[:])
+		c.tagPrefix = string(Int2AP(uint64(4096 + binary.BigEndian.Uint16(b[:])%(65536-4096))))
+	}
+	if err := c.greet(ctx); err != nil {
+		c.Shutdown()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (o *Options) setDefaults() {
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxLine == 0 {
+		o.MaxLine = DefaultMaxLine
+	}
+	if o.MaxLiteral == 0 {
+		o.MaxLiteral = DefaultMaxLiteral
+	}
+	if o.MaxResponseLiterals == 0 {
+		o.MaxResponseLiterals = DefaultMaxResponseLiterals
+	}
+	if o.MaxCached == 0 {
+		o.MaxCached = DefaultMaxCached
+	}
+}
+
+// greet reads the greeting and the capabilities.
+func (c *Client) greet(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	stop := c.watch(ctx)
+	defer stop()
+	r, err := c.readResponse(ctx, "", phaseCommand)
+	if err != nil {
+		return err
+	}
+	if r.kind != kindUntagged {
+		return c.abort("", nil, "unexpected greeting: %q", clip(r.line))
+	}
+	c.welcome = r.line
+	switch r.resp.Type {
+	case "PREAUTH":
+		c.setState(StateAuth)
+	case "OK":
+		c.setState(StateNonAuth)
+	case "BYE":
+		return c.abort("", nil, "server refused the connection: %s", r.text)
+	default:
+		return &Error{Kind: ErrCommand, Text: "unexpected greeting: " + string(clip(r.line))}
+	}
+	if codes := c.cache["CAPABILITY"]; len(codes) > 0 {
+		c.setCaps(codes[len(codes)-1].Text)
+		delete(c.cache, "CAPABILITY")
+	} else if err := c.refreshCaps(ctx); err != nil {
+		return err
+	}
+	for _, v := range []string{"IMAP4REV2", "IMAP4REV1", "IMAP4"} {
+		if c.has(v) {
+			c.protocol = v
+			break
+		}
+	}
+	if c.protocol == "" {
+		return &Error{Kind: ErrCommand, Text: "server not IMAP4 compliant"}
+	}
+	c.tr.event("connected", "state", c.State().String(), "tagprefix", c.tagPrefix)
+	return nil
+}
+
+// refreshCaps runs CAPABILITY. c.mu must be held.
+func (c *Client) refreshCaps(ctx context.Context) error {
+	delete(c.cache, "CAPABILITY")
+	res, err := c.run(ctx, &command{name: "CAPABILITY", want: "CAPABILITY"})
+	if err != nil {
+		return err
+	}
+	if len(res.Data) == 0 {
+		return cmdError("CAPABILITY", "no CAPABILITY response from server")
+	}
+	c.setCaps(res.Data[len(res.Data)-1].Text)
+	return nil
+}
+
+// capabilities is an immutable snapshot, swapped atomically so that Has
+// never waits for a command (or an Idler) holding the connection.
+type capabilities struct {
+	list []string
+	set  map[string]bool
+}
+
+func (c *Client) setCaps(text []byte) {
+	fields := strings.Fields(strings.ToUpper(string(text)))
+	cs := &capabilities{list: fields, set: make(map[string]bool, len(fields))}
+	for _, f := range fields {
+		cs.set[f] = true
+	}
+	c.caps.Store(cs)
+}
+
+// Capabilities returns the server's capabilities, upper-cased, as last
+// reported (after connecting, STARTTLS and authentication).
+func (c *Client) Capabilities() []string {
+	if cs := c.caps.Load(); cs != nil {
+		return append([]string(nil), cs.list...)
+	}
+	return nil
+}
+
+// Has reports whether the server advertised capability name (case-insensitive).
+func (c *Client) Has(name string) bool { return c.has(strings.ToUpper(name)) }
+
+// has is Has for an upper-case name.
+func (c *Client) has(name string) bool {
+	cs := c.caps.Load()
+	return cs != nil && cs.set[name]
+}
+
+// State returns the current protocol state.
+func (c *Client) State() State { return State(c.state.Load()) }
+
+func (c *Client) setState(s State) { c.state.Store(int32(s)) }
+
+// Welcome returns the server's greeting line, without CRLF.
+func (c *Client) Welcome() []byte { return append([]byte(nil), c.welcome...) }
+
+// ProtocolVersion returns "IMAP4REV1" (or "IMAP4REV2", "IMAP4"): the
+// protocol the server speaks, like imaplib's PROTOCOL_VERSION.
+func (c *Client) ProtocolVersion() string { return c.protocol }
+
+// UTF8Enabled reports whether ENABLE UTF8=ACCEPT succeeded.
+func (c *Client) UTF8Enabled() bool { return c.utf8.Load() }
+
+// IsTLS reports whether the connection is encrypted (implicit TLS or after
+// StartTLS).
+func (c *Client) IsTLS() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.isTLS
+}
+
+// Conn returns the underlying connection. Reading from or writing to it
+// directly corrupts the session.
+func (c *Client) Conn() net.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn
+}
+
+// Dropped returns how many untagged data were dropped because the cache
+// reached Options.MaxCached.
+func (c *Client) Dropped() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dropped
+}
+
+// Shutdown closes the connection without logging out, like imaplib's
+// shutdown. It is safe to call more than once and while another goroutine
+// is blocked in a command, which then fails with an abort.
+func (c *Client) Shutdown() error {
+	err := c.conn.Close()
+	c.setState(StateLogout)
+	if c.closeFn != nil {
+		if e := c.closeFn(); err == nil {
+			err = e
+		}
+	}
+	if isClosedErr(err) {
+		err = nil
+	}
+	return err
+}
+
+// nextTag returns a new command tag: the prefix and a decimal counter.
+func (c *Client) nextTag() string {
+	t := c.tagPrefix + itoa(c.tagNum)
+	c.tagNum++
+	return t
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	if n == 0 {
+		return "0"
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+func clip(b []byte) []byte {
+	if len(b) > 100 {
+		return append(append([]byte(nil), b[:100]...), "..."...)
+	}
+	return b
+}

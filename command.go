@@ -1,0 +1,337 @@
+package imap
+
+import (
+	"context"
+	"strings"
+
+	"github.com/imapkit/imap/internal/wire"
+)
+
+// arg is one command argument as it goes on the wire.
+type arg struct {
+	text    string // sent as is (already validated and encoded)
+	lit     []byte // non-nil: sent as a literal after text
+	litMark string // prefix of the literal marker: "" or "~"
+	after   string // sent right after the literal (e.g. ")" of UTF8 APPEND)
+	secret  bool   // never traced
+}
+
+// command is one command to run.
+type command struct {
+	name   string // command name as sent, e.g. "UID FETCH"
+	check  string // name in the state table; defaults to name
+	args   []arg
+	want   string // untagged type returned as data; "" returns the tagged text
+	errNO  bool   // a tagged NO is also an error (it always is, see run)
+	auth   func(ctx context.Context, challenge []byte) ([]byte, error)
+	onDone func(status string)
+}
+
+// rawArg is an argument sent as given, after checking that no control
+// character can reach the wire.
+func rawArg(cmd, s string) (arg, error) {
+	if err := wire.CheckArg(s); err != nil {
+		return arg{}, &Error{Command: cmd, Kind: ErrCommand, Text: "invalid argument", Err: err}
+	}
+	return arg{text: s}, nil
+}
+
+// strArg encodes s as an astring: atom, quoted string or literal.
+func (c *Client) strArg(cmd, s string, secret bool) (arg, error) {
+	if err := wire.CheckArg(s); err != nil {
+		return arg{}, &Error{Command: cmd, Kind: ErrCommand, Text: "invalid argument", Err: err}
+	}
+	return encodeForm(s, wire.AstringForm(s, c.utf8.Load()), secret), nil
+}
+
+func encodeForm(s string, f wire.Form, secret bool) arg {
+	switch f {
+	case wire.FormAtom:
+		return arg{text: s, secret: secret}
+	case wire.FormQuoted:
+		return arg{text: string(wire.AppendQuoted(nil, s)), secret: secret}
+	}
+	return arg{lit: []byte(s), secret: secret}
+}
+
+// mailboxArg encodes a mailbox name: non-ASCII names are converted to
+// modified UTF-7 unless UTF8=ACCEPT is enabled; ASCII names (including ones
+// already encoded) pass unchanged.
+func (c *Client) mailboxArg(cmd, name string) (arg, error) {
+	if !c.utf8.Load() && !isASCII(name) {
+		name = EncodeMailbox(name)
+	}
+	if strings.EqualFold(name, "INBOX") {
+		return arg{text: "INBOX"}, nil
+	}
+	return c.strArg(cmd, name, false)
+}
+
+// patternArg encodes a LIST pattern, where % and * stay unquoted.
+func (c *Client) patternArg(cmd, pattern string) (arg, error) {
+	if !c.utf8.Load() && !isASCII(pattern) {
+		pattern = EncodeMailbox(pattern)
+	}
+	if err := wire.CheckArg(pattern); err != nil {
+		return arg{}, &Error{Command: cmd, Kind: ErrCommand, Text: "invalid argument", Err: err}
+	}
+	return encodeForm(pattern, wire.ListMailboxForm(pattern, c.utf8.Load()), false), nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// args builds a command's argument list, stopping at the first error.
+type argList struct {
+	args []arg
+	err  error
+}
+
+func (l *argList) add(a arg, err error) {
+	if l.err == nil {
+		l.err = err
+	}
+	l.args = append(l.args, a)
+}
+
+// checkState fails unless cmd may run now. c.mu must be held.
+func (c *Client) checkState(name string) error {
+	if c.broken != nil {
+		return &Error{Command: name, Kind: ErrAbort, Text: c.broken.Text}
+	}
+	allowed, ok := commandStates[name]
+	if !ok {
+		return nil
+	}
+	if st := c.State(); !allowed.has(st) {
+		return cmdError(name, "command %s illegal in state %s, only allowed in states %s", name, st, allowed)
+	}
+	return nil
+}
+
+// exec locks the client and runs cmd.
+func (c *Client) exec(ctx context.Context, cmd *command) (Result, error) {
+	check := cmd.check
+	if check == "" {
+		check = cmd.name
+	}
+	if st := c.State(); st == StateIdling {
+		// Fail fast instead of waiting for the Idler to release the lock.
+		return Result{}, c.checkStateLocked(check)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.checkState(check); err != nil {
+		return Result{}, err
+	}
+	return c.run(ctx, cmd)
+}
+
+func (c *Client) checkStateLocked(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.checkState(name)
+}
+
+// run sends cmd and waits for its completion. c.mu must be held.
+func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
+	stop := c.watch(ctx)
+	defer stop()
+	if c.broken != nil {
+		return Result{}, &Error{Command: cmd.name, Kind: ErrAbort, Text: c.broken.Text}
+	}
+	// imaplib: a stale READ-ONLY code means the mailbox changed under us.
+	for _, typ := range []string{"OK", "NO", "BAD"} {
+		c.pop(typ)
+	}
+	if _, ok := c.cache["READ-ONLY"]; ok && !c.readOnly && c.State() == StateSelected {
+		c.pop("READ-ONLY")
+		return Result{}, &Error{Command: cmd.name, Kind: ErrReadOnly, Text: "mailbox status changed to READ-ONLY"}
+	}
+	tag, done, err := c.send(ctx, cmd)
+	if err != nil {
+		return Result{}, err
+	}
+	if done == nil {
+		done, err = c.complete(ctx, cmd, tag)
+		if err != nil {
+			return Result{}, err
+		}
+	}
+	return c.finish(cmd, done)
+}
+
+// send writes cmd, handling literals. If the server answers with a tagged
+// completion before taking a literal, it is returned as done.
+func (c *Client) send(ctx context.Context, cmd *command) (tag string, done *response, err error) {
+	tag = c.nextTag()
+	c.curTag = tag
+	line := make([]byte, 0, 64)
+	line = append(append(append(line, tag...), ' '), cmd.name...)
+	trace := c.tr.enabled()
+	var tline []byte
+	if trace {
+		tline = append([]byte(nil), line...)
+	}
+	for _, a := range cmd.args {
+		line = append(line, ' ')
+		line = append(line, a.text...)
+		if trace {
+			tline = append(tline, ' ')
+			tline = appendTrace(tline, a.text, a.secret)
+		}
+		if a.lit == nil {
+			continue
+		}
+		sync := !c.nonSyncOK(len(a.lit))
+		marker := a.litMark + "{" + itoa(len(a.lit))
+		if !sync {
+			marker += "+"
+		}
+		marker += "}"
+		line = append(line, marker...)
+		if trace {
+			tline = append(tline, marker...)
+		}
+		if err := c.write(cmd.name, append(line, "\r\n"...), tline); err != nil {
+			return tag, nil, err
+		}
+		if sync {
+			r, err := c.waitContinuation(ctx, cmd.name, tag)
+			if err != nil || r != nil {
+				return tag, r, err
+			}
+		}
+		if err := c.writeLiteral(cmd.name, a.lit, a.secret); err != nil {
+			return tag, nil, err
+		}
+		line = append(line[:0], a.after...)
+		if trace {
+			tline = append(tline[:0], a.after...)
+		}
+	}
+	line = append(line, "\r\n"...)
+	return tag, nil, c.write(cmd.name, line, tline)
+}
+
+// nonSyncOK reports whether a literal of n bytes may be sent without
+// waiting for the server's go-ahead (LITERAL+, or LITERAL- up to 4096).
+func (c *Client) nonSyncOK(n int) bool {
+	return c.has("LITERAL+") || (n <= 4096 && (c.has("LITERAL-") || c.has("IMAP4REV2")))
+}
+
+// waitContinuation reads responses until a "+" (returning nil) or the
+// command's tagged completion (returning it).
+func (c *Client) waitContinuation(ctx context.Context, name, tag string) (*response, error) {
+	for {
+		r, err := c.readResponse(ctx, name, phaseCommand)
+		if err != nil {
+			return nil, err
+		}
+		switch r.kind {
+		case kindContinuation:
+			c.continuation = r.text
+			return nil, nil
+		case kindTagged:
+			if r.tag != tag {
+				return nil, c.abort(name, nil, "unexpected tagged response: %q", clip(r.line))
+			}
+			return r, nil
+		}
+	}
+}
+
+// complete reads responses until tag completes. For LOGOUT it also stops at
+// BYE, like imaplib.
+func (c *Client) complete(ctx context.Context, cmd *command, tag string) (*response, error) {
+	for {
+		r, err := c.readResponse(ctx, cmd.name, phaseCommand)
+		if err != nil {
+			if cmd.name == "LOGOUT" && c.byeText != nil {
+				return &response{kind: kindTagged, status: "BYE", text: c.byeText}, nil
+			}
+			return nil, err
+		}
+		switch r.kind {
+		case kindTagged:
+			if r.tag != tag {
+				return nil, c.abort(cmd.name, nil, "unexpected tagged response: %q", clip(r.line))
+			}
+			return r, nil
+		case kindContinuation:
+			c.continuation = r.text
+			if cmd.auth == nil {
+				// A stray "+" is not ours to answer; imaplib ignores it too.
+				continue
+			}
+			reply, err := cmd.auth(ctx, r.text)
+			if err != nil {
+				return nil, err
+			}
+			if err := c.write(cmd.name, append(reply, "\r\n"...), []byte("<redacted>")); err != nil {
+				return nil, err
+			}
+		case kindUntagged:
+			if r.resp.Type == "BYE" && cmd.name == "LOGOUT" {
+				return &response{kind: kindTagged, status: "BYE", text: r.text}, nil
+			}
+		}
+	}
+}
+
+// finish turns a completion into a Result and error.
+func (c *Client) finish(cmd *command, done *response) (Result, error) {
+	if cmd.onDone != nil {
+		cmd.onDone(done.status)
+	}
+	if c.byeText != nil && cmd.name != "LOGOUT" {
+		return Result{}, c.abort(cmd.name, nil, "server said BYE: %s", c.byeText)
+	}
+	text := clone(done.text)
+	switch done.status {
+	case "BAD":
+		return Result{Status: "BAD", Data: []Datum{{Text: text}}},
+			&Error{Command: cmd.name, Kind: ErrCommand, Status: "BAD", Text: string(text)}
+	case "NO":
+		return Result{Status: "NO", Data: []Datum{{Text: text}}},
+			&Error{Command: cmd.name, Kind: ErrCommand, Status: "NO", Text: string(text)}
+	}
+	if cmd.want == "" {
+		return Result{Status: done.status, Data: []Datum{{Text: text}}}, nil
+	}
+	return Result{Status: done.status, Data: c.pop(cmd.want)}, nil
+}
+
+// write sends b with the write deadline; tline is its trace form.
+func (c *Client) write(name string, b, tline []byte) error {
+	c.conn.SetWriteDeadline(c.opDeadline())
+	if _, err := c.conn.Write(b); err != nil {
+		return c.abort(name, err, "socket error while sending")
+	}
+	c.tr.send(tline)
+	return nil
+}
+
+func (c *Client) writeLiteral(name string, lit []byte, secret bool) error {
+	c.conn.SetWriteDeadline(c.opDeadline())
+	if _, err := c.conn.Write(lit); err != nil {
+		return c.abort(name, err, "socket error while sending a literal")
+	}
+	c.tr.sendLiteral(len(lit), secret)
+	return nil
+}
+
+func appendTrace(dst []byte, text string, secret bool) []byte {
+	if secret {
+		return append(dst, "<redacted>"...)
+	}
+	return append(dst, text...)
+}
+
+func quoteString(s string) string { return string(wire.AppendQuoted(nil, s)) }

@@ -1,0 +1,369 @@
+package imap
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"time"
+)
+
+// ErrIdleEnded reports that the server ended IDLE on its own, with a tagged
+// completion or BYE. Responses and Burst stop cleanly on it; Ended gives the
+// reason.
+var ErrIdleEnded = errors.New("server ended IDLE")
+
+// Idler is an open IDLE command (RFC 2177), the Go form of imaplib's Idler.
+// Untagged responses the server pushes are delivered by Next, Responses and
+// Burst, in the order they arrived; Close sends DONE.
+//
+// An Idler reads on the caller's goroutine: no goroutine runs in the
+// background and no user code runs on a reader. While it is open, every
+// other command on the Client fails with a state error (state IDLING). It
+// must not be used by several goroutines at once.
+type Idler struct {
+	c         *Client
+	ctx       context.Context
+	tag       string
+	deadline  time.Time // zero: no limit
+	queue     []Response
+	prevState State
+	ended     error // why the server ended IDLE, or the abort that ended it
+	closed    bool
+	closeErr  error
+}
+
+// Idle starts IDLE and waits for the server's go-ahead. duration bounds how
+// long responses are waited for (0 means no limit); its clock starts when
+// the server's "+" arrives. Responses the server sends before that are
+// delivered first. ctx interrupts any wait of the Idler: the Idler then
+// sends DONE and reads the completion, leaving the connection usable.
+//
+// Idle fails before sending anything when the server lacks IDLE or the
+// client is not in AUTH or SELECTED state. A tagged NO is a command error
+// ("idle denied"); a tagged OK or BAD before "+" is an abort.
+func (c *Client) Idle(ctx context.Context, duration time.Duration) (*Idler, error) {
+	if !c.has("IDLE") {
+		return nil, cmdError("IDLE", "Server does not support IMAP4 IDLE")
+	}
+	if c.State() == StateIdling {
+		return nil, c.checkStateLocked("IDLE")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.checkState("IDLE"); err != nil {
+		return nil, err
+	}
+	id := &Idler{c: c, ctx: ctx}
+	c.capture = id // responses sent before "+" belong to the Idler
+	tag, done, err := c.send(ctx, &command{name: "IDLE"})
+	if err == nil && done == nil {
+		done, err = id.waitContinuation(ctx, tag)
+	}
+	if err != nil {
+		c.capture = nil
+		id.spill()
+		return nil, err
+	}
+	if done != nil {
+		c.capture = nil
+		id.spill()
+		if done.status == "NO" {
+			return nil, &Error{Command: "IDLE", Kind: ErrCommand, Status: "NO", Text: "idle denied: " + string(done.text)}
+		}
+		return nil, c.abort("IDLE", nil, "unexpected status response: %s", done.line)
+	}
+	id.tag = tag
+	if duration > 0 {
+		id.deadline = time.Now().Add(duration)
+	}
+	id.prevState = c.State()
+	c.setState(StateIdling)
+	c.tr.event("idling", "duration", duration)
+	return id, nil
+}
+
+// waitContinuation waits for "+" or the tagged completion. If ctx ends
+// first, the client still waits (under the operation timeout) for the
+// server's answer, ends IDLE properly and reports the cancellation.
+func (id *Idler) waitContinuation(ctx context.Context, tag string) (*response, error) {
+	c := id.c
+	for {
+		stop := c.watch(ctx)
+		r, err := c.readResponse(ctx, "IDLE", phaseIdle, c.opDeadline())
+		stop()
+		if err == errStartTimeout {
+			return nil, c.abort("IDLE", nil, "timed out waiting for the server to accept IDLE")
+		}
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) && e.Kind == ErrCommand && ctx.Err() != nil {
+				// Interrupted before "+": finish the exchange, then report.
+				r, err2 := id.waitContinuation(context.Background(), tag)
+				if err2 != nil {
+					return nil, err2
+				}
+				if r == nil {
+					id.tag = tag
+					id.prevState = c.State()
+					c.setState(StateIdling)
+					if cerr := id.closeLocked(); cerr != nil {
+						return nil, cerr
+					}
+				}
+				return nil, err
+			}
+			return nil, err
+		}
+		switch r.kind {
+		case kindContinuation:
+			c.continuation = r.text
+			return nil, nil
+		case kindTagged:
+			if r.tag != tag {
+				return nil, c.abort("IDLE", nil, "unexpected tagged response: %q", clip(r.line))
+			}
+			return r, nil
+		}
+	}
+}
+
+func (id *Idler) enqueue(r Response) { id.queue = append(id.queue, r) }
+
+// spill moves undelivered responses into the client's cache, fragment by
+// fragment, as imaplib does on leaving the idle context.
+func (id *Idler) spill() {
+	for _, r := range id.queue {
+		id.c.cacheAppend(r.Type, r.Data...)
+	}
+	id.queue = nil
+}
+
+// Deadline returns when the Idler's duration ends (zero: no limit).
+func (id *Idler) Deadline() time.Time { return id.deadline }
+
+// Ended returns why the server ended IDLE on its own, or nil.
+func (id *Idler) Ended() error {
+	id.c.mu.Lock()
+	defer id.c.mu.Unlock()
+	return id.ended
+}
+
+// Next returns one response: a queued one at once, or the next one that
+// starts within timeout (and before the Idler's deadline). It returns false
+// with a nil error when none did. A timeout ≤ 0 polls: it returns what has
+// already been received, without waiting.
+//
+// Only the wait for the start of a response is bounded by timeout. A
+// response that has started is read to its end under the operation
+// timeout, literals included, so a response split across delayed packets is
+// never cut; bytes of a line that had not completed when timeout expired
+// are kept for the next call.
+func (id *Idler) Next(timeout time.Duration) (Response, bool, error) {
+	until := time.Now().Add(timeout)
+	if timeout <= 0 {
+		until = time.Time{}
+		return id.next(true, until)
+	}
+	if !id.deadline.IsZero() && id.deadline.Before(until) {
+		until = id.deadline
+	}
+	return id.next(false, until)
+}
+
+// next delivers one response. poll reads only what is buffered; otherwise it
+// waits until until (zero: no limit).
+func (id *Idler) next(poll bool, until time.Time) (Response, bool, error) {
+	c := id.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id.closed {
+		return Response{}, false, cmdError("IDLE", "Idler is closed")
+	}
+	for {
+		if len(id.queue) > 0 {
+			r := id.queue[0]
+			id.queue[0] = Response{}
+			id.queue = id.queue[1:]
+			if r.Type == "BYE" && id.ended == nil {
+				id.ended = &Error{Command: "IDLE", Kind: ErrAbort, Status: "BYE", Text: datumText(r), Err: ErrIdleEnded}
+			}
+			return r, true, nil
+		}
+		if id.ended != nil {
+			return Response{}, false, id.ended
+		}
+		if poll || (!until.IsZero() && !time.Now().Before(until)) {
+			if !c.rd.HasLine() {
+				return Response{}, false, nil
+			}
+			until = time.Now() // a complete line is buffered: no waiting
+		}
+		stop := c.watch(id.ctx)
+		r, err := c.readResponse(id.ctx, "IDLE", phaseIdle, until)
+		stop()
+		if err == errStartTimeout {
+			return Response{}, false, nil
+		}
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) && e.Kind == ErrCommand && id.ctx.Err() != nil {
+				// Cancelled while waiting: end IDLE cleanly and report why.
+				if cerr := id.closeLocked(); cerr != nil {
+					return Response{}, false, cerr
+				}
+				return Response{}, false, err
+			}
+			if errors.As(err, &e) && e.Kind == ErrAbort {
+				id.ended = err
+			}
+			return Response{}, false, err
+		}
+		switch r.kind {
+		case kindContinuation:
+			continue // not ours to answer; imaplib would crash here
+		case kindTagged:
+			if r.tag != id.tag {
+				err := c.abort("IDLE", nil, "unexpected tagged response: %q", clip(r.line))
+				id.ended = err
+				return Response{}, false, err
+			}
+			// The server ended IDLE without waiting for DONE.
+			id.ended = &Error{Command: "IDLE", Kind: ErrCommand, Status: r.status, Text: string(r.text), Err: ErrIdleEnded}
+			c.capture = nil
+			id.closed = true
+			if c.broken == nil {
+				c.setState(id.prevState)
+			}
+			id.spill()
+			return Response{}, false, id.ended
+		}
+		// Untagged: captured into the queue by readResponse.
+	}
+}
+
+func datumText(r Response) string {
+	if len(r.Data) == 0 {
+		return ""
+	}
+	return string(r.Data[0].Text)
+}
+
+// Responses ranges over responses until the Idler's deadline. It stops
+// cleanly when the server ends IDLE; any other error is yielded once,
+// last.
+func (id *Idler) Responses() iter.Seq2[Response, error] {
+	return func(yield func(Response, error) bool) {
+		for {
+			r, ok, err := id.next(false, id.deadline)
+			if err != nil {
+				if !errors.Is(err, ErrIdleEnded) {
+					yield(Response{}, err)
+				}
+				return
+			}
+			if !ok || !yield(r, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Burst ranges over batches of responses until the Idler's deadline: each
+// batch is one response (waited for under the deadline) and every further
+// response that starts within interval of the previous one — a bulk delete's
+// run of EXPUNGE, say. Unlike imaplib, the interval waits never run past
+// the deadline either.
+func (id *Idler) Burst(interval time.Duration) iter.Seq2[[]Response, error] {
+	return func(yield func([]Response, error) bool) {
+		for {
+			first, ok, err := id.next(false, id.deadline)
+			if err != nil {
+				if !errors.Is(err, ErrIdleEnded) {
+					yield(nil, err)
+				}
+				return
+			}
+			if !ok {
+				return
+			}
+			batch := []Response{first}
+			for {
+				until := time.Now().Add(interval)
+				if !id.deadline.IsZero() && id.deadline.Before(until) {
+					until = id.deadline
+				}
+				r, ok, err := id.next(interval <= 0, until)
+				if err != nil {
+					if !yield(batch, nil) {
+						return
+					}
+					if !errors.Is(err, ErrIdleEnded) {
+						yield(nil, err)
+					}
+					return
+				}
+				if !ok {
+					break
+				}
+				batch = append(batch, r)
+			}
+			if !yield(batch, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Close ends IDLE: it moves responses not yet delivered into the client's
+// cache (see (*Client).Response), sends DONE, and reads everything up to the
+// tagged completion into the cache, under the operation timeout. It is
+// idempotent: later calls return the first call's result.
+func (id *Idler) Close() error {
+	id.c.mu.Lock()
+	defer id.c.mu.Unlock()
+	return id.closeLocked()
+}
+
+func (id *Idler) closeLocked() error {
+	c := id.c
+	if id.closed {
+		if id.closeErr == nil && id.ended != nil && !errors.Is(id.ended, ErrIdleEnded) {
+			return id.ended
+		}
+		return id.closeErr
+	}
+	id.closed = true
+	c.capture = nil
+	id.spill()
+	defer c.rd.Shrink()
+	if c.broken != nil {
+		id.closeErr = &Error{Command: "IDLE", Kind: ErrAbort, Text: c.broken.Text}
+		if id.ended != nil {
+			id.closeErr = id.ended
+		}
+		return id.closeErr
+	}
+	c.setState(id.prevState)
+	if id.ended != nil && c.byeText != nil {
+		id.closeErr = c.abort("IDLE", nil, "server said BYE: %s", c.byeText)
+		return id.closeErr
+	}
+	ctx := context.Background()
+	if err := c.write("IDLE", []byte("DONE\r\n"), []byte("DONE")); err != nil {
+		id.closeErr = err
+		return err
+	}
+	done, err := c.complete(ctx, &command{name: "IDLE"}, id.tag)
+	if err != nil {
+		id.closeErr = err
+		return err
+	}
+	if c.byeText != nil {
+		id.closeErr = c.abort("IDLE", nil, "server said BYE: %s", c.byeText)
+		return id.closeErr
+	}
+	if done.status == "BAD" {
+		id.closeErr = &Error{Command: "IDLE", Kind: ErrCommand, Status: "BAD", Text: "IDLE command error: BAD " + string(done.text)}
+	}
+	return id.closeErr
+}

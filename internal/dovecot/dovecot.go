@@ -1,0 +1,668 @@
+// Package dovecot runs private, throwaway Dovecot IMAP servers for tests and
+// benchmarks.
+//
+// Each [Server] lives entirely in its own temporary directory, listens on
+// loopback ports chosen at start, and has its own base_dir, state_dir and
+// instance_name, so several servers (for example from test packages running
+// in parallel) never collide. The package needs Dovecot 2.3's dovecot and
+// imap binaries (Debian package dovecot-imapd) and must run as root, because
+// Dovecot's services switch to the dovecot and dovenull users.
+package dovecot
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startTimeout bounds how long Start waits for both listeners to greet.
+const startTimeout = 15 * time.Second
+
+// Config holds optional settings for a server. The zero value is valid.
+type Config struct {
+	// MaxUserIPConnections is Dovecot's mail_max_userip_connections, the
+	// number of simultaneous connections one user may have from one IP
+	// address. Zero means 1000 (Dovecot's own default is 10).
+	MaxUserIPConnections int
+
+	// IdleNotifyInterval is Dovecot's imap_idle_notify_interval, how often
+	// an idling client gets "* OK Still here". Zero keeps Dovecot's default
+	// (2 minutes). Dovecot works in whole seconds; the value is rounded up.
+	IdleNotifyInterval time.Duration
+
+	// DisableIDLE removes IDLE from the advertised capabilities, both before
+	// and after login, to exercise clients' polling fallbacks. Dovecot still
+	// accepts the IDLE command if a client sends it anyway.
+	DisableIDLE bool
+}
+
+// Server is a running private Dovecot instance. Create one with [Start],
+// [StartT] or [StartTConfig] and release it with [Server.Stop].
+type Server struct {
+	// Dir is the temporary directory holding the configuration, the
+	// certificate, the logs, the runtime directories and all mail.
+	Dir string
+	// ConfigFile is the absolute path of the instance's dovecot.conf.
+	ConfigFile string
+	// Addr is the plaintext IMAP listener, "127.0.0.1:PORT". It advertises
+	// STARTTLS and allows plaintext authentication.
+	Addr string
+	// TLSAddr is the implicit-TLS IMAP listener, "127.0.0.1:PORT".
+	TLSAddr string
+	// CertPEM is the server's self-signed certificate in PEM form. It is
+	// valid for the DNS name "localhost" and the IP address 127.0.0.1.
+	CertPEM []byte
+	// CertPool is a pool that trusts CertPEM, for tls.Config.RootCAs.
+	CertPool *x509.CertPool
+
+	cfg      Config
+	dovecot  string // absolute path of the dovecot binary
+	imap     string // absolute path of Dovecot's imap binary
+	mailDir  string // Dir/mail: one Maildir per user
+	passwd   string // passwd-file path
+	logFile  string // Dovecot's log_path
+	outFile  string // the master's stdout and stderr
+	uid, gid int    // the dovecot user
+
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd.Wait returns
+	waitErr error        // cmd.Wait's result, valid after exited is closed
+
+	seq atomic.Uint64 // makes Maildir file names unique
+
+	mu       sync.Mutex // guards the fields below and passwd-file appends
+	nextUser int
+	stopped  bool
+	stopErr  error
+}
+
+// StartT starts a server with the zero Config, failing the test (never
+// skipping it) if that is impossible, and stops the server when the test
+// and its subtests finish.
+func StartT(t testing.TB) *Server {
+	t.Helper()
+	return StartTConfig(t, Config{})
+}
+
+// StartTConfig is like [StartT] but with the given configuration.
+func StartTConfig(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatalf("dovecot.Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("dovecot: stopping server in %s: %v", s.Dir, err)
+		}
+	})
+	return s
+}
+
+// Start starts a private Dovecot instance and waits until both of its
+// listeners greet. The caller must call [Server.Stop]. Should the calling
+// process die without doing so, the kernel kills the Dovecot master.
+func Start(cfg Config) (*Server, error) {
+	if cfg.MaxUserIPConnections < 0 {
+		return nil, fmt.Errorf("dovecot: negative MaxUserIPConnections %d", cfg.MaxUserIPConnections)
+	}
+	if cfg.MaxUserIPConnections == 0 {
+		cfg.MaxUserIPConnections = 1000
+	}
+	if cfg.IdleNotifyInterval < 0 {
+		return nil, fmt.Errorf("dovecot: negative IdleNotifyInterval %v", cfg.IdleNotifyInterval)
+	}
+	s := &Server{cfg: cfg}
+	var err error
+	if s.dovecot, err = lookPath("dovecot"); err != nil {
+		return nil, err
+	}
+	if s.imap, err = imapBinary(s.dovecot); err != nil {
+		return nil, err
+	}
+	u, err := user.Lookup("dovecot")
+	if err != nil {
+		return nil, fmt.Errorf("dovecot: looking up the dovecot system user (is dovecot-imapd installed?): %w", err)
+	}
+	if s.uid, err = strconv.Atoi(u.Uid); err != nil {
+		return nil, fmt.Errorf("dovecot: uid %q of user dovecot: %w", u.Uid, err)
+	}
+	if s.gid, err = strconv.Atoi(u.Gid); err != nil {
+		return nil, fmt.Errorf("dovecot: gid %q of user dovecot: %w", u.Gid, err)
+	}
+	if err := s.prepare(); err != nil {
+		os.RemoveAll(s.Dir)
+		return nil, err
+	}
+	// Ports are picked by binding to port 0 and closing again, so another
+	// process may grab one before Dovecot binds it: retry with fresh ports.
+	const attempts = 5
+	for i := 1; ; i++ {
+		err = s.launch()
+		if err == nil {
+			return s, nil
+		}
+		if i == attempts || !errors.Is(err, errAddrInUse) {
+			os.RemoveAll(s.Dir)
+			return nil, err
+		}
+	}
+}
+
+func lookPath(name string) (string, error) {
+	// The binaries live in sbin, which is not on every PATH.
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return filepath.Abs(p)
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("dovecot: %s binary not found in PATH or sbin (install Debian package dovecot-imapd): %w", name, err)
+}
+
+// imapBinary finds Dovecot's imap executable, which lives in Dovecot's
+// libexec directory (/usr/lib/dovecot on Debian).
+func imapBinary(dovecot string) (string, error) {
+	prefix := filepath.Dir(filepath.Dir(dovecot)) // /usr/sbin/dovecot -> /usr
+	var tried []string
+	for _, dir := range []string{"lib/dovecot", "libexec/dovecot"} {
+		p := filepath.Join(prefix, dir, "imap")
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p, nil
+		}
+		tried = append(tried, p)
+	}
+	return "", fmt.Errorf("dovecot: imap binary not found (tried %s); is dovecot-imapd installed?", strings.Join(tried, ", "))
+}
+
+// prepare creates the directory tree, certificate and passwd-file.
+func (s *Server) prepare() error {
+	// Unix socket paths under base_dir are limited to 108 bytes, so keep
+	// the directory short even when TMPDIR is long.
+	parent := ""
+	if len(os.TempDir()) > 40 {
+		parent = "/tmp"
+	}
+	dir, err := os.MkdirTemp(parent, "dovecot-")
+	if err != nil {
+		return fmt.Errorf("dovecot: creating temp dir: %w", err)
+	}
+	s.Dir = dir
+	// MkdirTemp makes 0700; the dovecot and dovenull users must traverse.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return fmt.Errorf("dovecot: %w", err)
+	}
+	s.ConfigFile = filepath.Join(dir, "dovecot.conf")
+	s.mailDir = filepath.Join(dir, "mail")
+	s.passwd = filepath.Join(dir, "passwd")
+	s.logFile = filepath.Join(dir, "dovecot.log")
+	s.outFile = filepath.Join(dir, "master.out")
+	for _, d := range []string{"run", "state"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			return fmt.Errorf("dovecot: %w", err)
+		}
+	}
+	if err := os.Mkdir(s.mailDir, 0o755); err != nil {
+		return fmt.Errorf("dovecot: %w", err)
+	}
+	if err := os.Chown(s.mailDir, s.uid, s.gid); err != nil {
+		return fmt.Errorf("dovecot: %w", err)
+	}
+	// The auth process runs as the dovecot user and reads the passwd-file.
+	if err := os.WriteFile(s.passwd, nil, 0o644); err != nil {
+		return fmt.Errorf("dovecot: %w", err)
+	}
+	certPEM, keyPEM, err := selfSignedCert()
+	if err != nil {
+		return fmt.Errorf("dovecot: generating certificate: %w", err)
+	}
+	s.CertPEM = certPEM
+	s.CertPool = x509.NewCertPool()
+	if !s.CertPool.AppendCertsFromPEM(certPEM) {
+		return errors.New("dovecot: generated certificate does not parse")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o644); err != nil {
+		return fmt.Errorf("dovecot: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600); err != nil {
+		return fmt.Errorf("dovecot: %w", err)
+	}
+	return nil
+}
+
+// selfSignedCert returns a self-signed ECDSA certificate for localhost and
+// 127.0.0.1 and its private key, both PEM-encoded.
+func selfSignedCert() (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "localhost", Organization: []string{"imapkit test Dovecot"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(30 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	return certPEM, keyPEM, nil
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("dovecot: picking a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// defaultCapability is Dovecot 2.3's built-in post-login capability list;
+// with DisableIDLE it is advertised without IDLE (plugins such as quota still
+// add their own capabilities).
+const defaultCapability = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE SORT SORT=DISPLAY " +
+	"THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE " +
+	"UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH " +
+	"ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY " +
+	"PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY SPECIAL-USE"
+
+// config renders dovecot.conf for the given ports.
+func (s *Server) config(port, tlsPort int) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	dir := s.Dir
+	w("# Generated by github.com/imapkit/imap/internal/dovecot; private test instance.")
+	w("instance_name = imapkit-%s", filepath.Base(dir))
+	w("base_dir = %s/run", dir)
+	w("state_dir = %s/state", dir)
+	w("log_path = %s", s.logFile)
+	w("info_log_path = %s", s.logFile)
+	w("protocols = imap")
+	w("listen = 127.0.0.1")
+	w("default_login_user = dovenull")
+	w("default_internal_user = dovecot")
+	w("first_valid_uid = %d", s.uid)
+	w("verbose_proctitle = yes")
+	w("shutdown_clients = yes")
+	// Defaults (100 processes per service) are too low for many-connection tests.
+	limit := max(1000, s.cfg.MaxUserIPConnections+100)
+	w("default_process_limit = %d", limit)
+	w("default_client_limit = %d", 2*limit)
+	w("")
+	w("ssl = yes")
+	w("ssl_cert = <%s/cert.pem", dir)
+	w("ssl_key = <%s/key.pem", dir)
+	if _, err := os.Stat("/usr/share/dovecot/dh.pem"); err == nil {
+		w("ssl_dh = </usr/share/dovecot/dh.pem")
+	}
+	w("")
+	w("disable_plaintext_auth = no")
+	w("auth_mechanisms = plain login cram-md5")
+	w("auth_failure_delay = 0")
+	w("auth_verbose = yes")
+	w("passdb {")
+	w("  driver = passwd-file")
+	w("  args = scheme=PLAIN username_format=%%u %s", s.passwd)
+	w("}")
+	w("userdb {")
+	w("  driver = static")
+	w("  args = uid=%d gid=%d home=%s/%%u", s.uid, s.gid, s.mailDir)
+	w("}")
+	w("")
+	w("mail_location = maildir:%s/%%u", s.mailDir)
+	w("mailbox_list_index = yes")
+	w("mail_max_userip_connections = %d", s.cfg.MaxUserIPConnections)
+	if s.cfg.IdleNotifyInterval > 0 {
+		secs := int((s.cfg.IdleNotifyInterval + time.Second - 1) / time.Second)
+		w("imap_idle_notify_interval = %d secs", secs)
+	}
+	if s.cfg.DisableIDLE {
+		// imap-login shows this list before login too (plus STARTTLS
+		// and AUTH=), so IDLE is absent throughout.
+		w("imap_capability = %s", defaultCapability)
+	}
+	w("mail_plugins = $mail_plugins quota")
+	w("plugin {")
+	w("  quota = maildir:User quota")
+	w("  quota_rule = *:storage=1G")
+	w("}")
+	w("namespace inbox {")
+	w("  inbox = yes")
+	w("  separator = /")
+	w("  mailbox Drafts {")
+	w("    special_use = \\Drafts")
+	w("  }")
+	w("  mailbox Junk {")
+	w("    special_use = \\Junk")
+	w("  }")
+	w("  mailbox Trash {")
+	w("    special_use = \\Trash")
+	w("  }")
+	w("  mailbox Sent {")
+	w("    special_use = \\Sent")
+	w("  }")
+	w("}")
+	w("protocol imap {")
+	w("  mail_plugins = $mail_plugins imap_quota")
+	w("}")
+	w("")
+	w("service imap-login {")
+	w("  chroot =")
+	w("  inet_listener imap {")
+	w("    address = 127.0.0.1")
+	w("    port = %d", port)
+	w("  }")
+	w("  inet_listener imaps {")
+	w("    address = 127.0.0.1")
+	w("    port = %d", tlsPort)
+	w("    ssl = yes")
+	w("  }")
+	w("}")
+	w("service anvil {")
+	w("  chroot =")
+	w("}")
+	return b.String()
+}
+
+var errAddrInUse = errors.New("address already in use")
+
+// launch picks ports, writes the configuration and starts the master.
+func (s *Server) launch() error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	tlsPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	for tlsPort == port {
+		if tlsPort, err = freePort(); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(s.ConfigFile, []byte(s.config(port, tlsPort)), 0o644); err != nil {
+		return fmt.Errorf("dovecot: writing config: %w", err)
+	}
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	s.TLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort))
+	// Start each attempt with empty logs so errors show only this attempt.
+	_ = os.Remove(s.logFile)
+	out, err := os.OpenFile(s.outFile, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("dovecot: %w", err)
+	}
+	defer out.Close()
+
+	cmd := exec.Command(s.dovecot, "-F", "-c", s.ConfigFile)
+	cmd.Dir = s.Dir
+	cmd.Stdout = out
+	cmd.Stderr = out
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Die with the test binary, and keep all of Dovecot's processes in
+		// one process group that Stop can kill as a whole.
+		Pdeathsig: syscall.SIGKILL,
+		Setpgid:   true,
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("dovecot: starting %s: %w", strings.Join(cmd.Args, " "), err)
+	}
+	exited := make(chan struct{})
+	s.cmd, s.exited = cmd, exited
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(exited)
+	}()
+
+	deadline := time.Now().Add(startTimeout)
+	err = s.waitReady(deadline)
+	if err == nil {
+		return nil
+	}
+	s.kill()
+	logs := s.logs()
+	if strings.Contains(logs, "Address already in use") {
+		err = fmt.Errorf("%w: %w", errAddrInUse, err)
+	}
+	return fmt.Errorf("dovecot: %s (config %s) did not come up: %w\n%s",
+		strings.Join(cmd.Args, " "), s.ConfigFile, err, logs)
+}
+
+// waitReady polls both listeners until each greets with "* OK".
+func (s *Server) waitReady(deadline time.Time) error {
+	ready := map[string]bool{}
+	var last error
+	for {
+		for _, addr := range []string{s.Addr, s.TLSAddr} {
+			if ready[addr] {
+				continue
+			}
+			if err := s.probe(addr, addr == s.TLSAddr, deadline); err != nil {
+				last = err
+			} else {
+				ready[addr] = true
+			}
+		}
+		if len(ready) == 2 {
+			return nil
+		}
+		select {
+		case <-s.exited:
+			return fmt.Errorf("master exited: %v", s.waitErr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %v: %w", startTimeout, last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// probe connects to addr and checks the greeting.
+func (s *Server) probe(addr string, useTLS bool, deadline time.Time) error {
+	d := net.Dialer{Deadline: deadline, Timeout: 2 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if useTLS {
+		tc := tls.Client(c, &tls.Config{RootCAs: s.CertPool, ServerName: "localhost"})
+		if err := tc.Handshake(); err != nil {
+			return fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		c = tc
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("reading greeting from %s: %w", addr, err)
+	}
+	if !strings.HasPrefix(line, "* OK") {
+		return fmt.Errorf("unexpected greeting from %s: %q", addr, line)
+	}
+	c.Write([]byte("z LOGOUT\r\n"))
+	return nil
+}
+
+// logs returns the master's output and Dovecot's log for error messages.
+func (s *Server) logs() string {
+	var b strings.Builder
+	for _, f := range []string{s.outFile, s.logFile} {
+		data, err := os.ReadFile(f)
+		if err != nil || len(bytes.TrimSpace(data)) == 0 {
+			continue
+		}
+		const maxLog = 8 << 10
+		if len(data) > maxLog {
+			data = append([]byte("...\n"), data[len(data)-maxLog:]...)
+		}
+		fmt.Fprintf(&b, "--- %s ---\n%s", f, data)
+	}
+	return b.String()
+}
+
+// kill kills the master's whole process group and waits for the master.
+func (s *Server) kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	pid := s.cmd.Process.Pid
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	<-s.exited
+}
+
+// Stop shuts the server down, kills every process it started and removes
+// Dir. It is safe to call more than once; later calls return the first
+// call's result.
+//
+// Stop does what "doveadm stop" does (SIGTERM to the master), waits until
+// the services have exited, and then kills what is left of the process
+// group. It does not wait for the master's own shutdown, which lingers for a
+// second on its log process (so does "doveadm stop").
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return s.stopErr
+	}
+	s.stopped = true
+	var errs []error
+	select {
+	case <-s.exited:
+		errs = append(errs, fmt.Errorf("dovecot: master (config %s) had exited before Stop: %v\n%s", s.ConfigFile, s.waitErr, s.logs()))
+	default:
+		pid := s.cmd.Process.Pid
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			errs = append(errs, fmt.Errorf("dovecot: stopping master %d (config %s): %w", pid, s.ConfigFile, err))
+		}
+		deadline := time.Now().Add(5 * time.Second)
+	wait:
+		for time.Now().Before(deadline) {
+			select {
+			case <-s.exited:
+				break wait
+			case <-time.After(10 * time.Millisecond):
+			}
+			if onlyMasterAndLog(pid) {
+				break
+			}
+		}
+	}
+	s.kill()
+	if err := os.RemoveAll(s.Dir); err != nil {
+		errs = append(errs, fmt.Errorf("dovecot: removing %s: %w", s.Dir, err))
+	}
+	s.stopErr = errors.Join(errs...)
+	return s.stopErr
+}
+
+// AddUser adds a user with the given password to the passwd-file. Dovecot
+// notices the change at the next authentication. The name must not contain
+// ':' or whitespace.
+func (s *Server) AddUser(name, password string) error {
+	if name == "" || strings.ContainsAny(name, ": \t\r\n/") || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("dovecot: invalid user name %q", name)
+	}
+	if strings.ContainsAny(password, ":\r\n") {
+		return fmt.Errorf("dovecot: invalid password for user %q: contains ':' or a line break", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := os.OpenFile(s.passwd, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("dovecot: adding user %q: %w", name, err)
+	}
+	_, err = fmt.Fprintf(f, "%s:{PLAIN}%s::::::\n", name, password)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("dovecot: adding user %q to %s: %w", name, s.passwd, err)
+	}
+	return nil
+}
+
+// NewUser adds a user with a fresh unique name ("u1", "u2", ...) and a
+// random password, so that tests sharing a server stay isolated.
+func (s *Server) NewUser() (name, password string, err error) {
+	var buf [8]byte
+	if _, err := rand.Read(buf[:]); err != nil {
+		return "", "", fmt.Errorf("dovecot: generating password: %w", err)
+	}
+	password = hex.EncodeToString(buf[:])
+	s.mu.Lock()
+	s.nextUser++
+	name = "u" + strconv.Itoa(s.nextUser)
+	s.mu.Unlock()
+	if err := s.AddUser(name, password); err != nil {
+		return "", "", err
+	}
+	return name, password, nil
+}
+
+// StreamCommand returns a shell command line that gives a pre-authenticated
+// IMAP session for user on its standard input and output; the session
+// greets with "* PREAUTH". Run it with "sh -c". Dovecot writes its log lines
+// (such as "Info: Disconnected") to standard error.
+//
+// The command runs Dovecot's imap binary directly with "-c CONFIG -u USER".
+// "doveadm exec imap -u USER" would do the same, but the imap process would
+// then inherit doveadm's settings, without the "protocol imap" section, so
+// that the session would lack the QUOTA extension.
+func (s *Server) StreamCommand(user string) string {
+	return shellQuote(s.imap) + " -c " + shellQuote(s.ConfigFile) + " -u " + shellQuote(user)
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-=@+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

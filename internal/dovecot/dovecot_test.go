@@ -1,0 +1,333 @@
+package dovecot
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// conn is a raw IMAP connection for tests.
+type conn struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func newConn(t *testing.T, c net.Conn) *conn {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return &conn{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+func dial(t *testing.T, addr string) *conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	return newConn(t, c)
+}
+
+func (c *conn) line() string {
+	c.t.Helper()
+	l, err := c.r.ReadString('\n')
+	if err != nil {
+		c.t.Fatalf("reading response (got %q): %v", l, err)
+	}
+	return strings.TrimRight(l, "\r\n")
+}
+
+// greeting reads the greeting and checks its prefix.
+func (c *conn) greeting(prefix string) string {
+	c.t.Helper()
+	l := c.line()
+	if !strings.HasPrefix(l, prefix) {
+		c.t.Fatalf("greeting %q, want prefix %q", l, prefix)
+	}
+	return l
+}
+
+// cmd sends "TAG CMD" and returns the untagged lines and the tagged line,
+// failing unless the tagged status is OK.
+func (c *conn) cmd(tag, command string) (untagged []string, tagged string) {
+	c.t.Helper()
+	if _, err := fmt.Fprintf(c.c, "%s %s\r\n", tag, command); err != nil {
+		c.t.Fatalf("writing %s: %v", command, err)
+	}
+	for {
+		l := c.line()
+		if strings.HasPrefix(l, tag+" ") {
+			if !strings.HasPrefix(l, tag+" OK") {
+				c.t.Fatalf("%s: %s", command, l)
+			}
+			return untagged, l
+		}
+		untagged = append(untagged, l)
+	}
+}
+
+func (c *conn) login(user, pass string) {
+	c.t.Helper()
+	c.cmd("a", fmt.Sprintf("LOGIN %s %s", user, pass))
+}
+
+func TestGreetingAndTLS(t *testing.T) {
+	s := StartT(t)
+	dial(t, s.Addr).greeting("* OK")
+
+	for _, name := range []string{"localhost", "127.0.0.1"} {
+		t.Run(name, func(t *testing.T) {
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", s.TLSAddr,
+				&tls.Config{RootCAs: s.CertPool, ServerName: name})
+			if err != nil {
+				t.Fatalf("TLS dial %s as %s: %v", s.TLSAddr, name, err)
+			}
+			newConn(t, c).greeting("* OK")
+		})
+	}
+}
+
+func TestStreamCommand(t *testing.T) {
+	s := StartT(t)
+	user, _, err := s.NewUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", s.StreamCommand(user))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	done := make(chan struct{})
+	defer func() {
+		stdin.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}()
+	lines := make(chan string)
+	go func() {
+		defer close(done)
+		defer cmd.Wait()
+		r := bufio.NewReader(stdout)
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				close(lines)
+				return
+			}
+			lines <- strings.TrimRight(l, "\r\n")
+		}
+	}()
+	next := func() string {
+		t.Helper()
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("%s: output ended; stderr: %s", s.StreamCommand(user), stderr.String())
+			}
+			return l
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no output; stderr: %s", s.StreamCommand(user), stderr.String())
+		}
+		return ""
+	}
+	if l := next(); !strings.HasPrefix(l, "* PREAUTH") {
+		t.Fatalf("stream greeting %q, want * PREAUTH", l)
+	}
+	fmt.Fprintf(stdin, "a GETQUOTAROOT INBOX\r\n")
+	for {
+		l := next()
+		if strings.HasPrefix(l, "a ") {
+			if !strings.HasPrefix(l, "a OK") {
+				t.Fatalf("GETQUOTAROOT: %s", l)
+			}
+			break
+		}
+	}
+	fmt.Fprintf(stdin, "b LOGOUT\r\n")
+}
+
+func TestLoginAndDeliver(t *testing.T) {
+	s := StartT(t)
+	user, pass, err := s.NewUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([][]byte, 100)
+	for i := range msgs {
+		msgs[i] = []byte(fmt.Sprintf("From: a@example.com\r\nTo: %s@example.com\r\nSubject: message %d\r\n\r\nBody %d\r\n", user, i+1, i+1))
+	}
+	if err := s.DeliverMaildir(user, "INBOX", msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeliverMaildir(user, "Archive/2024", msgs[:3]); err != nil {
+		t.Fatal(err)
+	}
+
+	c := dial(t, s.Addr)
+	c.greeting("* OK")
+	c.login(user, pass)
+	untagged, _ := c.cmd("b", "SELECT INBOX")
+	if !contains(untagged, "* 100 EXISTS") {
+		t.Errorf("SELECT INBOX: got %q, want * 100 EXISTS", untagged)
+	}
+	untagged, _ = c.cmd("c", "FETCH 100 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
+	if !strings.Contains(strings.Join(untagged, "\n"), "Subject: message 100") {
+		t.Errorf("FETCH 100: got %q, want subject of the last message", untagged)
+	}
+	untagged, _ = c.cmd("d", "STATUS Archive/2024 (MESSAGES)")
+	if !contains(untagged, "* STATUS Archive/2024 (MESSAGES 3)") {
+		t.Errorf("STATUS: got %q", untagged)
+	}
+	untagged, _ = c.cmd("e", "GETQUOTAROOT INBOX")
+	if !strings.Contains(strings.Join(untagged, "\n"), "* QUOTA ") {
+		t.Errorf("GETQUOTAROOT: got %q", untagged)
+	}
+
+	// A wrong password is refused (promptly: auth_failure_delay = 0).
+	c2 := dial(t, s.Addr)
+	c2.greeting("* OK")
+	fmt.Fprintf(c2.c, "a LOGIN %s wrong\r\n", user)
+	if l := c2.line(); !strings.HasPrefix(l, "a NO") {
+		t.Errorf("LOGIN with wrong password: %q", l)
+	}
+}
+
+func contains(lines []string, want string) bool {
+	for _, l := range lines {
+		if l == want {
+			return true
+		}
+	}
+	return false
+}
+
+func TestKillIMAP(t *testing.T) {
+	s := StartT(t)
+	user, pass, err := s.NewUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, otherPass, err := s.NewUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s.Addr)
+	c.greeting("* OK")
+	c.login(user, pass)
+	c.cmd("b", "SELECT INBOX")
+	o := dial(t, s.Addr)
+	o.greeting("* OK")
+	o.login(other, otherPass)
+
+	pids, err := s.IMAPPIDs(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pids) != 1 {
+		t.Fatalf("IMAPPIDs(%q) = %v, want one pid", user, pids)
+	}
+	if err := s.KillIMAP(user); err != nil {
+		t.Fatal(err)
+	}
+	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	l, err := c.r.ReadString('\n')
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		t.Fatalf("after KillIMAP: read %q, %v; want EOF", l, err)
+	}
+	if err != io.EOF {
+		t.Logf("after KillIMAP: read error %v (not EOF)", err)
+	}
+	if pids, err := s.IMAPPIDs(user); err != nil || len(pids) != 0 {
+		t.Errorf("IMAPPIDs after KillIMAP = %v, %v; want none", pids, err)
+	}
+	// The other user's session is unaffected.
+	o.cmd("c", "NOOP")
+	if err := s.KillIMAP(user); err == nil {
+		t.Error("KillIMAP with no session: want error")
+	}
+}
+
+func TestTwoServers(t *testing.T) {
+	t.Parallel()
+	a := StartT(t)
+	b := StartT(t)
+	if a.Addr == b.Addr || a.TLSAddr == b.TLSAddr || a.Dir == b.Dir {
+		t.Fatalf("servers share addresses or dirs: %+v %+v", a, b)
+	}
+	for _, s := range []*Server{a, b} {
+		user, pass, err := s.NewUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := dial(t, s.Addr)
+		c.greeting("* OK")
+		c.login(user, pass)
+	}
+	dir := a.Dir
+	if err := a.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := a.Stop(); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("Stop left %s behind: %v", dir, err)
+	}
+	if c, err := net.DialTimeout("tcp", a.Addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("stopped server still accepts on %s", a.Addr)
+	}
+	// b still works.
+	dial(t, b.Addr).greeting("* OK")
+}
+
+func TestConfigKnobs(t *testing.T) {
+	s := StartTConfig(t, Config{DisableIDLE: true, IdleNotifyInterval: time.Second, MaxUserIPConnections: 3})
+	user, pass, err := s.NewUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s.Addr)
+	c.greeting("* OK")
+	c.login(user, pass)
+	untagged, _ := c.cmd("b", "CAPABILITY")
+	if len(untagged) != 1 || !strings.Contains(untagged[0], "IMAP4rev1") || strings.Contains(untagged[0], " IDLE") {
+		t.Errorf("CAPABILITY with DisableIDLE: %q", untagged)
+	}
+	c.cmd("c", "SELECT INBOX")
+	fmt.Fprintf(c.c, "d IDLE\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	if l := c.line(); l != "* OK Still here" {
+		t.Errorf("during IDLE with 1s notify interval: %q", l)
+	}
+	fmt.Fprintf(c.c, "DONE\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "d OK") {
+		t.Errorf("IDLE end: %q", l)
+	}
+}

@@ -1,0 +1,311 @@
+// Package wire frames the IMAP byte stream: CRLF-terminated lines and
+// literals read from the server, and safely encoded arguments written to it.
+//
+// The Reader keeps every received byte in its own buffer, so an error from
+// the underlying connection (a read deadline, a cancelled context) never
+// loses a partial line: the next call resumes where the last one stopped.
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Sizes of the read buffer. It starts small so that thousands of idle
+// connections stay cheap, grows while responses are large, and is given back
+// by Shrink once the client is idle again.
+const (
+	minBuffer = 512
+	maxBuffer = 64 << 10
+	// literalChunk is the first allocation for a large literal: a server
+	// that claims a huge literal and then stops sending costs only about
+	// what it really sent.
+	literalChunk = 1 << 20
+)
+
+// Errors returned by Reader. They describe why the stream can no longer be
+// parsed, except ErrLineTooLong, after which the offending line has been
+// skipped and reading may continue.
+var (
+	ErrUnterminated = errors.New("unterminated line")
+	ErrLineTooLong  = errors.New("line too long")
+	ErrLiteralLimit = errors.New("literal too large")
+)
+
+// LineTooLongError reports a line longer than the limit. The whole line was
+// consumed and dropped; Tail holds its last bytes so that the caller can see
+// whether it announced a literal.
+type LineTooLongError struct {
+	Limit int
+	Tail  []byte
+}
+
+func (e *LineTooLongError) Error() string { return fmt.Sprintf("got more than %d bytes", e.Limit) }
+
+// Is makes errors.Is(err, ErrLineTooLong) true.
+func (e *LineTooLongError) Is(target error) bool { return target == ErrLineTooLong }
+
+// Reader reads lines and literals from an IMAP server.
+type Reader struct {
+	src     io.Reader
+	buf     []byte
+	r, w    int // buf[r:w] holds unread bytes
+	scanned int // buf[r:r+scanned] is known to hold no LF
+
+	// MaxLine is the longest accepted line, CRLF excluded. Zero means no limit.
+	MaxLine int
+
+	// discarding is set while a too-long line is being skipped.
+	discarding int64
+	tail       []byte
+
+	// lit holds a literal in progress, so that an interrupted literal read
+	// resumes without losing bytes.
+	lit     []byte
+	litWant int64
+}
+
+// NewReader returns a Reader reading from src.
+func NewReader(src io.Reader, maxLine int) *Reader {
+	return &Reader{src: src, MaxLine: maxLine}
+}
+
+// Reset makes the Reader read from src, discarding everything buffered.
+// STARTTLS uses it so that no plaintext byte sent before the handshake can
+// be taken for a response afterwards.
+func (r *Reader) Reset(src io.Reader) {
+	r.src = src
+	r.buf = nil
+	r.r, r.w, r.scanned = 0, 0, 0
+	r.discarding = 0
+	r.tail = nil
+	r.lit, r.litWant = nil, 0
+}
+
+// Buffered returns the number of bytes received but not yet consumed.
+func (r *Reader) Buffered() int { return r.w - r.r }
+
+// HasLine reports whether a complete line is already buffered, so that it
+// can be read without waiting for the network.
+func (r *Reader) HasLine() bool {
+	return bytes.IndexByte(r.buf[r.r+r.scanned:r.w], '\n') >= 0
+}
+
+// Shrink releases a large buffer once nothing is buffered, so that an idle
+// connection holds only a small one.
+func (r *Reader) Shrink() {
+	if r.r == r.w && cap(r.buf) > minBuffer {
+		r.buf = nil
+		r.r, r.w, r.scanned = 0, 0, 0
+	}
+}
+
+// fill reads more bytes from src into the buffer, making room first.
+func (r *Reader) fill() error {
+	if r.r > 0 && (r.r == r.w || len(r.buf)-r.w < len(r.buf)/4) {
+		n := copy(r.buf, r.buf[r.r:r.w])
+		r.w = n
+		r.r = 0
+	}
+	if r.buf == nil {
+		r.buf = make([]byte, minBuffer)
+	} else if r.w == len(r.buf) {
+		size := 2 * len(r.buf)
+		if size > maxBuffer && r.w-r.r < maxBuffer {
+			size = maxBuffer
+		}
+		nb := make([]byte, size)
+		r.w = copy(nb, r.buf[r.r:r.w])
+		r.r = 0
+		r.buf = nb
+	}
+	n, err := r.src.Read(r.buf[r.w:])
+	r.w += n
+	if n > 0 && r.w == len(r.buf) && len(r.buf) < maxBuffer {
+		// The read filled the buffer: more is probably waiting, so grow
+		// before the next read to cut the number of system calls.
+		nb := make([]byte, 2*len(r.buf))
+		r.w = copy(nb, r.buf[r.r:r.w])
+		r.r = 0
+		r.buf = nb
+	}
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// ReadLine returns the next line without its CRLF. The slice aliases the
+// buffer and is valid until the next call.
+//
+// A line ending in a bare LF is ErrUnterminated. EOF before any byte of the
+// line is io.EOF; EOF inside a line is ErrUnterminated. Any other error from
+// the source is returned as is, with the partial line kept for the next call.
+// A line longer than MaxLine is skipped and reported as *LineTooLongError.
+func (r *Reader) ReadLine() ([]byte, error) {
+	for {
+		if r.discarding > 0 {
+			if err := r.discard(); err != nil {
+				return nil, err
+			}
+			tail := r.tail
+			r.tail = nil
+			return nil, &LineTooLongError{Limit: r.MaxLine, Tail: tail}
+		}
+		if i := bytes.IndexByte(r.buf[r.r+r.scanned:r.w], '\n'); i >= 0 {
+			end := r.r + r.scanned + i
+			line := r.buf[r.r:end]
+			r.r = end + 1
+			r.scanned = 0
+			if len(line) == 0 || line[len(line)-1] != '\r' {
+				return line, fmt.Errorf("%w: %q", ErrUnterminated, clip(line))
+			}
+			line = line[:len(line)-1]
+			if r.MaxLine > 0 && len(line) > r.MaxLine {
+				return nil, &LineTooLongError{Limit: r.MaxLine, Tail: tailOf(line)}
+			}
+			return line, nil
+		}
+		r.scanned = r.w - r.r
+		if r.MaxLine > 0 && r.scanned > r.MaxLine+1 {
+			// Too long: drop what we have and skip to the end of the line.
+			r.discarding = 1
+			r.tail = tailOf(r.buf[r.r:r.w])
+			r.r, r.w, r.scanned = 0, 0, 0
+			continue
+		}
+		if err := r.fill(); err != nil {
+			if err == io.EOF && r.w > r.r {
+				partial := r.buf[r.r:r.w]
+				r.r, r.scanned = r.w, 0
+				return partial, fmt.Errorf("%w: %q", ErrUnterminated, clip(partial))
+			}
+			return nil, err
+		}
+	}
+}
+
+// maxDiscard bounds how much of one over-long line is skipped before the
+// stream is given up on.
+func (r *Reader) maxDiscard() int64 { return 16 * int64(r.MaxLine+1024) }
+
+func (r *Reader) discard() error {
+	for {
+		if i := bytes.IndexByte(r.buf[r.r:r.w], '\n'); i >= 0 {
+			r.tail = append(r.tail, r.buf[r.r:r.r+i]...)
+			r.tail = tailOf(r.tail)
+			r.r += i + 1
+			r.scanned = 0
+			r.discarding = 0
+			return nil
+		}
+		r.discarding += int64(r.w - r.r)
+		r.tail = tailOf(append(r.tail, r.buf[r.r:r.w]...))
+		r.r, r.w, r.scanned = 0, 0, 0
+		if r.discarding > r.maxDiscard() {
+			return fmt.Errorf("%w: more than %d bytes without a line end", ErrUnterminated, r.discarding)
+		}
+		if err := r.fill(); err != nil {
+			if err == io.EOF {
+				return fmt.Errorf("%w: EOF inside an over-long line", ErrUnterminated)
+			}
+			return err
+		}
+	}
+}
+
+// ReadLiteral reads a literal of exactly n bytes. max bounds n (0 means no
+// bound). Memory grows with the bytes actually received, never with the
+// size the server claims. If the source fails, the bytes read so far are
+// kept and a later call with the same n resumes.
+func (r *Reader) ReadLiteral(n, max int64) ([]byte, error) {
+	if n < 0 || (max > 0 && n > max) {
+		return nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrLiteralLimit, n, max)
+	}
+	if r.lit == nil || r.litWant != n {
+		first := n
+		if first > literalChunk {
+			first = literalChunk
+		}
+		r.lit = make([]byte, 0, first)
+		r.litWant = n
+	}
+	for int64(len(r.lit)) < n {
+		if r.r == r.w {
+			need := n - int64(len(r.lit))
+			if need >= maxBuffer && cap(r.lit)-len(r.lit) >= maxBuffer {
+				// Large remainder: read straight into the literal.
+				m, err := r.src.Read(r.lit[len(r.lit):cap(r.lit)][:min64(need, int64(cap(r.lit)-len(r.lit)))])
+				r.lit = r.lit[:len(r.lit)+m]
+				if m > 0 {
+					continue
+				}
+				if err == nil {
+					err = io.ErrNoProgress
+				}
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return nil, err
+			}
+			if err := r.fill(); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return nil, err
+			}
+		}
+		take := min64(n-int64(len(r.lit)), int64(r.w-r.r))
+		if int64(cap(r.lit)-len(r.lit)) < take {
+			// Double, so a large literal is copied O(n) times in all,
+			// but only as its bytes actually arrive.
+			grow := int64(cap(r.lit))
+			if grow < take {
+				grow = take
+			}
+			if int64(cap(r.lit))+grow > n {
+				grow = n - int64(cap(r.lit))
+			}
+			nl := make([]byte, len(r.lit), int64(cap(r.lit))+grow)
+			copy(nl, r.lit)
+			r.lit = nl
+		}
+		r.lit = append(r.lit, r.buf[r.r:r.r+int(take)]...)
+		r.r += int(take)
+	}
+	out := r.lit
+	r.lit, r.litWant = nil, 0
+	r.scanned = 0
+	return out, nil
+}
+
+func min64(a, b int64) int64 {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func tailOf(b []byte) []byte {
+	const keep = 32
+	if len(b) > keep {
+		b = b[len(b)-keep:]
+	}
+	return append([]byte(nil), b...)
+}
+
+func clip(b []byte) []byte {
+	if len(b) > 80 {
+		return b[:80]
+	}
+	return b
+}
+
+// Pending returns how many bytes of an interrupted literal are held, so a
+// caller can tell whether a timed-out read made progress.
+func (r *Reader) Pending() int64 { return int64(len(r.lit)) }

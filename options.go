@@ -1,0 +1,75 @@
+package imap
+
+import (
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Defaults used when the corresponding Options field is zero.
+const (
+	// DefaultTimeout bounds every wait for the server: each read or write
+	// must make progress within it. IDLE waits are bounded by the Idler's
+	// own deadline instead.
+	DefaultTimeout = 60 * time.Second
+	// DefaultMaxLine is imaplib's _MAXLINE.
+	DefaultMaxLine = 1_000_000
+	// DefaultMaxLiteral bounds a single literal the server may send.
+	DefaultMaxLiteral = 1 << 30
+	// DefaultMaxResponseLiterals bounds the sum of the literals of one
+	// response that is not a FETCH body section (ENVELOPE strings, mailbox
+	// names, ...).
+	DefaultMaxResponseLiterals = 16 << 20
+	// DefaultMaxCached bounds the number of untagged data the client keeps
+	// for Response; a server flooding unsolicited data cannot grow it
+	// without bound.
+	DefaultMaxCached = 1_000_000
+)
+
+// Options configures a Client. A nil *Options is equivalent to a zero
+// Options, and every zero field means its default.
+type Options struct {
+	// Timeout bounds each wait for the server to make progress (per read and
+	// per write, not per command). Zero means DefaultTimeout; a negative
+	// value disables it.
+	Timeout time.Duration
+
+	// TLSConfig is used by DialTLS and StartTLS. When ServerName is empty it
+	// is taken from the address. Verification is on unless the config turns
+	// it off.
+	TLSConfig *tls.Config
+
+	// MaxLine is the longest line accepted from the server (default
+	// DefaultMaxLine). A longer line is a command error.
+	MaxLine int
+
+	// MaxLiteral is the largest single literal accepted from the server
+	// (default DefaultMaxLiteral).
+	MaxLiteral int64
+
+	// MaxResponseLiterals bounds the literals of one non-body response
+	// (default DefaultMaxResponseLiterals).
+	MaxResponseLiterals int64
+
+	// MaxCached bounds the untagged data kept for Response (default
+	// DefaultMaxCached). Past it the oldest data of that type is dropped
+	// and counted in (*Client).Dropped.
+	MaxCached int
+
+	// InsecureAuth allows LOGIN and AUTHENTICATE on a connection that is
+	// neither TLS nor a local stream. Without it, sending credentials in
+	// plaintext is refused before anything is sent.
+	InsecureAuth bool
+
+	// Trace, if set, receives a protocol trace: "C: " lines sent and "S: "
+	// lines received. Passwords and authentication payloads are redacted.
+	Trace io.Writer
+
+	// Logger, if set, receives the same trace at debug level, plus
+	// connection events at info level. Secrets are redacted.
+	Logger *slog.Logger
+
+	// TagPrefix overrides the random four-letter tag prefix (tests).
+	TagPrefix string
+}

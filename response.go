@@ -1,0 +1,59 @@
+package imap
+
+// Datum is one piece of response data, shaped like an element of the data
+// list in imaplib's (typ, [data]) results: plain bytes, or a
+// (header, literal) pair when the server sent a literal.
+//
+// Text holds the bytes of a line (without CRLF). When the line ended in a
+// literal marker such as "{41}", Literal holds the literal's bytes (non-nil,
+// possibly empty) and Text ends with that marker. Literal is nil for plain
+// bytes.
+type Datum struct {
+	Text    []byte
+	Literal []byte
+}
+
+// IsLiteral reports whether d is a (header, literal) pair.
+func (d Datum) IsLiteral() bool { return d.Literal != nil }
+
+// String returns the text of d, with the literal appended after the header
+// when there is one. It is meant for display and logging.
+func (d Datum) String() string {
+	if d.Literal == nil {
+		return string(d.Text)
+	}
+	return string(d.Text) + string(d.Literal)
+}
+
+// Response is one untagged response, as returned by (*Client).Response and
+// delivered by an Idler: Type is the response name ("EXISTS", "FETCH",
+// "OK", or a response code such as "UIDVALIDITY") and Data its data.
+//
+// A response that carried literals has one Datum per literal, followed by
+// the trailing text, for example
+//
+//	FETCH [{"1 (BODY[HEADER.FIELDS (DATE)] {41}", "Date: ..."}, {")"}]
+type Response struct {
+	Type string
+	Data []Datum
+}
+
+// Result is the outcome of one command, like imaplib's (typ, [data]) pair.
+// Status is the tagged status ("OK", "NO", "BAD"), or "BYE" after LOGOUT.
+// Data holds the untagged data of the type the command asks for (for
+// example every FETCH datum for Fetch), or the tagged response text when the
+// command returns no data of its own.
+type Result struct {
+	Status string
+	Data   []Datum
+}
+
+// Texts returns the Text of every datum of r, a convenience for results that
+// carry no literals.
+func (r Result) Texts() []string {
+	out := make([]string, len(r.Data))
+	for i, d := range r.Data {
+		out[i] = string(d.Text)
+	}
+	return out
+}

@@ -1,0 +1,50 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+)
+
+// StartTLS upgrades the connection to TLS (RFC 3501 §6.2.1). It fails
+// unless the server advertises STARTTLS. After the handshake every byte
+// received before it is discarded, so nothing a network attacker injected
+// in plaintext can be taken for a response, and the capabilities are read
+// again. If STARTTLS fails for any reason the connection is closed: it
+// never continues in plaintext. cfg may be nil; its ServerName defaults to
+// the dialed host, and verification is on unless cfg turns it off.
+func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) error {
+	if c.State() == StateIdling {
+		return c.checkStateLocked("STARTTLS")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.checkState("STARTTLS"); err != nil {
+		return err
+	}
+	if c.isTLS {
+		return cmdError("STARTTLS", "TLS session already established")
+	}
+	if !c.has("STARTTLS") {
+		return c.abort("STARTTLS", nil, "TLS not supported by server")
+	}
+	if cfg == nil {
+		cfg = c.opts.TLSConfig
+	}
+	o := c.opts
+	o.TLSConfig = cfg
+	if _, err := c.run(ctx, &command{name: "STARTTLS"}); err != nil {
+		if e, ok := err.(*Error); ok && e.Kind == ErrAbort {
+			return err
+		}
+		return c.abort("STARTTLS", err, "Couldn't establish TLS session")
+	}
+	tconn := tls.Client(c.conn, tlsConfig(&o, c.host))
+	if err := handshake(ctx, tconn, &o); err != nil {
+		return c.abort("STARTTLS", err, "TLS handshake failed")
+	}
+	c.conn = tconn
+	c.rd.Reset(tconn) // drop any plaintext buffered before the handshake
+	c.isTLS, c.secure = true, true
+	c.clearCache()
+	return c.refreshCaps(ctx)
+}

@@ -1,0 +1,571 @@
+package imap
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strconv"
+	"unsafe"
+)
+
+// maxNesting bounds how deeply parenthesised lists may nest in response
+// data. Real responses stay well below it (a BODYSTRUCTURE needs one level
+// per MIME nesting level and two or three more for its fields); deeper data
+// is rejected as hostile instead of being followed.
+const maxNesting = 100
+
+// ParseError reports response data that does not follow the IMAP grammar.
+// The typed parsers (ParseFetch, ParseList, ...) return it.
+type ParseError struct {
+	Type   string // the response type, e.g. "FETCH" or "LIST"
+	Seq    uint32 // the message sequence number for FETCH, or 0
+	Item   string // the data item being parsed, e.g. "ENVELOPE", if any
+	Offset int    // byte offset in the response (literals counted in place), or -1
+	Msg    string // what was wrong
+}
+
+// Error returns a message such as
+//
+//	imap: parse FETCH 12: ENVELOPE: expected "(" at offset 34
+func (e *ParseError) Error() string {
+	b := make([]byte, 0, 64)
+	b = append(b, "imap: parse "...)
+	b = append(b, e.Type...)
+	if e.Seq != 0 {
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(e.Seq), 10)
+	}
+	if e.Item != "" {
+		b = append(b, ": "...)
+		b = append(b, e.Item...)
+	}
+	b = append(b, ": "...)
+	b = append(b, e.Msg...)
+	if e.Offset >= 0 {
+		b = append(b, " at offset "...)
+		b = strconv.AppendInt(b, int64(e.Offset), 10)
+	}
+	return string(b)
+}
+
+// withContext fills in the type, sequence number and item of err if it is a
+// *ParseError that does not name them yet, and returns err.
+func withContext(err error, typ string, seq uint32, item string) error {
+	if pe, ok := err.(*ParseError); ok {
+		if pe.Type == "" {
+			pe.Type = typ
+		}
+		if pe.Seq == 0 {
+			pe.Seq = seq
+		}
+		if pe.Item == "" {
+			pe.Item = item
+		}
+	}
+	return err
+}
+
+// nextResponse splits off the first response of data: the datums up to and
+// including the first one without a literal. complete is false when data
+// ends in a literal-bearing datum (the trailing text is missing).
+func nextResponse(data []Datum) (resp, rest []Datum, complete bool) {
+	for i, d := range data {
+		if d.Literal == nil {
+			return data[:i+1], data[i+1:], true
+		}
+	}
+	return data, nil, false
+}
+
+// countResponses returns the number of responses in data, counting an
+// incomplete one at the end.
+func countResponses(data []Datum) int {
+	n := 0
+	for _, d := range data {
+		if d.Literal == nil {
+			n++
+		}
+	}
+	if len(data) > 0 && data[len(data)-1].Literal != nil {
+		n++
+	}
+	return n
+}
+
+// isEmptyResponse reports whether resp is a single datum with no bytes at
+// all, which the typed parsers skip (imaplib's "no data" placeholder).
+func isEmptyResponse(resp []Datum) bool {
+	return len(resp) == 1 && len(resp[0].Text) == 0 && resp[0].Literal == nil
+}
+
+// Character classes for the scanner.
+const (
+	cAtomEnd  = 1 << iota // ends an atom: SP, CTL, ( ) " { and DEL
+	cItemEnd              // ends a FETCH item name: cAtomEnd or [ or <
+)
+
+var charClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		if c <= ' ' || c == 0x7f || c == '(' || c == ')' || c == '"' || c == '{' {
+			t[c] |= cAtomEnd | cItemEnd
+		}
+		if c == '[' || c == '<' {
+			t[c] |= cItemEnd
+		}
+	}
+	return t
+}()
+
+// scanner walks the data of one response: the Text of each datum in turn,
+// with each datum's Literal standing for the "{N}" marker that ends its
+// Text. It never concatenates the pieces.
+//
+// Every method either consumes what it reports or returns a *ParseError;
+// none panics, whatever the input. The zero scanner is not usable; call
+// reset first.
+type scanner struct {
+	segs  []Datum
+	si    int    // index of the current datum
+	text  []byte // segs[si].Text
+	pos   int    // position in text
+	base  int    // offset of text[0] in the whole response
+	depth int    // current list nesting
+	arena strArena
+}
+
+// reset makes s scan resp, which must hold at least one datum.
+func (s *scanner) reset(resp []Datum) {
+	s.segs = resp
+	s.si = 0
+	s.text = resp[0].Text
+	s.pos = 0
+	s.base = 0
+	s.depth = 0
+}
+
+// mark is a position in the response, for capturing raw values.
+type mark struct{ si, pos int }
+
+func (s *scanner) mark() mark { return mark{s.si, s.pos} }
+
+// rawSince returns the bytes from m to the current position. Within one
+// datum it is a subslice of its Text; across literals it is rebuilt in wire
+// form, with CRLF after each literal marker.
+func (s *scanner) rawSince(m mark) []byte {
+	if m.si == s.si {
+		return s.text[m.pos:s.pos:s.pos]
+	}
+	n := 0
+	for i := m.si; i < s.si; i++ {
+		n += len(s.segs[i].Text) + 2 + len(s.segs[i].Literal)
+	}
+	out := make([]byte, 0, n+s.pos-m.pos)
+	out = append(out, s.segs[m.si].Text[m.pos:]...)
+	for i := m.si; i < s.si; i++ {
+		if i > m.si {
+			out = append(out, s.segs[i].Text...)
+		}
+		out = append(out, '\r', '\n')
+		out = append(out, s.segs[i].Literal...)
+	}
+	return append(out, s.text[:s.pos]...)
+}
+
+// offset returns the current offset in the whole response.
+func (s *scanner) offset() int { return s.base + s.pos }
+
+// errorf returns a *ParseError at the current offset.
+func (s *scanner) errorf(format string, args ...any) error {
+	return &ParseError{Offset: s.offset(), Msg: fmt.Sprintf(format, args...)}
+}
+
+// unexpected returns an error saying what was expected and what was found.
+func (s *scanner) unexpected(what string) error {
+	if s.pos >= len(s.text) {
+		if s.si == len(s.segs)-1 {
+			return s.errorf("expected %s, found end of data", what)
+		}
+		return s.errorf("expected %s, found end of line", what)
+	}
+	c := s.text[s.pos]
+	if c > ' ' && c < 0x7f {
+		return s.errorf("expected %s, found %q", what, rune(c))
+	}
+	return s.errorf("expected %s, found byte %#02x", what, c)
+}
+
+// atEnd reports whether the whole response has been consumed.
+func (s *scanner) atEnd() bool { return s.pos >= len(s.text) && s.si == len(s.segs)-1 }
+
+// peek returns the next byte of the current datum's Text, or 0 at its end.
+func (s *scanner) peek() byte {
+	if s.pos < len(s.text) {
+		return s.text[s.pos]
+	}
+	return 0
+}
+
+// skipSP skips spaces. The grammar wants exactly one between tokens; some
+// servers send more, and nothing is lost by accepting them.
+func (s *scanner) skipSP() {
+	for s.pos < len(s.text) && s.text[s.pos] == ' ' {
+		s.pos++
+	}
+}
+
+// expectEnd checks that only spaces remain in the response.
+func (s *scanner) expectEnd() error {
+	s.skipSP()
+	if !s.atEnd() {
+		return s.unexpected("end of response")
+	}
+	return nil
+}
+
+// open consumes "(" and enters a list.
+func (s *scanner) open() error {
+	if s.peek() != '(' {
+		return s.unexpected(`"("`)
+	}
+	if s.depth >= maxNesting {
+		return s.errorf("lists nested more than %d deep", maxNesting)
+	}
+	s.depth++
+	s.pos++
+	return nil
+}
+
+// close skips spaces and, if the list ends here, consumes ")" and reports
+// true.
+func (s *scanner) close() bool {
+	s.skipSP()
+	if s.peek() == ')' {
+		s.pos++
+		s.depth--
+		return true
+	}
+	return false
+}
+
+// isNIL reports whether the next token is NIL, and consumes it if so.
+func (s *scanner) isNIL() bool {
+	t := s.text[s.pos:]
+	if len(t) >= 3 && t[0]|0x20 == 'n' && t[1]|0x20 == 'i' && t[2]|0x20 == 'l' &&
+		(len(t) == 3 || charClass[t[3]]&cAtomEnd != 0 || t[3] == ']') {
+		s.pos += 3
+		return true
+	}
+	return false
+}
+
+// openOrNIL consumes "(" and reports true, or consumes NIL and reports
+// false.
+func (s *scanner) openOrNIL() (bool, error) {
+	if s.peek() == '(' {
+		return true, s.open()
+	}
+	if s.isNIL() {
+		return false, nil
+	}
+	return false, s.unexpected(`"(" or NIL`)
+}
+
+// atom consumes an atom: a run of bytes that are not SP, CTL, "(", ")",
+// '"' or "{". It may be empty.
+func (s *scanner) atom() []byte {
+	t := s.text
+	i := s.pos
+	for i < len(t) && charClass[t[i]]&cAtomEnd == 0 {
+		i++
+	}
+	a := t[s.pos:i:i]
+	s.pos = i
+	return a
+}
+
+// number consumes a decimal number that fits in 64 bits.
+func (s *scanner) number() (uint64, error) {
+	t := s.text
+	i := s.pos
+	var n uint64
+	for i < len(t) && isDigit(t[i]) {
+		d := uint64(t[i] - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return 0, s.errorf("number too large")
+		}
+		n = n*10 + d
+		i++
+	}
+	if i == s.pos {
+		return 0, s.unexpected("number")
+	}
+	if i < len(t) && charClass[t[i]]&cAtomEnd == 0 && t[i] != ']' && t[i] != '>' {
+		s.pos = i
+		return 0, s.errorf("unexpected %q after number", rune(t[i]))
+	}
+	s.pos = i
+	return n, nil
+}
+
+// number32 consumes a number that fits in 32 bits.
+func (s *scanner) number32() (uint32, error) {
+	start := s.pos
+	n, err := s.number()
+	if err == nil && n > math.MaxUint32 {
+		s.pos = start
+		return 0, s.errorf("number %d out of range", n)
+	}
+	return uint32(n), err
+}
+
+// number63 consumes a number that fits in an int64.
+func (s *scanner) number63() (int64, error) {
+	start := s.pos
+	n, err := s.number()
+	if err == nil && n > math.MaxInt64 {
+		s.pos = start
+		return 0, s.errorf("number %d out of range", n)
+	}
+	return int64(n), err
+}
+
+// quoted consumes a quoted string and returns its content between the
+// quotes, still escaped when esc is true.
+func (s *scanner) quoted() (raw []byte, esc bool, err error) {
+	t := s.text[s.pos+1:]
+	j := bytes.IndexByte(t, '"')
+	if j >= 0 && bytes.IndexByte(t[:j], '\\') < 0 {
+		s.pos += j + 2
+		return t[:j:j], false, nil
+	}
+	// Slow path: escapes.
+	for i := 0; i < len(t); i++ {
+		switch t[i] {
+		case '\\':
+			i++
+		case '"':
+			s.pos += i + 2
+			return t[:i:i], true, nil
+		}
+	}
+	return nil, false, s.errorf("unterminated quoted string")
+}
+
+// literal consumes a literal marker "{N}" (or "~{N}" for binary data, or
+// "{N+}"), which must end the current datum's Text, and returns the
+// literal's bytes, moving on to the next datum.
+func (s *scanner) literal() ([]byte, error) {
+	t := s.text
+	i := s.pos
+	if i < len(t) && t[i] == '~' {
+		i++
+	}
+	if i >= len(t) || t[i] != '{' {
+		return nil, s.unexpected("literal")
+	}
+	i++
+	n, start := 0, i
+	for i < len(t) && isDigit(t[i]) {
+		if n > (math.MaxInt32-9)/10 {
+			return nil, s.errorf("literal size too large")
+		}
+		n = n*10 + int(t[i]-'0')
+		i++
+	}
+	if i < len(t) && t[i] == '+' {
+		i++
+	}
+	if i == start || i >= len(t) || t[i] != '}' {
+		return nil, s.errorf("malformed literal marker")
+	}
+	if i+1 != len(t) {
+		return nil, s.errorf("literal marker not at end of line")
+	}
+	d := s.segs[s.si]
+	if d.Literal == nil || s.si == len(s.segs)-1 {
+		return nil, s.errorf("literal marker without literal data")
+	}
+	if len(d.Literal) != n {
+		return nil, s.errorf("literal has %d bytes, marker says %d", len(d.Literal), n)
+	}
+	s.base += len(t) + len(d.Literal)
+	s.si++
+	s.text = s.segs[s.si].Text
+	s.pos = 0
+	return d.Literal, nil
+}
+
+// nstring consumes a string (quoted or literal) or NIL. For a quoted string
+// with escapes, esc is true and raw still holds the escapes.
+func (s *scanner) nstring() (raw []byte, esc, isNil bool, err error) {
+	switch s.peek() {
+	case '"':
+		raw, esc, err = s.quoted()
+		return raw, esc, false, err
+	case '{', '~':
+		raw, err = s.literal()
+		return raw, false, false, err
+	case 'N', 'n':
+		if s.isNIL() {
+			return nil, false, true, nil
+		}
+	}
+	return nil, false, false, s.unexpected("string or NIL")
+}
+
+// nstr consumes a string or NIL and returns it as a string ("" for NIL).
+func (s *scanner) nstr() (string, error) {
+	raw, esc, _, err := s.nstring()
+	if err != nil || len(raw) == 0 {
+		return "", err
+	}
+	if esc {
+		return s.arena.unescape(raw), nil
+	}
+	return s.arena.str(raw), nil
+}
+
+// nbytes consumes a string or NIL and returns its bytes (nil for NIL).
+// They alias the input unless the string had escapes.
+func (s *scanner) nbytes() ([]byte, error) {
+	raw, esc, isNil, err := s.nstring()
+	if err != nil || isNil {
+		return nil, err
+	}
+	if esc {
+		return unescape(make([]byte, 0, len(raw)), raw), nil
+	}
+	return raw, nil
+}
+
+// astring consumes an astring (RFC 3501): an atom (which may contain "]"),
+// a quoted string or a literal.
+func (s *scanner) astring() (raw []byte, esc bool, err error) {
+	switch s.peek() {
+	case '"':
+		return s.quoted()
+	case '{', '~':
+		raw, err = s.literal()
+		return raw, false, err
+	}
+	a := s.atom()
+	if len(a) == 0 {
+		return nil, false, s.unexpected("string")
+	}
+	return a, false, nil
+}
+
+// skipValue consumes one value of any kind (atom, number, NIL, string,
+// literal or list) without interpreting it.
+func (s *scanner) skipValue() error {
+	switch s.peek() {
+	case '(':
+		if err := s.open(); err != nil {
+			return err
+		}
+		for !s.close() {
+			if err := s.skipValue(); err != nil {
+				return err
+			}
+		}
+		return nil
+	case '"':
+		_, _, err := s.quoted()
+		return err
+	case '{', '~':
+		if s.peek() == '{' || (s.pos+1 < len(s.text) && s.text[s.pos+1] == '{') {
+			_, err := s.literal()
+			return err
+		}
+	}
+	if a := s.atom(); len(a) > 0 {
+		return nil
+	}
+	return s.unexpected("value")
+}
+
+// unescape appends the content of a quoted string to dst, resolving
+// backslash escapes.
+func unescape(dst, raw []byte) []byte {
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c == '\\' && i+1 < len(raw) {
+			i++
+			c = raw[i]
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// strArena hands out strings carved from shared chunks, so that the many
+// short strings of a FETCH response (addresses, subjects, MIME parameters)
+// cost one allocation per chunk instead of one each. A chunk's bytes are
+// written once, before the string that covers them is created, and never
+// again, which is what makes the unsafe.String conversion sound (the same
+// reasoning as strings.Builder). A string keeps its whole chunk alive; the
+// chunks are small.
+type strArena struct {
+	buf  []byte
+	next int // size of the next chunk
+}
+
+const (
+	arenaFirstChunk = 512
+	arenaMaxChunk   = 16 << 10
+	arenaMaxString  = 1 << 10 // longer strings get their own allocation
+)
+
+// alloc returns n writable bytes that will back a string.
+func (a *strArena) alloc(n int) []byte {
+	if n > arenaMaxString {
+		return make([]byte, n)
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		if a.next == 0 {
+			a.next = arenaFirstChunk
+		}
+		a.buf = make([]byte, 0, a.next)
+		if a.next < arenaMaxChunk {
+			a.next *= 2
+		}
+	}
+	i := len(a.buf)
+	a.buf = a.buf[:i+n]
+	return a.buf[i : i+n : i+n]
+}
+
+// str returns a string with the bytes of b.
+func (a *strArena) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	p := a.alloc(len(b))
+	copy(p, b)
+	return unsafe.String(&p[0], len(p))
+}
+
+// lower returns b lower-cased (ASCII only) as a string.
+func (a *strArena) lower(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	p := a.alloc(len(b))
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		p[i] = c
+	}
+	return unsafe.String(&p[0], len(p))
+}
+
+// unescape returns the content of a quoted string with its escapes
+// resolved.
+func (a *strArena) unescape(raw []byte) string {
+	p := unescape(a.alloc(len(raw))[:0], raw)
+	if len(p) == 0 {
+		return ""
+	}
+	return unsafe.String(&p[0], len(p))
+}
