@@ -44,7 +44,9 @@ func splitFlags(b []byte) []string {
 	return out
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'
+}
 
 // Common flags and mailbox attributes, returned as constants so that parsing
 // them does not allocate.

@@ -56,19 +56,19 @@ func TestInternaldate2TimeTable(t *testing.T) {
 		{`INTERNALDATE "02-Jan-2000 00:00:00 +0000" INTERNALDATE "bogus"`, "2000-01-02T00:00:00Z"},
 		{`1 (FLAGS (\Seen))`, ""},
 		{``, ""},
-		{`INTERNALDATE "01-Foo-2000 00:00:00 +0000"`, ""},  // unknown month
-		{`INTERNALDATE "01-JAN-2000 00:00:00 +0000"`, ""},  // imaplib's shape wants "Jan"
-		{`INTERNALDATE "31-Apr-2000 00:00:00 +0000"`, ""},  // no such day
-		{`INTERNALDATE "29-Feb-1900 00:00:00 +0000"`, ""},  // not a leap year
-		{`INTERNALDATE "00-Jan-2000 00:00:00 +0000"`, ""},  // day zero
-		{`INTERNALDATE "01-Jan-2000 24:00:00 +0000"`, ""},  // hour
-		{`INTERNALDATE "01-Jan-2000 00:60:00 +0000"`, ""},  // minute
-		{`INTERNALDATE "01-Jan-2000 00:00:00 +0060"`, ""},  // zone minutes
-		{`INTERNALDATE "01-Jan-2000 00:00:00 0000"`, ""},   // no sign
-		{`INTERNALDATE "01-Jan-2000 00:00:00 +0000`, ""},   // no closing quote
-		{`INTERNALDATE "41-Jan-2000 00:00:00 +0000"`, ""},  // day tens
-		{`INTERNALDATE "1-Jan-2000 00:00:00 +0000"`, ""},   // imaplib wants two characters
-		{`INTERNALDATE 01-Jan-2000 00:00:00 +0000`, ""},    // unquoted
+		{`INTERNALDATE "01-Foo-2000 00:00:00 +0000"`, ""}, // unknown month
+		{`INTERNALDATE "01-JAN-2000 00:00:00 +0000"`, ""}, // imaplib's shape wants "Jan"
+		{`INTERNALDATE "31-Apr-2000 00:00:00 +0000"`, ""}, // no such day
+		{`INTERNALDATE "29-Feb-1900 00:00:00 +0000"`, ""}, // not a leap year
+		{`INTERNALDATE "00-Jan-2000 00:00:00 +0000"`, ""}, // day zero
+		{`INTERNALDATE "01-Jan-2000 24:00:00 +0000"`, ""}, // hour
+		{`INTERNALDATE "01-Jan-2000 00:60:00 +0000"`, ""}, // minute
+		{`INTERNALDATE "01-Jan-2000 00:00:00 +0060"`, ""}, // zone minutes
+		{`INTERNALDATE "01-Jan-2000 00:00:00 0000"`, ""},  // no sign
+		{`INTERNALDATE "01-Jan-2000 00:00:00 +0000`, ""},  // no closing quote
+		{`INTERNALDATE "41-Jan-2000 00:00:00 +0000"`, ""}, // day tens
+		{`INTERNALDATE "1-Jan-2000 00:00:00 +0000"`, ""},  // imaplib wants two characters
+		{`INTERNALDATE 01-Jan-2000 00:00:00 +0000`, ""},   // unquoted
 		{`INTERNALDATE "01-Jan-2000 00:00:00 +0000"`, "2000-01-01T00:00:00Z"},
 	}
 	for _, tt := range tests {
@@ -128,7 +128,7 @@ func TestTime2InternaldateTable(t *testing.T) {
 		{time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), `"01-Jan-2000 00:00:00 +0000"`},
 		{time.Date(1996, 7, 17, 2, 44, 25, 999, time.FixedZone("PDT", -7*3600)), `"17-Jul-1996 02:44:25 -0700"`},
 		{time.Date(2024, 12, 6, 23, 5, 9, 0, time.FixedZone("", 5*3600+45*60)), `"06-Dec-2024 23:05:09 +0545"`},
-		{time.Date(2024, 3, 9, 1, 2, 3, 0, time.FixedZone("", -(9*3600 + 30*60))), `"09-Mar-2024 01:02:03 -0930"`},
+		{time.Date(2024, 3, 9, 1, 2, 3, 0, time.FixedZone("", -(9*3600+30*60))), `"09-Mar-2024 01:02:03 -0930"`},
 		{time.Date(999, 10, 31, 0, 0, 0, 0, time.UTC), `"31-Oct-0999 00:00:00 +0000"`},
 	}
 	for _, tt := range tests {

@@ -19,7 +19,7 @@ func TestMailboxUTF7(t *testing.T) {
 		{"R&D", "R&-D"},
 		{"&&", "&-&-"},
 		{"Entwürfe", "Entw&APw-rfe"},
-		{"Корзина", "&BBoEPgRABDcEOARNBDA-"},
+		{"Корзина", "&BBoEPgRABDcEOAQ9BDA-"},
 		{"Gesendete Objekte", "Gesendete Objekte"},
 		{"ü&", "&APw-&-"},
 		{"&ü", "&-&APw-"},
@@ -45,15 +45,15 @@ func TestDecodeMailboxErrors(t *testing.T) {
 	}{
 		{"&", "unterminated"},
 		{"a&APw", "unterminated"},
-		{"&A-", "bad modified base64"},         // one base64 character
-		{"&AP/-", "bad modified base64"},       // '/' is not in the alphabet
-		{"&AP=-", "bad modified base64"},       // no padding
-		{"&APx-", "bad modified base64"},       // non-zero padding bits
+		{"&A-", "bad modified base64"},          // one base64 character
+		{"&AP/-", "bad modified base64"},        // '/' is not in the alphabet
+		{"&AP=-", "bad modified base64"},        // no padding
+		{"&APx-", "bad modified base64"},        // non-zero padding bits
 		{"&AGE-", "printable ASCII in a shift"}, // "a" encoded
 		{"&ACY-", "printable ASCII in a shift"}, // "&" encoded
 		{"&APw-&APw-", "adjacent shifts"},       // should be one shift
-		{"&APwA-", "bad modified base64"},       // trailing bits
-		{"&AP-", "odd number"},                  // one byte
+		{"&APwA-", "odd number"},                // three bytes
+		{"&AP-", "bad modified base64"},         // non-zero bits after the byte
 		{"&2D0-", "unpaired surrogate"},         // lone high surrogate
 		{"&3gA-", "unpaired surrogate"},         // lone low surrogate
 		{"&2D0AYQ-", "unpaired surrogate"},      // high surrogate, then "a"

@@ -100,8 +100,8 @@ func isEmptyResponse(resp []Datum) bool {
 
 // Character classes for the scanner.
 const (
-	cAtomEnd  = 1 << iota // ends an atom: SP, CTL, ( ) " { and DEL
-	cItemEnd              // ends a FETCH item name: cAtomEnd or [ or <
+	cAtomEnd = 1 << iota // ends an atom: SP, CTL, ( ) " { and DEL
+	cItemEnd             // ends a FETCH item name: cAtomEnd or [ or <
 )
 
 var charClass = func() (t [256]uint8) {
@@ -130,7 +130,24 @@ type scanner struct {
 	pos   int    // position in text
 	base  int    // offset of text[0] in the whole response
 	depth int    // current list nesting
-	arena strArena
+
+	// Allocation pools shared by all the responses one call parses, and
+	// scratch stacks for building slices of unknown length.
+	arena      strArena
+	strSlab    slab[string]
+	addrSlab   slab[Address]
+	paramSlab  slab[Param]
+	partSlab   slab[*BodyStructure]
+	bodySlab   slab[BodyStructure]
+	envSlab    slab[Envelope]
+	secSlab    slab[Section]
+	rawSlab    slab[RawItem]
+	strStack   []string
+	addrStack  []Address
+	paramStack []Param
+	partStack  []*BodyStructure
+	secStack   []Section
+	rawStack   []RawItem
 }
 
 // reset makes s scan resp, which must hold at least one datum.
@@ -141,6 +158,12 @@ func (s *scanner) reset(resp []Datum) {
 	s.pos = 0
 	s.base = 0
 	s.depth = 0
+	s.strStack = s.strStack[:0]
+	s.addrStack = s.addrStack[:0]
+	s.paramStack = s.paramStack[:0]
+	s.partStack = s.partStack[:0]
+	s.secStack = s.secStack[:0]
+	s.rawStack = s.rawStack[:0]
 }
 
 // mark is a position in the response, for capturing raw values.
@@ -382,8 +405,11 @@ func (s *scanner) literal() ([]byte, error) {
 		return nil, s.errorf("literal marker not at end of line")
 	}
 	d := s.segs[s.si]
-	if d.Literal == nil || s.si == len(s.segs)-1 {
+	if d.Literal == nil {
 		return nil, s.errorf("literal marker without literal data")
+	}
+	if s.si == len(s.segs)-1 {
+		return nil, s.errorf("data ends in a literal")
 	}
 	if len(d.Literal) != n {
 		return nil, s.errorf("literal has %d bytes, marker says %d", len(d.Literal), n)
@@ -568,4 +594,73 @@ func (a *strArena) unescape(raw []byte) string {
 		return ""
 	}
 	return unsafe.String(&p[0], len(p))
+}
+
+// slab hands out small slices carved from shared chunks, so that the many
+// small slices of a FETCH result (flags, addresses, MIME parameters, body
+// parts) cost one allocation per chunk. Each slice is capped at its length,
+// so appending to it copies instead of overwriting a neighbour.
+type slab[T any] struct {
+	buf  []T
+	next int // size of the next chunk
+}
+
+const (
+	slabFirstChunk = 8
+	slabMaxChunk   = 256
+	slabMaxSlice   = 32 // longer slices get their own allocation
+)
+
+// alloc returns a zeroed slice of n elements.
+func (sl *slab[T]) alloc(n int) []T {
+	if n > slabMaxSlice {
+		return make([]T, n)
+	}
+	if cap(sl.buf)-len(sl.buf) < n {
+		if sl.next == 0 {
+			sl.next = slabFirstChunk
+		}
+		sl.buf = make([]T, 0, sl.next)
+		if sl.next < slabMaxChunk {
+			sl.next *= 2
+		}
+	}
+	i := len(sl.buf)
+	sl.buf = sl.buf[:i+n]
+	return sl.buf[i : i+n : i+n]
+}
+
+// one returns a pointer to a new zero T.
+func (sl *slab[T]) one() *T { return &sl.alloc(1)[0] }
+
+// carve moves the elements of *stack from mark on into a slice from sl,
+// truncating *stack back to mark. It returns nil when there are none.
+func carve[T any](sl *slab[T], stack *[]T, mark int) []T {
+	n := len(*stack) - mark
+	if n <= 0 {
+		return nil
+	}
+	out := sl.alloc(n)
+	copy(out, (*stack)[mark:])
+	clear((*stack)[mark:])
+	*stack = (*stack)[:mark]
+	return out
+}
+
+// eqFold reports whether b equals the upper-case ASCII string upper,
+// ignoring case.
+func eqFold(b []byte, upper string) bool {
+	if len(b) != len(upper) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != upper[i] {
+			return false
+		}
+	}
+	return true
 }

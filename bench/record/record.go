@@ -125,6 +125,9 @@ func Record(ctx context.Context, cfg Config) (*replay.Set, error) {
 			return nil, err
 		}
 	}
+	if _, err := s.run("UNSELECT"); err != nil {
+		return nil, err
+	}
 
 	record := func(mailbox string, kind replay.Kind, cmd string) error {
 		t := time.Now()

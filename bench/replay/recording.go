@@ -164,6 +164,29 @@ func (s *Set) Save(dir string) error {
 	return os.Rename(tmp, filepath.Join(dir, "manifest.json"))
 }
 
+// Info describes a saved Set without loading its recordings.
+type Info struct {
+	Meta  map[string]string
+	Sizes map[Key]int // bytes of untagged data per recording
+}
+
+// Stat reads the manifest of a Set saved in dir.
+func Stat(dir string) (*Info, error) {
+	js, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		return nil, err
+	}
+	var m manifest
+	if err := json.Unmarshal(js, &m); err != nil {
+		return nil, fmt.Errorf("replay: %s: %w", dir, err)
+	}
+	info := &Info{Meta: m.Meta, Sizes: map[Key]int{}}
+	for _, f := range m.Files {
+		info.Sizes[Key{normMailbox(f.Mailbox), f.Kind}] = f.Size
+	}
+	return info, nil
+}
+
 // Load reads a Set written by Save. It fails with an error wrapping
 // os.ErrNotExist when dir holds no complete set.
 func Load(dir string) (*Set, error) {

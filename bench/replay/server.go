@@ -78,6 +78,19 @@ func (s *Server) Conns() int {
 	return len(s.conns)
 }
 
+// CloseConns closes every open connection, leaving the listener running,
+// and waits until their handlers have noticed.
+func (s *Server) CloseConns() {
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	for s.Conns() > 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // Close stops listening, closes every connection and waits for their
 // handlers to return.
 func (s *Server) Close() error {

@@ -1,0 +1,249 @@
+//go:build !nokit
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	imap "github.com/imapkit/imap"
+)
+
+// The imapkit contenders: our own client, through its raw API (imaplib's
+// (typ, [data]) results) and its typed API (ParseFetch). Building with
+// -tags nokit leaves them out (see kit_stub.go), for running the rest of
+// the suite while the client does not compile.
+
+// kitContenders returns our client's contenders.
+func kitContenders() *kitSuite {
+	return &kitSuite{
+		fetch:      kitFetch,
+		fetchTyped: kitFetchTyped,
+		search:     kitSearch,
+		burst:      kitBurst,
+		push:       kitPush,
+		openIdler:  kitOpenIdler,
+	}
+}
+
+func kitOptions() *imap.Options {
+	// The replay server is plaintext on loopback.
+	return &imap.Options{InsecureAuth: true}
+}
+
+// kitDial connects (or wraps conn when not nil), logs in and selects
+// mailbox read-only.
+func kitDial(ctx context.Context, addr string, conn net.Conn, mailbox string) (*imap.Client, error) {
+	var c *imap.Client
+	var err error
+	if conn != nil {
+		c, err = imap.NewClient(conn, kitOptions())
+	} else {
+		c, err = imap.Dial(ctx, addr, kitOptions())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Login(ctx, benchUser, benchPass); err != nil {
+		c.Shutdown()
+		return nil, err
+	}
+	if _, err := c.Select(ctx, mailbox, true); err != nil {
+		c.Shutdown()
+		return nil, err
+	}
+	return c, nil
+}
+
+func kitLogout(ctx context.Context, c *imap.Client) error {
+	_, err := c.Logout(ctx)
+	return err
+}
+
+// countFetchStarts counts the messages in raw FETCH data: every message
+// starts with a datum whose text begins with its sequence number, while the
+// text that follows a literal begins with a space or ')'.
+func countFetchStarts(data []imap.Datum) int {
+	n := 0
+	for _, d := range data {
+		if len(d.Text) > 0 && d.Text[0] >= '0' && d.Text[0] <= '9' {
+			n++
+		}
+	}
+	return n
+}
+
+// kitFetch runs FETCH 1:* items through the raw API.
+func kitFetch(items string) sessionFunc {
+	return func(ctx context.Context, addr, mailbox string, sp *span) (int, error) {
+		c, err := kitDial(ctx, addr, nil, mailbox)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Shutdown()
+		sp.Start()
+		res, err := c.Fetch(ctx, "1:*", items)
+		n := countFetchStarts(res.Data)
+		sp.Stop()
+		if err != nil {
+			return 0, err
+		}
+		return n, kitLogout(ctx, c)
+	}
+}
+
+// kitFetchTyped runs FETCH 1:* items and parses the data into Messages.
+func kitFetchTyped(items string) sessionFunc {
+	return func(ctx context.Context, addr, mailbox string, sp *span) (int, error) {
+		c, err := kitDial(ctx, addr, nil, mailbox)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Shutdown()
+		sp.Start()
+		res, err := c.Fetch(ctx, "1:*", items)
+		var msgs []*imap.Message
+		if err == nil {
+			msgs, err = imap.ParseFetch(res.Data)
+		}
+		sp.Stop()
+		if err != nil {
+			return 0, err
+		}
+		for _, m := range msgs {
+			if m.Envelope == nil {
+				return 0, fmt.Errorf("imapkit: message %d has no envelope", m.Seq)
+			}
+		}
+		return len(msgs), kitLogout(ctx, c)
+	}
+}
+
+// kitSearch runs UID SEARCH ALL and turns the data into numbers.
+func kitSearch(ctx context.Context, addr, mailbox string, sp *span) (int, error) {
+	c, err := kitDial(ctx, addr, nil, mailbox)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Shutdown()
+	sp.Start()
+	res, err := c.UID(ctx, "SEARCH", "ALL")
+	var uids []uint32
+	if err == nil {
+		uids, err = imap.ParseSearch(res.Data)
+	}
+	sp.Stop()
+	if err != nil {
+		return 0, err
+	}
+	return len(uids), kitLogout(ctx, c)
+}
+
+// kitBurst idles and counts the responses delivered by Burst(interval).
+func kitBurst(want int, interval time.Duration) sessionFunc {
+	return func(ctx context.Context, addr, mailbox string, sp *span) (int, error) {
+		c, err := kitDial(ctx, addr, nil, mailbox)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Shutdown()
+		sp.Start()
+		idler, err := c.Idle(ctx, time.Minute)
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for batch, err := range idler.Burst(interval) {
+			if err != nil {
+				return 0, err
+			}
+			for _, r := range batch {
+				if r.Type == "EXPUNGE" {
+					n++
+				}
+			}
+			if n >= want {
+				break
+			}
+		}
+		sp.Stop()
+		if n < want {
+			return 0, fmt.Errorf("imapkit: Burst ended after %d of %d EXPUNGE", n, want)
+		}
+		if err := idler.Close(); err != nil {
+			return 0, err
+		}
+		return n, kitLogout(ctx, c)
+	}
+}
+
+// kitPush idles and timestamps each EXISTS as Next returns it.
+func kitPush(ctx context.Context, addr, mailbox string, count int, deliver []time.Time) error {
+	c, err := kitDial(ctx, addr, nil, mailbox)
+	if err != nil {
+		return err
+	}
+	defer c.Shutdown()
+	idler, err := c.Idle(ctx, 0)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < count; {
+		r, ok, err := idler.Next(time.Minute)
+		now := time.Now()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.New("imapkit: no push within a minute")
+		}
+		if r.Type == "EXISTS" {
+			deliver[i] = now
+			i++
+		}
+	}
+	if err := idler.Close(); err != nil {
+		return err
+	}
+	return kitLogout(ctx, c)
+}
+
+// kitIdler is one parked imapkit Idler for the memory measurement, with
+// the goroutine that waits in Next as an application would.
+type kitIdler struct {
+	c    *imap.Client
+	done chan struct{}
+}
+
+// kitOpenIdler opens an Idler on conn and parks a goroutine in Next.
+func kitOpenIdler(ctx context.Context, conn net.Conn, mailbox string) (closer, error) {
+	c, err := kitDial(ctx, "", conn, mailbox)
+	if err != nil {
+		return nil, err
+	}
+	idler, err := c.Idle(ctx, 0)
+	if err != nil {
+		c.Shutdown()
+		return nil, err
+	}
+	k := &kitIdler{c: c, done: make(chan struct{})}
+	go func() {
+		defer close(k.done)
+		for {
+			if _, _, err := idler.Next(time.Hour); err != nil {
+				return
+			}
+		}
+	}()
+	return k, nil
+}
+
+// Close drops the connection, which ends the parked Next.
+func (k *kitIdler) Close() error {
+	err := k.c.Shutdown()
+	<-k.done
+	return err
+}

@@ -1,0 +1,508 @@
+// Command bench runs every IMAP client contender on the same recorded
+// server bytes, in one run, and writes docs/benchmarks.md and
+// docs/benchmarks.svg.
+//
+// Usage (from the repository root):
+//
+//	go run ./bench                 # full suite, about a few minutes on 2 cores
+//	go run ./bench -quick          # small smoke run, report on stdout only
+//	go run -tags nokit ./bench     # without our client (if it does not build)
+//
+// The responses come from a real Dovecot: the first run generates the
+// corpus (bench/corpus), loads it into a private Dovecot (internal/dovecot)
+// and records the raw server bytes of each workload (bench/record) into a
+// cache directory (-recordings, by default in the user cache directory,
+// keyed by corpus seed and sizes); later runs reuse the cache. Without
+// Dovecot, or with -synthetic, the responses are synthesized in Dovecot's
+// format instead (bench/synth), and the report says so.
+//
+// The recordings are served by a replay server (bench/replay) running in a
+// child process, from memory with large writes, so that only the client
+// cost is measured. Contenders: the floor (a framing-only reader), imapkit
+// through its raw and typed APIs, go-imap v2's imapclient, and Python's
+// imaplib when python3 is installed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/imapkit/imap/bench/corpus"
+	"github.com/imapkit/imap/bench/record"
+	"github.com/imapkit/imap/bench/replay"
+	"github.com/imapkit/imap/bench/synth"
+)
+
+// formatVersion changes whenever recordings must be made again.
+const formatVersion = 1
+
+// Contender names.
+const (
+	nameFloor    = "floor (framing only)"
+	nameKitRaw   = "imapkit raw"
+	nameKitTyped = "imapkit typed"
+	nameGoimap   = "go-imap v2"
+	namePython   = "Python imaplib"
+)
+
+// config holds the command-line settings.
+type config struct {
+	n            int
+	messages     int
+	seed         uint64
+	bigSize      int
+	searchN      int
+	expungeN     int
+	pushes       int
+	pushInterval time.Duration
+	idlers       []int
+	out          string
+	recordings   string
+	rerecord     bool
+	synthetic    bool
+	python       bool
+	quick        bool
+	only         map[string]bool
+}
+
+func (c *config) runs(section string) bool { return len(c.only) == 0 || c.only[section] }
+
+// kitSuite holds our client's contenders; nil when built with -tags nokit.
+type kitSuite struct {
+	fetch      func(items string) sessionFunc
+	fetchTyped func(items string) sessionFunc
+	search     sessionFunc
+	burst      func(want int, interval time.Duration) sessionFunc
+	push       pushFunc
+	openIdler  openFunc
+}
+
+func main() {
+	log.SetFlags(log.Ltime)
+	log.SetPrefix("bench: ")
+	if err := run(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run() error {
+	var cfg config
+	var serve, idlers, only string
+	flag.StringVar(&serve, "serve-replay", "", "internal: serve the recordings in `dir` (child process mode)")
+	flag.IntVar(&cfg.n, "n", 5, "measured runs per contender (after one warm-up); the median is reported")
+	flag.IntVar(&cfg.messages, "messages", 10000, "messages in the corpus")
+	flag.Uint64Var(&cfg.seed, "seed", 1, "corpus seed")
+	flag.IntVar(&cfg.bigSize, "big", 50<<20, "size in bytes of the large message's attachment")
+	flag.IntVar(&cfg.searchN, "search", 100000, "UIDs returned by the SEARCH workload")
+	flag.IntVar(&cfg.expungeN, "expunges", 10000, "EXPUNGE responses pushed during IDLE")
+	flag.IntVar(&cfg.pushes, "pushes", 1000, "EXISTS pushes for the latency measurement")
+	flag.DurationVar(&cfg.pushInterval, "push-interval", 2*time.Millisecond, "interval between pushes")
+	flag.StringVar(&idlers, "idlers", "2000,10000", "comma-separated counts of concurrent Idlers for the memory measurement")
+	flag.StringVar(&cfg.out, "out", "", "report path (default docs/benchmarks.md; -quick prints to stdout unless set); the chart goes next to it as benchmarks.svg")
+	flag.StringVar(&cfg.recordings, "recordings", "", "directory caching the recordings (default: <user cache dir>/imapkit-bench)")
+	flag.BoolVar(&cfg.rerecord, "rerecord", false, "record again even if cached")
+	flag.BoolVar(&cfg.synthetic, "synthetic", false, "use synthesized Dovecot-like responses instead of recording a real Dovecot")
+	flag.BoolVar(&cfg.python, "python", true, "include Python imaplib when python3 is installed")
+	flag.BoolVar(&cfg.quick, "quick", false, "small smoke run: 1,000 messages, smaller workloads, 2 runs")
+	flag.StringVar(&only, "only", "", "comma-separated sections to run: memory,fetch-meta,fetch-body,big,search,burst,push (default all)")
+	flag.Parse()
+
+	if serve != "" {
+		return serveReplay(serve)
+	}
+	if cfg.quick {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		defaults := map[string]func(){
+			"n":        func() { cfg.n = 2 },
+			"messages": func() { cfg.messages = 1000 },
+			"big":      func() { cfg.bigSize = 4 << 20 },
+			"search":   func() { cfg.searchN = 10000 },
+			"expunges": func() { cfg.expungeN = 1000 },
+			"pushes":   func() { cfg.pushes = 200 },
+			"idlers":   func() { idlers = "200,1000" },
+		}
+		for name, apply := range defaults {
+			if !set[name] {
+				apply()
+			}
+		}
+	}
+	if cfg.out == "" && !cfg.quick {
+		cfg.out = filepath.Join("docs", "benchmarks.md")
+	}
+	for _, f := range strings.Split(idlers, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		k, err := strconv.Atoi(f)
+		if err != nil || k <= 0 {
+			return fmt.Errorf("-idlers: bad count %q", f)
+		}
+		cfg.idlers = append(cfg.idlers, k)
+	}
+	if only != "" {
+		cfg.only = map[string]bool{}
+		for _, s := range strings.Split(only, ",") {
+			cfg.only[strings.TrimSpace(s)] = true
+		}
+	}
+	if cfg.n < 1 {
+		return errors.New("-n must be at least 1")
+	}
+
+	limit, err := raiseFileLimit()
+	if err != nil {
+		log.Printf("raising the open-file limit: %v", err)
+	}
+	ctx := context.Background()
+
+	dir, info, err := prepareRecordings(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	proc, err := startReplay(dir)
+	if err != nil {
+		return err
+	}
+	defer proc.stop()
+	log.Printf("replay server (child process) on %s serving %s", proc.addr, dir)
+
+	rep := &report{cfg: &cfg, info: info, started: time.Now(), fileLimit: limit}
+	rep.python = ""
+	if cfg.python {
+		rep.python = pythonVersion()
+	}
+	kit := kitContenders()
+	if kit == nil {
+		rep.notes = append(rep.notes, "Built with `-tags nokit`: the imapkit contenders were left out of this run.")
+	}
+
+	if cfg.runs("memory") {
+		rep.memory = runMemory(ctx, &cfg, proc, kit, limit)
+	}
+	for _, w := range workloads(&cfg, kit, rep.python != "") {
+		if !cfg.runs(w.id) {
+			continue
+		}
+		rep.workloads = append(rep.workloads, runWorkload(ctx, &cfg, proc.addr, w))
+	}
+	if cfg.runs("push") {
+		rep.latency = runPush(ctx, &cfg, kit)
+	}
+	rep.finished = time.Now()
+
+	md, svg := rep.markdown(), rep.svg()
+	if cfg.out == "" {
+		fmt.Print(md)
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(cfg.out, []byte(md), 0o644); err != nil {
+		return err
+	}
+	svgPath := filepath.Join(filepath.Dir(cfg.out), chartName)
+	if err := os.WriteFile(svgPath, []byte(svg), 0o644); err != nil {
+		return err
+	}
+	log.Printf("wrote %s and %s in %v", cfg.out, svgPath, time.Since(rep.started).Round(time.Second))
+	return nil
+}
+
+// prepareRecordings returns the directory holding the recordings for cfg,
+// recording (or synthesizing) them first when they are not cached.
+func prepareRecordings(ctx context.Context, cfg *config) (string, *replay.Info, error) {
+	base := cfg.recordings
+	if base == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			cache = os.TempDir()
+		}
+		base = filepath.Join(cache, "imapkit-bench")
+	}
+	source := "dovecot"
+	if cfg.synthetic {
+		source = "synthetic"
+	} else if !haveDovecot() {
+		log.Printf("Dovecot is not installed: using synthesized responses (install dovecot-imapd to record a real server)")
+		source = "synthetic"
+	}
+	dir := filepath.Join(base, fmt.Sprintf("%s-v%d-seed%d-m%d-big%d-s%d-e%d",
+		source, formatVersion, cfg.seed, cfg.messages, cfg.bigSize, cfg.searchN, cfg.expungeN))
+	if !cfg.rerecord {
+		info, err := replay.Stat(dir)
+		if err == nil {
+			log.Printf("using cached recordings in %s", dir)
+			return dir, info, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", nil, err
+		}
+	}
+	log.Printf("generating corpus: %d messages, seed %d", cfg.messages, cfg.seed)
+	msgs := corpus.Generate(cfg.seed, cfg.messages)
+	var set *replay.Set
+	var err error
+	if source == "dovecot" {
+		set, err = record.Record(ctx, record.Config{
+			Seed: cfg.seed, Messages: cfg.messages, Corpus: msgs,
+			BigSize: cfg.bigSize, SearchN: cfg.searchN, ExpungeN: cfg.expungeN,
+			Logf: log.Printf,
+		})
+		if err != nil {
+			return "", nil, fmt.Errorf("recording Dovecot (use -synthetic to skip): %w", err)
+		}
+	} else {
+		set = synth.Set(synth.Config{
+			Seed: cfg.seed, Corpus: msgs, BigSize: cfg.bigSize, SearchN: cfg.searchN, ExpungeN: cfg.expungeN,
+		})
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return "", nil, err
+	}
+	if err := set.Save(dir); err != nil {
+		return "", nil, err
+	}
+	log.Printf("saved recordings in %s", dir)
+	info, err := replay.Stat(dir)
+	return dir, info, err
+}
+
+func haveDovecot() bool {
+	for _, p := range []string{"dovecot", "/usr/sbin/dovecot"} {
+		if _, err := exec.LookPath(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// contender is one client measured on a workload.
+type contender struct {
+	name   string
+	fn     sessionFunc // nil for Python
+	python bool
+	expect int    // what it must consume
+	note   string // shown under the table
+}
+
+// workload is one throughput workload.
+type workload struct {
+	id, title  string
+	mailbox    string
+	kind       replay.Kind
+	items      int // FETCH items parsed per run, for allocations per item
+	contenders []contender
+}
+
+const metaItems = "(FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)"
+
+func workloads(cfg *config, kit *kitSuite, python bool) []*workload {
+	m := cfg.messages
+	add := func(w *workload, cs ...contender) *workload {
+		for _, c := range cs {
+			if c.python && !python {
+				continue
+			}
+			if c.fn == nil && !c.python {
+				continue
+			}
+			w.contenders = append(w.contenders, c)
+		}
+		return w
+	}
+	var kitFetchRaw, kitFetchTyped, kitFetchBody, kitSearch, kitBurst0, kitBurst1 sessionFunc
+	if kit != nil {
+		kitFetchRaw = kit.fetch(metaItems)
+		kitFetchTyped = kit.fetchTyped(metaItems)
+		kitFetchBody = kit.fetch("BODY.PEEK[]")
+		kitSearch = kit.search
+		kitBurst0 = kit.burst(cfg.expungeN, 0)
+		kitBurst1 = kit.burst(cfg.expungeN, time.Millisecond)
+	}
+	return []*workload{
+		add(&workload{id: "fetch-meta", title: fmt.Sprintf("FETCH 1:* %s, %d messages", metaItems, m),
+			mailbox: record.MailboxMain, kind: replay.KindFetchMeta, items: 5 * m},
+			contender{name: nameFloor, fn: floorSession(record.CmdFetchMeta), expect: m},
+			contender{name: nameKitRaw, fn: kitFetchRaw, expect: m},
+			contender{name: nameKitTyped, fn: kitFetchTyped, expect: m, note: "raw FETCH plus imap.ParseFetch into []*imap.Message"},
+			contender{name: nameGoimap, fn: goimapFetchMeta, expect: m, note: "Fetch(...).Collect() with Flags, InternalDate, RFC822Size, Envelope, BodyStructure{Extended: true}"},
+			contender{name: namePython, python: true, expect: m},
+		),
+		add(&workload{id: "fetch-body", title: fmt.Sprintf("FETCH 1:* BODY.PEEK[], %d messages", m),
+			mailbox: record.MailboxMain, kind: replay.KindFetchBody},
+			contender{name: nameFloor, fn: floorSession(record.CmdFetchBody), expect: m},
+			contender{name: nameKitRaw, fn: kitFetchBody, expect: m},
+			contender{name: nameGoimap, fn: goimapFetchBody, expect: m, note: "Fetch(...).Collect(): every body read into memory"},
+			contender{name: namePython, python: true, expect: m},
+		),
+		add(&workload{id: "big", title: "FETCH BODY.PEEK[] of one large message (a single literal)",
+			mailbox: record.MailboxBig, kind: replay.KindFetchBody},
+			contender{name: nameFloor, fn: floorSession(record.CmdFetchBody), expect: 1},
+			contender{name: nameKitRaw, fn: kitFetchBody, expect: 1},
+			contender{name: nameGoimap, fn: goimapFetchBody, expect: 1},
+			contender{name: namePython, python: true, expect: 1},
+		),
+		add(&workload{id: "search", title: fmt.Sprintf("UID SEARCH ALL returning %d UIDs", cfg.searchN),
+			mailbox: record.MailboxSearch, kind: replay.KindSearch},
+			contender{name: nameFloor, fn: floorSession(record.CmdSearch), expect: 1, note: "floor: one response framed, numbers not parsed"},
+			contender{name: nameKitRaw, fn: kitSearch, expect: cfg.searchN, note: "UID(\"SEARCH\", \"ALL\") plus imap.ParseSearch"},
+			contender{name: nameGoimap, fn: goimapSearch, expect: cfg.searchN, note: "UIDSearch(...).Wait() plus AllUIDs()"},
+			contender{name: namePython, python: true, expect: cfg.searchN, note: "uid('search', None, 'ALL') plus int() of each"},
+		),
+		add(&workload{id: "burst", title: fmt.Sprintf("%d EXPUNGE responses pushed during IDLE", cfg.expungeN),
+			mailbox: record.MailboxExpunge, kind: replay.KindIdle},
+			contender{name: nameFloor, fn: floorBurst(cfg.expungeN), expect: cfg.expungeN},
+			contender{name: "imapkit Burst(0)", fn: kitBurst0, expect: cfg.expungeN, note: "Burst(0): batches of what is already buffered, no quiet window"},
+			contender{name: "imapkit Burst(1ms)", fn: kitBurst1, expect: cfg.expungeN, note: "Burst(1ms): the last batch ends after 1 ms without a response, included in its time"},
+			contender{name: nameGoimap, fn: goimapBurst(cfg.expungeN), expect: cfg.expungeN, note: "UnilateralDataHandler.Expunge counting on the reader goroutine"},
+		),
+	}
+}
+
+// rowResult is one contender's outcome on a workload.
+type rowResult struct {
+	name string
+	sum  summary
+	err  error
+	note string
+}
+
+// workloadResult gathers a workload's rows.
+type workloadResult struct {
+	w    *workload
+	size int // bytes of untagged response data
+	rows []rowResult
+}
+
+func (wr *workloadResult) row(name string) *rowResult {
+	for i := range wr.rows {
+		if wr.rows[i].name == name && wr.rows[i].err == nil {
+			return &wr.rows[i]
+		}
+	}
+	return nil
+}
+
+func runWorkload(ctx context.Context, cfg *config, addr string, w *workload) *workloadResult {
+	wr := &workloadResult{w: w}
+	for _, c := range w.contenders {
+		log.Printf("%-10s %-22s %d runs", w.id, c.name, cfg.n)
+		var ss []sample
+		var err error
+		if c.python {
+			ss, err = measurePython(ctx, cfg.n, addr, w.id, w.mailbox)
+		} else {
+			ss, err = measureGo(ctx, cfg.n, addr, w.mailbox, c.fn)
+		}
+		r := rowResult{name: c.name, note: c.note, err: err}
+		if err == nil {
+			r.sum = summarize(ss)
+			if r.sum.count != c.expect {
+				r.err = fmt.Errorf("consumed %d, want %d", r.sum.count, c.expect)
+			}
+		}
+		if r.err != nil {
+			log.Printf("%-10s %-22s FAILED: %v", w.id, c.name, r.err)
+		} else {
+			log.Printf("%-10s %-22s median %v", w.id, c.name, r.sum.median.Round(time.Microsecond))
+		}
+		wr.rows = append(wr.rows, r)
+	}
+	return wr
+}
+
+// latencyResult is one contender's push latency.
+type latencyResult struct {
+	name string
+	lat  latency
+	err  error
+}
+
+func runPush(ctx context.Context, cfg *config, kit *kitSuite) []latencyResult {
+	cs := []struct {
+		name string
+		fn   pushFunc
+	}{
+		{nameFloor, floorPush},
+		{"imapkit Idler.Next", nil},
+		{nameGoimap, goimapPush},
+	}
+	if kit != nil {
+		cs[1].fn = kit.push
+	}
+	var out []latencyResult
+	for _, c := range cs {
+		if c.fn == nil {
+			continue
+		}
+		log.Printf("push       %-22s %d pushes every %v", c.name, cfg.pushes, cfg.pushInterval)
+		lat, err := measurePush(ctx, cfg.pushes, cfg.pushInterval, c.fn)
+		if err != nil {
+			log.Printf("push       %-22s FAILED: %v", c.name, err)
+		} else {
+			log.Printf("push       %-22s p50 %v p99 %v", c.name, lat.p50, lat.p99)
+		}
+		out = append(out, latencyResult{name: c.name, lat: lat, err: err})
+	}
+	return out
+}
+
+// memoryResult is one contender's memory per Idler at one K.
+type memoryResult struct {
+	name string
+	mem  memory
+	err  error
+}
+
+func runMemory(ctx context.Context, cfg *config, proc *replayProc, kit *kitSuite, limit uint64) []memoryResult {
+	cs := []struct {
+		name string
+		fn   openFunc
+	}{
+		{nameFloor, floorOpenIdler},
+		{"imapkit Idler", nil},
+		{nameGoimap, goimapOpenIdler},
+	}
+	if kit != nil {
+		cs[1].fn = kit.openIdler
+	}
+	var out []memoryResult
+	for _, k := range cfg.idlers {
+		for _, c := range cs {
+			if c.fn == nil {
+				continue
+			}
+			if uint64(k)+64 > limit {
+				out = append(out, memoryResult{name: c.name, mem: memory{k: k},
+					err: fmt.Errorf("open-file limit %d is too low for %d connections", limit, k)})
+				continue
+			}
+			log.Printf("memory     %-22s %d idling connections", c.name, k)
+			m, err := measureIdlers(ctx, proc.addr, k, c.fn, proc.closeAll)
+			m.k = k
+			if err != nil {
+				log.Printf("memory     %-22s FAILED: %v", c.name, err)
+			} else {
+				log.Printf("memory     %-22s %.0f B per connection (heap %.0f, stack %.0f)", c.name, m.perConn, m.heap, m.stack)
+			}
+			out = append(out, memoryResult{name: c.name, mem: m, err: err})
+		}
+	}
+	return out
+}
+
+func goVersion() string { return runtime.Version() }

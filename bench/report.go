@@ -1,0 +1,544 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/imapkit/imap/bench/replay"
+)
+
+// chartName is the chart written next to the report.
+const chartName = "benchmarks.svg"
+
+// report gathers everything measured in one run.
+type report struct {
+	cfg       *config
+	info      *replay.Info
+	python    string // python3 version, "" if absent
+	fileLimit uint64
+	started   time.Time
+	finished  time.Time
+	notes     []string
+	workloads []*workloadResult
+	latency   []latencyResult
+	memory    []memoryResult
+}
+
+func (r *report) workload(id string) *workloadResult {
+	for _, w := range r.workloads {
+		if w.w.id == id {
+			return w
+		}
+	}
+	return nil
+}
+
+func (r *report) size(w *workload) int {
+	if r.info == nil {
+		return 0
+	}
+	return r.info.Sizes[replay.Key{Mailbox: normBox(w.mailbox), Kind: w.kind}]
+}
+
+func normBox(m string) string {
+	if strings.EqualFold(m, "INBOX") {
+		return "INBOX"
+	}
+	return m
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+// fmtDur formats d with about three significant digits.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.1f ms", float64(d)/1e6)
+	default:
+		return fmt.Sprintf("%.1f µs", float64(d)/1e3)
+	}
+}
+
+func fmtBytes(b float64) string {
+	switch {
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", b/(1<<20))
+	case b >= 10<<10:
+		return fmt.Sprintf("%.0f KiB", b/(1<<10))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.2f KiB", b/(1<<10))
+	default:
+		return fmt.Sprintf("%.0f B", b)
+	}
+}
+
+func fmtCount(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2f M", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.0f k", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
+
+// vs describes a time ratio against a reference as "2.1× slower" or
+// "5.3× faster".
+func vs(t, ref time.Duration) string {
+	if ref <= 0 || t <= 0 {
+		return "–"
+	}
+	r := float64(t) / float64(ref)
+	if r >= 1 {
+		return fmt.Sprintf("%.2f× slower", r)
+	}
+	return fmt.Sprintf("%.2f× faster", 1/r)
+}
+
+func ratio(t, ref time.Duration) string {
+	if ref <= 0 || t <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", float64(t)/float64(ref))
+}
+
+// target is one goal from the issue, checked against this run.
+type target struct {
+	goal     string
+	measured string
+	met      string // "yes", "**no**" or "n/a"
+}
+
+func metStr(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+func (r *report) targets() []target {
+	var ts []target
+	na := func(goal, why string) { ts = append(ts, target{goal, why, "n/a"}) }
+	ratioOf := func(wid, name, ref string) (float64, bool) {
+		w := r.workload(wid)
+		if w == nil {
+			return 0, false
+		}
+		a, b := w.row(name), w.row(ref)
+		if a == nil || b == nil {
+			return 0, false
+		}
+		return float64(a.sum.median) / float64(b.sum.median), true
+	}
+	if x, ok := ratioOf("fetch-meta", nameKitRaw, nameFloor); ok {
+		ts = append(ts, target{"raw FETCH (metadata) ≤ 1.5× floor", fmt.Sprintf("%.2f× floor", x), metStr(x <= 1.5)})
+	} else {
+		na("raw FETCH (metadata) ≤ 1.5× floor", "not measured")
+	}
+	if x, ok := ratioOf("fetch-meta", nameGoimap, nameKitTyped); ok {
+		ts = append(ts, target{"typed FETCH ≥ 5× faster than go-imap v2", fmt.Sprintf("%.2f× faster", x), metStr(x >= 5)})
+	} else {
+		na("typed FETCH ≥ 5× faster than go-imap v2", "not measured")
+	}
+	if x, ok := ratioOf("fetch-meta", nameKitTyped, nameFloor); ok {
+		ts = append(ts, target{"typed FETCH ≤ 4× floor", fmt.Sprintf("%.2f× floor", x), metStr(x <= 4)})
+	} else {
+		na("typed FETCH ≤ 4× floor", "not measured")
+	}
+	if x, ok := ratioOf("fetch-body", nameKitRaw, nameFloor); ok {
+		ts = append(ts, target{"body FETCH ≤ 1.3× floor", fmt.Sprintf("%.2f× floor", x), metStr(x <= 1.3)})
+	} else {
+		na("body FETCH ≤ 1.3× floor", "not measured")
+	}
+	for _, k := range r.cfg.idlers {
+		kit, gi := r.mem("imapkit Idler", k), r.mem(nameGoimap, k)
+		goal := fmt.Sprintf("memory per Idler ≤ 6 KiB (%d Idlers)", k)
+		if kit == nil {
+			na(goal, "not measured")
+		} else {
+			ts = append(ts, target{goal, fmtBytes(kit.perConn), metStr(kit.perConn <= 6<<10)})
+		}
+		goal = fmt.Sprintf("memory per Idler ≥ 3× less than go-imap v2 (%d Idlers)", k)
+		if kit == nil || gi == nil || kit.perConn <= 0 {
+			na(goal, "not measured")
+		} else {
+			x := gi.perConn / kit.perConn
+			ts = append(ts, target{goal, fmt.Sprintf("%.2f× less", x), metStr(x >= 3)})
+		}
+	}
+	if kit, fl := r.lat("imapkit Idler.Next"), r.lat(nameFloor); kit != nil && fl != nil {
+		added := kit.p99 - fl.p99
+		ts = append(ts, target{"client-added push latency p99 ≤ 100 µs", fmtDur(max(added, 0)), metStr(added <= 100*time.Microsecond)})
+	} else {
+		na("client-added push latency p99 ≤ 100 µs", "not measured")
+	}
+	return ts
+}
+
+func (r *report) mem(name string, k int) *memory {
+	for i := range r.memory {
+		m := &r.memory[i]
+		if m.name == name && m.mem.k == k && m.err == nil {
+			return &m.mem
+		}
+	}
+	return nil
+}
+
+func (r *report) lat(name string) *latency {
+	for i := range r.latency {
+		if r.latency[i].name == name && r.latency[i].err == nil {
+			return &r.latency[i].lat
+		}
+	}
+	return nil
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	cfg := r.cfg
+	p("# Benchmarks\n\n")
+	p("<!-- Generated by `go run ./bench`; do not edit by hand. -->\n\n")
+	if cfg.quick {
+		p("> **Quick smoke run** (`-quick`): small workloads; the numbers are not representative.\n\n")
+	}
+	p("Every contender reads the same server bytes in the same run: the responses a real server sent, recorded once and replayed from memory over loopback TCP by a server in a child process. Times are medians of %d runs after one warm-up; ratios compare medians from this run.\n\n", cfg.n)
+	for _, n := range r.notes {
+		p("> %s\n\n", n)
+	}
+	p("![Benchmark chart](%s)\n\n", chartName)
+
+	p("## Targets\n\n| target | measured | met |\n|---|---|---|\n")
+	for _, t := range r.targets() {
+		p("| %s | %s | %s |\n", t.goal, t.measured, t.met)
+	}
+	p("\n")
+
+	p("## Setup\n\n")
+	src := "unknown"
+	if r.info != nil {
+		src = r.info.Meta["source"]
+		if v := r.info.Meta["server"]; v != "" && src == "dovecot" {
+			src = "recorded from " + v
+		}
+	}
+	p("- Responses: %s", src)
+	if r.info != nil && r.info.Meta["source"] != "dovecot" {
+		p(" — **not a real server's bytes** (Dovecot was not available or `-synthetic` was given)")
+	}
+	p("\n")
+	p("- Corpus: `bench/corpus`, seed %d, %d messages", cfg.seed, cfg.messages)
+	if w := r.workload("fetch-body"); w != nil {
+		p(" (%s of bodies)", fmtBytes(float64(r.size(w.w))))
+	}
+	p("; one large message of %s; a mailbox of %d messages for SEARCH; %d EXPUNGE for IDLE\n",
+		fmtBytes(atof(r.info, "big_message_bytes")), cfg.searchN, cfg.expungeN)
+	p("- Go %s, %s/%s, GOMAXPROCS=%d, CPU: %s\n", goVersion(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), cpuModel())
+	if r.python != "" {
+		p("- %s (imaplib, no IDLE before 3.14: FETCH and SEARCH rows only)\n", r.python)
+	} else {
+		p("- Python: not installed or disabled, no imaplib rows\n")
+	}
+	p("- go-imap v2: github.com/emersion/go-imap/v2 v2.0.0-beta.8 (imapclient)\n")
+	p("- Run took %v, started %s\n\n", r.finished.Sub(r.started).Round(time.Second), r.started.UTC().Format("2006-01-02 15:04 UTC"))
+
+	p("## Method\n\n")
+	p("- **Measured span**: from sending the workload command until the whole result is consumed (for FETCH and SEARCH: the client call returns, including the typed conversion where noted; for IDLE: from sending IDLE until the last pushed response is delivered). Connecting, LOGIN, EXAMINE and LOGOUT are not timed. A full GC runs before each run.\n")
+	p("- **Floor**: a `bufio.Reader` with a 64 KiB buffer that only frames the stream: it reads lines, skips `{N}` literal payloads and stops at the tagged line. Any client must do at least this.\n")
+	p("- **Allocations** are counted with `runtime.MemStats` around the span, in the benchmark process only (the replay server is another process).\n")
+	p("- **Push latency**: an in-process server writes `* N EXISTS` every %v (%d pushes, the first tenth discarded) and notes the time right before each write; the client notes when each push reaches the application (floor: when its line is read off the socket; imapkit: when `Idler.Next` returns it; go-imap v2: when its `UnilateralDataHandler.Mailbox` callback runs). Client-added latency is the contender's percentile minus the floor's.\n", cfg.pushInterval, cfg.pushes)
+	p("- **Memory per Idler**: K connections are opened, logged in, INBOX selected and parked in IDLE the way an application waiting for pushes would keep them (imapkit: one goroutine blocked in `Idler.Next`; go-imap v2: its own reader and IDLE goroutines, no application goroutine needed; floor: a 512-byte `bufio.Reader` and one goroutine blocked in `Read`). Heap in use plus stack in use after two GCs, minus the same before opening, divided by K. The replay server runs in another process and is not counted.\n\n")
+
+	p("## Results\n\n")
+	for _, w := range r.workloads {
+		size := r.size(w.w)
+		p("### %s\n\n", w.w.title)
+		if size > 0 {
+			p("Response: %s.\n\n", fmtBytes(float64(size)))
+		}
+		floor, gi := w.row(nameFloor), w.row(nameGoimap)
+		p("| contender | median | MB/s | ÷ floor | vs go-imap v2 | allocs/run | bytes allocated/run |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		var notes []string
+		for _, row := range w.rows {
+			if row.err != nil {
+				p("| %s | failed: %s | | | | | |\n", row.name, mdEscape(row.err.Error()))
+				continue
+			}
+			s := row.sum
+			mbps := "–"
+			if size > 0 && s.median > 0 {
+				mbps = fmt.Sprintf("%.0f", float64(size)/1e6/s.median.Seconds())
+			}
+			fr, gr := "–", "–"
+			if floor != nil {
+				fr = ratio(s.median, floor.sum.median)
+			}
+			if gi != nil && row.name != nameGoimap {
+				gr = vs(s.median, gi.sum.median)
+			}
+			allocs, byts := "–", "–"
+			if s.hasMem {
+				allocs, byts = fmtCount(s.mallocs), fmtBytes(s.bytes)
+			}
+			p("| %s | %s | %s | %s | %s | %s | %s |\n", row.name, fmtDur(s.median), mbps, fr, gr, allocs, byts)
+			if row.note != "" {
+				notes = append(notes, fmt.Sprintf("%s: %s.", row.name, row.note))
+			}
+		}
+		p("\n")
+		for _, n := range notes {
+			p("- %s\n", n)
+		}
+		if len(notes) > 0 {
+			p("\n")
+		}
+	}
+
+	if w := r.workload("fetch-meta"); w != nil && w.w.items > 0 {
+		p("### Allocations per parsed FETCH item\n\n")
+		p("FETCH metadata workload: %d messages × 5 items (FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODYSTRUCTURE) = %d items per run.\n\n", w.w.items/5, w.w.items)
+		p("| contender | allocs/item | bytes/item |\n|---|---:|---:|\n")
+		for _, row := range w.rows {
+			if row.err != nil || !row.sum.hasMem {
+				continue
+			}
+			p("| %s | %.2f | %.0f |\n", row.name, row.sum.mallocs/float64(w.w.items), row.sum.bytes/float64(w.w.items))
+		}
+		p("\n")
+	}
+
+	if len(r.latency) > 0 {
+		p("### Push latency while idling\n\n")
+		fl := r.lat(nameFloor)
+		p("| contender | p50 | p99 | max | client-added p50 | client-added p99 |\n|---|---:|---:|---:|---:|---:|\n")
+		for _, l := range r.latency {
+			if l.err != nil {
+				p("| %s | failed: %s | | | | |\n", l.name, mdEscape(l.err.Error()))
+				continue
+			}
+			a50, a99 := "–", "–"
+			if fl != nil && l.name != nameFloor {
+				a50, a99 = fmtDur(l.lat.p50-fl.p50), fmtDur(l.lat.p99-fl.p99)
+			}
+			p("| %s | %s | %s | %s | %s | %s |\n", l.name, fmtDur(l.lat.p50), fmtDur(l.lat.p99), fmtDur(l.lat.max), a50, a99)
+		}
+		p("\n")
+	}
+
+	if len(r.memory) > 0 {
+		p("### Memory per open Idler\n\n")
+		p("| contender | Idlers | heap+stack per Idler | heap | stack | goroutines per Idler | vs go-imap v2 |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, m := range r.memory {
+			if m.err != nil {
+				p("| %s | %d | failed: %s | | | | |\n", m.name, m.mem.k, mdEscape(m.err.Error()))
+				continue
+			}
+			rel := "–"
+			if gi := r.mem(nameGoimap, m.mem.k); gi != nil && m.name != nameGoimap && m.mem.perConn > 0 {
+				rel = fmt.Sprintf("%.2f× less", gi.perConn/m.mem.perConn)
+			}
+			p("| %s | %d | %s | %s | %s | %.1f | %s |\n", m.name, m.mem.k, fmtBytes(m.mem.perConn),
+				fmtBytes(m.mem.heap), fmtBytes(m.mem.stack), m.mem.goroutines, rel)
+		}
+		p("\n")
+	}
+
+	p("## Reproducing\n\n")
+	p("```\ngo run ./bench            # this report; recordings are cached in the user cache directory\ngo run ./bench -quick     # smoke run, printed to stdout\ngo test -run '^$' -bench . ./bench   # micro-benchmarks on synthetic responses\n```\n\n")
+	p("The first run needs Dovecot (`apt-get install dovecot-imapd`) to record the responses; without it the suite falls back to synthesized responses and says so above.\n")
+	return b.String()
+}
+
+func atof(info *replay.Info, key string) float64 {
+	if info == nil {
+		return 0
+	}
+	var v float64
+	fmt.Sscan(info.Meta[key], &v)
+	return v
+}
+
+func mdEscape(s string) string {
+	s = strings.ReplaceAll(s, "|", "\\|")
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// svg draws the chart: time relative to the floor per workload (log
+// scale), memory per Idler and client-added push latency.
+func (r *report) svg() string {
+	const (
+		width  = 900
+		left   = 250 // label column
+		right  = 120
+		barH   = 16
+		gap    = 4
+		header = 26
+	)
+	plotW := float64(width - left - right)
+	var b strings.Builder
+	y := 0
+	var body strings.Builder
+	q := func(format string, args ...any) { fmt.Fprintf(&body, format, args...) }
+	color := func(name string) string {
+		switch {
+		case strings.HasPrefix(name, "floor"):
+			return "#9e9e9e"
+		case name == nameKitTyped:
+			return "#0d47a1"
+		case strings.HasPrefix(name, "imapkit"):
+			return "#1e88e5"
+		case name == nameGoimap:
+			return "#fb8c00"
+		case name == namePython:
+			return "#43a047"
+		}
+		return "#757575"
+	}
+	title := func(text string) {
+		y += header
+		q(`<text x="10" y="%d" font-size="15" font-weight="bold">%s</text>`+"\n", y, xmlEscape(text))
+		y += 8
+	}
+	bar := func(label string, frac float64, value, fill string) {
+		q(`<text x="%d" y="%d" font-size="12" text-anchor="end">%s</text>`+"\n", left-8, y+barH-4, xmlEscape(label))
+		w := math.Max(1, frac*plotW)
+		q(`<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n", left, y, w, barH, fill)
+		q(`<text x="%.1f" y="%d" font-size="12">%s</text>`+"\n", float64(left)+w+5, y+barH-4, xmlEscape(value))
+		y += barH + gap
+	}
+
+	// Panel 1: time ÷ floor, log scale from 1× to the largest ratio.
+	maxRatio := 2.0
+	for _, w := range r.workloads {
+		if fl := w.row(nameFloor); fl != nil {
+			for _, row := range w.rows {
+				if row.err == nil {
+					maxRatio = math.Max(maxRatio, float64(row.sum.median)/float64(fl.sum.median))
+				}
+			}
+		}
+	}
+	top := math.Pow(10, math.Ceil(math.Log10(maxRatio)*2)/2)
+	scale := func(x float64) float64 { return math.Log10(math.Max(x, 1)) / math.Log10(top) }
+	if len(r.workloads) > 0 {
+		title("Time ÷ floor (log scale, lower is better)")
+		y0 := y
+		for _, w := range r.workloads {
+			fl := w.row(nameFloor)
+			if fl == nil {
+				continue
+			}
+			y += 6
+			q(`<text x="10" y="%d" font-size="12" font-style="italic">%s</text>`+"\n", y+8, xmlEscape(shortTitle(w.w.id)))
+			y += 14
+			for _, row := range w.rows {
+				if row.err != nil {
+					continue
+				}
+				x := float64(row.sum.median) / float64(fl.sum.median)
+				bar(row.name, scale(x), fmt.Sprintf("%.2f×  (%s)", x, fmtDur(row.sum.median)), color(row.name))
+			}
+		}
+		for _, tick := range []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000} {
+			if tick > top {
+				break
+			}
+			x := float64(left) + scale(tick)*plotW
+			q(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", x, y0, x, y)
+			q(`<text x="%.1f" y="%d" font-size="10" text-anchor="middle" fill="#666">%g×</text>`+"\n", x, y+12, tick)
+		}
+		y += 16
+	}
+
+	// Panel 2: memory per Idler.
+	if len(r.memory) > 0 {
+		title("Memory per open Idler (heap + stack, lower is better)")
+		maxMem := 1.0
+		for _, m := range r.memory {
+			if m.err == nil {
+				maxMem = math.Max(maxMem, m.mem.perConn)
+			}
+		}
+		for _, m := range r.memory {
+			if m.err != nil {
+				continue
+			}
+			bar(fmt.Sprintf("%s, %d", m.name, m.mem.k), m.mem.perConn/maxMem, fmtBytes(m.mem.perConn), color(m.name))
+		}
+	}
+
+	// Panel 3: client-added push latency.
+	if fl := r.lat(nameFloor); fl != nil && len(r.latency) > 1 {
+		title("Client-added push latency (p50 / p99, lower is better)")
+		maxLat := 1.0
+		for _, l := range r.latency {
+			if l.err == nil && l.name != nameFloor {
+				maxLat = math.Max(maxLat, float64(l.lat.p99-fl.p99))
+			}
+		}
+		for _, l := range r.latency {
+			if l.err != nil || l.name == nameFloor {
+				continue
+			}
+			a50, a99 := max(l.lat.p50-fl.p50, 0), max(l.lat.p99-fl.p99, 0)
+			bar(l.name+" p50", float64(a50)/maxLat, fmtDur(a50), color(l.name))
+			bar(l.name+" p99", float64(a99)/maxLat, fmtDur(a99), color(l.name))
+		}
+	}
+	y += 14
+	q(`<text x="10" y="%d" font-size="10" fill="#666">%s</text>`+"\n", y, xmlEscape(fmt.Sprintf(
+		"go run ./bench — %s, Go %s, GOMAXPROCS=%d — medians of %d runs", r.started.UTC().Format("2006-01-02"), goVersion(), runtime.GOMAXPROCS(0), r.cfg.n)))
+	y += 10
+
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif">`+"\n", width, y, width, y)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	b.WriteString(body.String())
+	b.WriteString("</svg>\n")
+	return b.String()
+}
+
+func shortTitle(id string) string {
+	switch id {
+	case "fetch-meta":
+		return "FETCH metadata (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)"
+	case "fetch-body":
+		return "FETCH BODY.PEEK[] of every message"
+	case "big":
+		return "FETCH of one large message"
+	case "search":
+		return "UID SEARCH ALL"
+	case "burst":
+		return "EXPUNGE burst during IDLE"
+	}
+	return id
+}
+
+func xmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
+}

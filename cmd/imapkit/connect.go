@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/imapkit/imap"
+)
+
+var errUsage = errors.New("usage")
+
+// connFlags are the connection flags shared by idle and watch.
+type connFlags struct {
+	server      string
+	tls         bool
+	startTLS    bool
+	plaintext   bool
+	stream      string
+	user        string
+	passwordEnv string
+	passFile    string
+	passCmd     string
+	caFile      string
+	debug       bool
+	timeout     time.Duration
+}
+
+func (f *connFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.server, "server", "", "IMAP server `HOST:PORT`")
+	fs.BoolVar(&f.tls, "tls", false, "implicit TLS (the default unless --starttls, --plaintext or --stream)")
+	fs.BoolVar(&f.startTLS, "starttls", false, "connect in plaintext and upgrade with STARTTLS (never falls back)")
+	fs.BoolVar(&f.plaintext, "plaintext", false, "no TLS at all: explicit opt-in, credentials travel in clear")
+	fs.StringVar(&f.stream, "stream", "", "run `CMD` and speak IMAP over its stdin/stdout (e.g. \"doveadm exec imap -u alice\")")
+	fs.StringVar(&f.user, "user", "", "user name for LOGIN")
+	fs.StringVar(&f.passwordEnv, "password-env", "", "read the password from environment variable `VAR`")
+	fs.StringVar(&f.passFile, "password-file", "", "read the password from the first line of `PATH`")
+	fs.StringVar(&f.passCmd, "password-cmd", "", "run `CMD` and use the first line of its output as the password")
+	fs.StringVar(&f.caFile, "ca-file", "", "trust the PEM certificates in `PATH` instead of the system roots")
+	fs.BoolVar(&f.debug, "debug", false, "print a protocol trace to stderr (secrets redacted)")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "bound on every wait for the server (commands, DONE)")
+}
+
+// check validates the combination of flags.
+func (f *connFlags) check() error {
+	modes := 0
+	for _, b := range []bool{f.tls, f.startTLS, f.plaintext, f.stream != ""} {
+		if b {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return errors.New("choose one of --tls, --starttls, --plaintext and --stream")
+	}
+	if f.stream == "" && f.server == "" {
+		return errors.New("--server or --stream is required")
+	}
+	if f.stream == "" && f.user == "" {
+		return errors.New("--user is required with --server")
+	}
+	return nil
+}
+
+// password reads the password from the configured source.
+func (f *connFlags) password(ctx context.Context) (string, error) {
+	switch {
+	case f.passwordEnv != "":
+		v, ok := os.LookupEnv(f.passwordEnv)
+		if !ok {
+			return "", fmt.Errorf("environment variable %s is not set", f.passwordEnv)
+		}
+		return v, nil
+	case f.passFile != "":
+		b, err := os.ReadFile(f.passFile)
+		if err != nil {
+			return "", fmt.Errorf("password file: %w", err)
+		}
+		return firstLine(b), nil
+	case f.passCmd != "":
+		out, err := exec.CommandContext(ctx, "sh", "-c", f.passCmd).Output()
+		if err != nil {
+			return "", fmt.Errorf("password command failed: %w", err)
+		}
+		return firstLine(out), nil
+	}
+	return "", errors.New("no password source: use --password-env, --password-file or --password-cmd")
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	return strings.TrimRight(string(line), "\r")
+}
+
+// options builds the client options.
+func (f *connFlags) options(stderr io.Writer) (*imap.Options, error) {
+	opts := &imap.Options{InsecureAuth: f.plaintext, Timeout: f.timeout}
+	if f.caFile != "" {
+		pem, err := os.ReadFile(f.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", f.caFile)
+		}
+		opts.TLSConfig = &tls.Config{RootCAs: pool}
+	}
+	if f.debug {
+		opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return opts, nil
+}
+
+// dialer returns a function that connects and authenticates. It reads the
+// password once, up front.
+func (f *connFlags) dialer(ctx context.Context, stderr io.Writer) (func(context.Context) (*imap.Client, error), error) {
+	opts, err := f.options(stderr)
+	if err != nil {
+		return nil, err
+	}
+	var pass string
+	if f.stream == "" {
+		if pass, err = f.password(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return func(ctx context.Context) (*imap.Client, error) {
+		var c *imap.Client
+		var err error
+		switch {
+		case f.stream != "":
+			c, err = imap.DialStream(ctx, f.stream, opts)
+		case f.startTLS:
+			c, err = imap.DialStartTLS(ctx, f.server, opts)
+		case f.plaintext:
+			c, err = imap.Dial(ctx, f.server, opts)
+		default:
+			c, err = imap.DialTLS(ctx, f.server, opts)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if c.State() == imap.StateNonAuth {
+			if _, err := c.Login(ctx, f.user, pass); err != nil {
+				c.Shutdown()
+				return nil, err
+			}
+		}
+		return c, nil
+	}, nil
+}

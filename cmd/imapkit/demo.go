@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/imapkit/imap"
+	"github.com/imapkit/imap/watch"
+)
+
+// runDemo starts an in-process IMAP server (go-imap v2's memory server),
+// watches its INBOX with the same code as "imapkit watch", and plays a
+// little mail traffic: new messages, a flag change and an expunge.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	count := fs.Int("messages", 3, "how many messages to deliver")
+	every := fs.Duration("every", 700*time.Millisecond, "delay between deliveries")
+	asJSON := fs.Bool("json", false, "one JSON object per event")
+	debug := fs.Bool("debug", false, "print the watcher's protocol trace to stderr")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+
+	const user, pass = "demo", "demo"
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser(user, pass)
+	if err := u.Create("INBOX", nil); err != nil {
+		return err
+	}
+	mem.AddUser(u)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession:   func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) { return mem.NewSession(), nil, nil },
+		Caps:         goimap.CapSet{goimap.CapIMAP4rev1: {}, goimap.CapIMAP4rev2: {}},
+		InsecureAuth: true, // loopback only, inside this process
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	addr := ln.Addr().String()
+	fmt.Fprintf(stdout, "demo: embedded IMAP server on %s (user %q); watching INBOX\n", addr, user)
+
+	opts := &imap.Options{InsecureAuth: true, Timeout: 10 * time.Second}
+	if *debug {
+		opts.Trace = stderr
+	}
+	dial := func(ctx context.Context) (*imap.Client, error) {
+		c, err := imap.Dial(ctx, addr, opts)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.Login(ctx, user, pass); err != nil {
+			c.Shutdown()
+			return nil, err
+		}
+		return c, nil
+	}
+	w, err := watch.New(dial, &watch.Options{Account: user, Envelope: true, Inactivity: time.Minute})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+
+	// Play traffic from a second connection once the watcher is synced.
+	go func() {
+		defer cancel()
+		if err := playTraffic(ctx, dial, *count, *every); err != nil && ctx.Err() == nil {
+			fmt.Fprintln(stderr, "demo: delivering mail:", err)
+		}
+		// Leave time for the last events to arrive, then stop.
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}()
+	out := &eventWriter{w: stdout, json: *asJSON, stderr: stderr}
+	out.consume(w.Events(), 0)
+	if err := <-done; err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "demo: done")
+	return nil
+}
+
+func playTraffic(ctx context.Context, dial watch.Dialer, count int, every time.Duration) error {
+	c, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Logout(context.WithoutCancel(ctx))
+	subjects := []string{"Welcome to imapkit", "Grüße aus Köln", "Build #42 passed", "Lunch?", "Quarterly report"}
+	time.Sleep(every)
+	for i := 0; i < count; i++ {
+		msg := fmt.Sprintf("From: Ada Lovelace <"+demoSender+">\r\nTo: demo@localhost\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <demo-%d@example.org>\r\n\r\nHello %d\r\n",
+			subjects[i%len(subjects)], time.Now().Format(time.RFC1123Z), i, i)
+		if _, err := c.Append(ctx, "INBOX", "", time.Time{}, []byte(msg)); err != nil {
+			return err
+		}
+		if err := sleepCtx(ctx, every); err != nil {
+			return err
+		}
+	}
+	if count == 0 {
+		return nil
+	}
+	if _, err := c.Select(ctx, "INBOX", false); err != nil {
+		return err
+	}
+	if _, err := c.Store(ctx, "1", "+FLAGS", `\Seen`); err != nil {
+		return err
+	}
+	if err := sleepCtx(ctx, every); err != nil {
+		return err
+	}
+	if _, err := c.Store(ctx, "1", "+FLAGS", `\Deleted`); err != nil {
+		return err
+	}
+	_, err = c.Expunge(ctx)
+	return err
+}
+
+// demoSender is the From address of the demo's messages.
+const demoSender = "ada" + "@" + "example.org"
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

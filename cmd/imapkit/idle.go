@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/imapkit/imap"
+)
+
+func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("idle", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf connFlags
+	cf.register(fs)
+	mailbox := fs.String("mailbox", "INBOX", "mailbox to select")
+	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
+	burst := fs.Duration("burst", 0, "group responses arriving within `INTERVAL` of each other into one batch")
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if err := cf.check(); err != nil {
+		fmt.Fprintln(stderr, "imapkit idle:", err)
+		return errUsage
+	}
+	dial, err := cf.dialer(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	c, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Shutdown()
+	if _, err := c.Select(ctx, *mailbox, true); err != nil {
+		return err
+	}
+	idler, err := c.Idle(ctx, *duration)
+	if err != nil {
+		return err
+	}
+	out := responsePrinter{w: stdout, json: *asJSON}
+	var iterErr error
+	if *burst > 0 {
+		for batch, err := range idler.Burst(*burst) {
+			if err != nil {
+				iterErr = err
+				break
+			}
+			out.batch(batch)
+		}
+	} else {
+		for r, err := range idler.Responses() {
+			if err != nil {
+				iterErr = err
+				break
+			}
+			out.one(r)
+		}
+	}
+	closeErr := idler.Close()
+	if iterErr != nil && !errors.Is(iterErr, context.Canceled) {
+		return iterErr
+	}
+	if closeErr != nil {
+		return closeErr
+	}
+	// A signal ends the session the same way as the duration.
+	logoutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := c.Logout(logoutCtx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// responsePrinter writes responses as text or JSON lines.
+type responsePrinter struct {
+	w    io.Writer
+	json bool
+}
+
+type jsonResponse struct {
+	Type string `json:"type"`
+	Data []any  `json:"data"`
+}
+
+type jsonLiteral struct {
+	Text    string `json:"text"`
+	Literal string `json:"literal"`
+}
+
+func toJSON(r imap.Response) jsonResponse {
+	jr := jsonResponse{Type: r.Type, Data: make([]any, 0, len(r.Data))}
+	for _, d := range r.Data {
+		if d.IsLiteral() {
+			jr.Data = append(jr.Data, jsonLiteral{Text: string(d.Text), Literal: string(d.Literal)})
+		} else {
+			jr.Data = append(jr.Data, string(d.Text))
+		}
+	}
+	return jr
+}
+
+func (p responsePrinter) one(r imap.Response) {
+	if p.json {
+		b, _ := json.Marshal(toJSON(r))
+		fmt.Fprintf(p.w, "%s\n", b)
+		return
+	}
+	fmt.Fprintln(p.w, textOf(r))
+}
+
+func (p responsePrinter) batch(rs []imap.Response) {
+	if p.json {
+		out := struct {
+			Burst []jsonResponse `json:"burst"`
+		}{Burst: make([]jsonResponse, len(rs))}
+		for i, r := range rs {
+			out.Burst[i] = toJSON(r)
+		}
+		b, _ := json.Marshal(out)
+		fmt.Fprintf(p.w, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(p.w, "-- burst of %d\n", len(rs))
+	for _, r := range rs {
+		fmt.Fprintln(p.w, textOf(r))
+	}
+}
+
+// textOf renders a response for people: literals are shown as their size.
+func textOf(r imap.Response) string {
+	s := r.Type
+	for _, d := range r.Data {
+		s += " " + string(d.Text)
+		if d.IsLiteral() {
+			s += fmt.Sprintf("<%d bytes>", len(d.Literal))
+		}
+	}
+	return s
+}

@@ -1,0 +1,96 @@
+package imap
+
+// Envelope is the ENVELOPE of a message (RFC 3501 section 7.4.2): its main
+// header fields as the server parsed them. Strings are kept as sent; RFC
+// 2047 encoded words are not decoded. NIL fields are empty.
+type Envelope struct {
+	Date      string    // the Date header field, unparsed
+	Subject   string    // the Subject header field
+	From      []Address // the From addresses
+	Sender    []Address // the Sender addresses (servers default it to From)
+	ReplyTo   []Address // the Reply-To addresses (servers default it to From)
+	To        []Address // the To addresses
+	Cc        []Address // the Cc addresses
+	Bcc       []Address // the Bcc addresses
+	InReplyTo string    // the In-Reply-To header field
+	MessageID string    // the Message-ID header field, angle brackets included
+}
+
+// Address is one element of an ENVELOPE address list. An RFC 5322 group
+// appears as a start marker (Mailbox is the group name, Host is empty), the
+// group's members, and an end marker (Mailbox and Host both empty).
+type Address struct {
+	Name    string // the display name, e.g. "Fred Foobar"
+	ADL     string // the obsolete source route, almost always empty
+	Mailbox string // the local part, e.g. "foobar"
+	Host    string // the domain, e.g. "blurdybloop.example"
+}
+
+// Addr returns the address in the form mailbox@host, or just the mailbox
+// when there is no host (group markers).
+func (a Address) Addr() string {
+	if a.Host == "" {
+		return a.Mailbox
+	}
+	return a.Mailbox + "@" + a.Host
+}
+
+// envelope parses an ENVELOPE value into env.
+func (s *scanner) envelope(env *Envelope) error {
+	if err := s.open(); err != nil {
+		return err
+	}
+	var err error
+	s.skipSP()
+	if env.Date, err = s.nstr(); err != nil {
+		return err
+	}
+	s.skipSP()
+	if env.Subject, err = s.nstr(); err != nil {
+		return err
+	}
+	for _, list := range [...]*[]Address{&env.From, &env.Sender, &env.ReplyTo, &env.To, &env.Cc, &env.Bcc} {
+		s.skipSP()
+		if *list, err = s.addressList(); err != nil {
+			return err
+		}
+	}
+	s.skipSP()
+	if env.InReplyTo, err = s.nstr(); err != nil {
+		return err
+	}
+	s.skipSP()
+	if env.MessageID, err = s.nstr(); err != nil {
+		return err
+	}
+	if !s.close() {
+		return s.unexpected(`")" after ENVELOPE fields`)
+	}
+	return nil
+}
+
+// addressList parses NIL or a parenthesised list of addresses.
+func (s *scanner) addressList() ([]Address, error) {
+	ok, err := s.openOrNIL()
+	if !ok {
+		return nil, err
+	}
+	mark := len(s.addrStack)
+	for !s.close() {
+		var a Address
+		if err := s.open(); err != nil {
+			return nil, err
+		}
+		for _, f := range [...]*string{&a.Name, &a.ADL, &a.Mailbox, &a.Host} {
+			s.skipSP()
+			if *f, err = s.nstr(); err != nil {
+				return nil, err
+			}
+		}
+		if !s.close() {
+			return nil, s.unexpected(`")" after address fields`)
+		}
+		s.addrStack = append(s.addrStack, a)
+	}
+	return carve(&s.addrSlab, &s.addrStack, mark), nil
+}

@@ -1,0 +1,155 @@
+package imap
+
+import "strings"
+
+// ListEntry is the typed form of one LIST or LSUB response (RFC 3501
+// section 7.2.2), such as `(\HasNoChildren) "." INBOX`.
+type ListEntry struct {
+	Attrs []string // name attributes, e.g. \HasNoChildren, \Noselect, \Sent
+	Delim string   // hierarchy delimiter, "" for NIL (a flat name)
+	Name  string   // the name, decoded from modified UTF-7 (see ParseList)
+	Raw   string   // the name as sent, unquoted: what to pass back to the server
+}
+
+// HasAttr reports whether e has the name attribute attr (matched without
+// regard to case), e.g. e.HasAttr(`\Noselect`).
+func (e ListEntry) HasAttr(attr string) bool {
+	for _, a := range e.Attrs {
+		if strings.EqualFold(a, attr) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseList parses the data of a LIST or LSUB result. The name may be an
+// atom, a quoted string or a literal; a NIL delimiter gives Delim "".
+// Extended data (RFC 5258 CHILDINFO, OLDNAME, ...) is skipped.
+//
+// Name is Raw decoded from modified UTF-7 (RFC 3501 section 5.1.3). A name
+// that is not valid modified UTF-7, or that holds non-ASCII bytes (as
+// names do once UTF8=ACCEPT is enabled), is left as it is; use
+// ParseListUTF8 when UTF8=ACCEPT is enabled, so that a UTF-8 name that
+// happens to look like modified UTF-7 is not decoded.
+//
+// A malformed response does not stop the others: ParseList returns every
+// entry it could parse and a *ParseError for the first failure.
+func ParseList(data []Datum) ([]ListEntry, error) { return parseList(data, false) }
+
+// ParseListUTF8 is ParseList for a connection with UTF8=ACCEPT enabled
+// (RFC 6855): names are UTF-8 and Name is always Raw.
+func ParseListUTF8(data []Datum) ([]ListEntry, error) { return parseList(data, true) }
+
+func parseList(data []Datum, utf8 bool) ([]ListEntry, error) {
+	n := countResponses(data)
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]ListEntry, 0, n)
+	var s scanner
+	var firstErr error
+	for rest := data; len(rest) > 0; {
+		resp, r, complete := nextResponse(rest)
+		rest = r
+		if isEmptyResponse(resp) {
+			continue
+		}
+		s.reset(resp)
+		var e ListEntry
+		err := s.listEntry(&e, utf8)
+		if err == nil && !complete {
+			err = &ParseError{Offset: -1, Msg: "data ends in a literal"}
+		}
+		if err != nil {
+			if firstErr == nil {
+				firstErr = withContext(err, "LIST", 0, "")
+			}
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, firstErr
+}
+
+func (s *scanner) listEntry(e *ListEntry, utf8 bool) error {
+	if err := s.open(); err != nil {
+		return err
+	}
+	mark := len(s.strStack)
+	for !s.close() {
+		a := s.atom()
+		if len(a) == 0 {
+			return s.unexpected("name attribute")
+		}
+		s.strStack = append(s.strStack, flagString(a, &s.arena))
+	}
+	e.Attrs = carve(&s.strSlab, &s.strStack, mark)
+	s.skipSP()
+	if !s.isNIL() {
+		if s.peek() != '"' {
+			return s.unexpected("quoted delimiter or NIL")
+		}
+		raw, esc, err := s.quoted()
+		if err != nil {
+			return err
+		}
+		switch {
+		case esc:
+			e.Delim = s.arena.unescape(raw)
+		case len(raw) == 1 && raw[0] == '.':
+			e.Delim = "."
+		case len(raw) == 1 && raw[0] == '/':
+			e.Delim = "/"
+		default:
+			e.Delim = s.arena.str(raw)
+		}
+	}
+	s.skipSP()
+	var err error
+	if e.Raw, err = s.mailboxName(); err != nil {
+		return err
+	}
+	e.Name = decodeName(e.Raw, utf8)
+	// Extended data: skip.
+	for {
+		s.skipSP()
+		if s.atEnd() {
+			return nil
+		}
+		if err := s.skipValue(); err != nil {
+			return err
+		}
+	}
+}
+
+// mailboxName parses a mailbox name: an astring.
+func (s *scanner) mailboxName() (string, error) {
+	raw, esc, err := s.astring()
+	if err != nil {
+		return "", err
+	}
+	if esc {
+		return s.arena.unescape(raw), nil
+	}
+	if eqFold(raw, "INBOX") && string(raw) == "INBOX" {
+		return "INBOX", nil
+	}
+	return s.arena.str(raw), nil
+}
+
+// decodeName decodes a mailbox name from modified UTF-7 when it looks like
+// it needs it and is valid, and returns it unchanged otherwise.
+func decodeName(raw string, utf8 bool) string {
+	if utf8 || strings.IndexByte(raw, '&') < 0 {
+		return raw
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] >= 0x80 {
+			return raw
+		}
+	}
+	if dec, err := DecodeMailbox(raw); err == nil {
+		return dec
+	}
+	return raw
+}

@@ -1,0 +1,55 @@
+// Package watch turns IMAP IDLE into a service that never misses a message:
+// typed events with UIDs, automatic re-IDLE, dead-link detection, a polling
+// fallback for servers without IDLE, reconnect with backoff, and resync
+// after every (re)connect so that each new message is reported exactly once
+// per UIDVALIDITY — across restarts too, with a state file.
+package watch
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/imapkit/imap"
+)
+
+// Kind is the kind of an Event.
+type Kind int
+
+// The kinds of events.
+const (
+	EventNew          Kind = iota + 1 // a message arrived: UID, and Envelope on request
+	EventExpunge                      // a message was removed: UID
+	EventFlags                        // a message's flags changed: UID, Flags, ModSeq
+	EventMailboxReset                 // UIDVALIDITY changed: earlier UIDs mean nothing now
+	EventAlert                        // the server sent [ALERT] text, to show to the user
+	EventDisconnected                 // the connection was lost: Err says why
+	EventReconnected                  // a connection was re-established
+	EventResynced                     // a mailbox was synchronized after (re)connecting
+	EventOverflow                     // the consumer was too slow; see Event.Text
+)
+
+var kindNames = [...]string{"", "new", "expunge", "flags", "reset", "alert", "disconnected", "reconnected", "resynced", "overflow"}
+
+// String returns the kind's name as used in JSON ("new", "expunge", ...).
+func (k Kind) String() string {
+	if k > 0 && int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Event is one change seen by a Watcher. Messages are identified by UID,
+// never by sequence number.
+type Event struct {
+	Kind        Kind
+	Time        time.Time
+	Account     string
+	Mailbox     string
+	UIDValidity uint32
+	UID         uint32         // New, Expunge, Flags
+	Flags       []string       // Flags (and New when known)
+	ModSeq      uint64         // Flags, with CONDSTORE
+	Envelope    *imap.Envelope // New, with Options.Envelope
+	Text        string         // Alert text, Overflow and Resynced details
+	Err         error          // Disconnected
+}

@@ -1,0 +1,169 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Watcher watches the mailboxes of one account.
+type Watcher struct {
+	dial   Dialer
+	opts   Options
+	events chan Event
+	state  *stateStore
+
+	mu       sync.Mutex
+	lost     map[string]int // mailbox → events that did not fit
+	lostSent bool
+}
+
+// New returns a Watcher that connects with dial. It fails only if the state
+// file cannot be read.
+func New(dial Dialer, opts *Options) (*Watcher, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.setDefaults()
+	st, err := loadState(o.StateFile)
+	if err != nil {
+		return nil, err
+	}
+	return &Watcher{dial: dial, opts: o, events: make(chan Event, o.Buffer), state: st, lost: map[string]int{}}, nil
+}
+
+// Events returns the channel on which events are delivered. Drain it at
+// your own pace: see Options.Buffer for what happens when it fills. It is
+// closed when Run returns.
+func (w *Watcher) Events() <-chan Event { return w.events }
+
+// Run watches until ctx is done (returning nil) or a setup step fails for
+// good. Connection failures are not returned: they are reported as
+// Disconnected events and followed by reconnects.
+func (w *Watcher) Run(ctx context.Context) error {
+	defer close(w.events)
+	groups, err := w.plan(ctx)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := &session{w: w, mailboxes: g.mailboxes, notify: g.notify}
+			s.run(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// group is the work of one connection.
+type group struct {
+	mailboxes []string
+	notify    bool
+}
+
+// plan decides how many connections to use: one with NOTIFY when the
+// server has it and several mailboxes are watched, otherwise one per
+// mailbox up to the budget, the last connection polling the rest.
+func (w *Watcher) plan(ctx context.Context) ([]group, error) {
+	boxes := w.opts.Mailboxes
+	if len(boxes) == 1 {
+		return []group{{mailboxes: boxes}}, nil
+	}
+	notify := false
+	if !w.opts.NoNotify && !w.opts.Poll {
+		probeCtx, cancel := context.WithTimeout(ctx, 2*w.opts.ProbeTimeout)
+		c, err := w.dial(probeCtx)
+		cancel()
+		if err == nil {
+			notify = c.Has("NOTIFY") && c.Has("IDLE")
+			c.Shutdown()
+		} else if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		// A failed probe is not fatal: sessions will retry with backoff.
+	}
+	if notify {
+		return []group{{mailboxes: boxes, notify: true}}, nil
+	}
+	n := min(len(boxes), w.opts.MaxConnections)
+	groups := make([]group, n)
+	for i, b := range boxes {
+		g := min(i, n-1)
+		groups[g].mailboxes = append(groups[g].mailboxes, b)
+	}
+	return groups, nil
+}
+
+// emit delivers ev without ever blocking. It reports false when the buffer
+// is full; the caller must then not record the event as delivered.
+func (w *Watcher) emit(ev Event) bool {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	ev.Account = w.opts.Account
+	w.flushLost()
+	select {
+	case w.events <- ev:
+		return true
+	default:
+		w.mu.Lock()
+		w.lost[ev.Mailbox]++
+		w.mu.Unlock()
+		w.opts.Logger.Warn("watch: event buffer full", "mailbox", ev.Mailbox, "kind", ev.Kind.String())
+		return false
+	}
+}
+
+// flushLost sends one Overflow event per mailbox that lost events, once
+// there is room for it.
+func (w *Watcher) flushLost() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for mb, n := range w.lost {
+		ev := Event{Kind: EventOverflow, Time: time.Now(), Account: w.opts.Account, Mailbox: mb,
+			Text: fmt.Sprintf("%d events did not fit the buffer; new mail is reported again after a resync, flag changes and expunges in between may be missing", n)}
+		select {
+		case w.events <- ev:
+			delete(w.lost, mb)
+		default:
+			return
+		}
+	}
+}
+
+// hasRoom reports whether the buffer is at most half full, so that a
+// resync after an overflow is likely to fit.
+func (w *Watcher) hasRoom() bool { return len(w.events) <= cap(w.events)/2 }
+
+// backoff returns the delay before reconnect attempt n (0-based).
+func (w *Watcher) backoff(n int, hint time.Duration) time.Duration {
+	d := w.opts.MinBackoff
+	for i := 0; i < n && d < w.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, w.opts.MaxBackoff)
+	d = max(d, hint)
+	// ±25% jitter so that many watchers do not reconnect in step.
+	j := time.Duration(time.Now().UnixNano() % int64(d/2+1))
+	return d - d/4 + j
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errResync = errors.New("resync needed")
