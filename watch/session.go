@@ -17,7 +17,7 @@ type session struct {
 	mailboxes []string
 	notify    bool
 
-	boxes   map[string]*box
+	boxes    map[string]*box
 	primary  *box          // the mailbox kept selected and idled on
 	extras   []*box        // mailboxes checked with STATUS (or via NOTIFY)
 	selected *box          // the mailbox selected now, if any

@@ -14,7 +14,7 @@ import (
 // mailboxState is what has been reported for one mailbox.
 type mailboxState struct {
 	UIDValidity   uint32 `json:"uidvalidity"`
-	LastUID       uint32 `json:"last_uid"`             // highest UID reported (or the baseline)
+	LastUID       uint32 `json:"last_uid"` // highest UID reported (or the baseline)
 	HighestModSeq uint64 `json:"highestmodseq,omitempty"`
 	UIDs          string `json:"uids,omitempty"` // UIDs known present, for expunges while away
 }
