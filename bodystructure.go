@@ -25,10 +25,10 @@ type BodyStructure struct {
 	// Parts holds the parts of a multipart, in order.
 	Parts []*BodyStructure
 
-	// Envelope and Body describe the message encapsulated in a
-	// message/rfc822 (or message/global) part.
-	Envelope *Envelope
-	Body     *BodyStructure
+	// The message encapsulated in a message/rfc822 (or message/global)
+	// part.
+	Envelope *Envelope      // its envelope
+	Body     *BodyStructure // its body structure
 
 	// Extension data, sent for BODYSTRUCTURE but not for BODY.
 	Extended          bool     // whether the server sent extension data
@@ -285,15 +285,15 @@ func (s *scanner) language(b *BodyStructure) error {
 	if err := s.open(); err != nil {
 		return err
 	}
-	mark := len(s.strStack)
+	start := s.strSlab.begin()
 	for !s.close() {
 		l, err := s.nstr()
 		if err != nil {
 			return err
 		}
-		s.strStack = append(s.strStack, l)
+		start = s.strSlab.push(start, l)
 	}
-	b.Language = carve(&s.strSlab, &s.strStack, mark)
+	b.Language = s.strSlab.end(start)
 	return nil
 }
 
@@ -303,7 +303,7 @@ func (s *scanner) params() ([]Param, error) {
 	if !ok {
 		return nil, err
 	}
-	mark := len(s.paramStack)
+	start := s.paramSlab.begin()
 	for !s.close() {
 		var p Param
 		if p.Name, err = s.mimeToken(); err != nil {
@@ -319,9 +319,9 @@ func (s *scanner) params() ([]Param, error) {
 		} else if p.Value = internParamValue(raw); p.Value == "" {
 			p.Value = s.arena.str(raw)
 		}
-		s.paramStack = append(s.paramStack, p)
+		start = s.paramSlab.push(start, p)
 	}
-	return carve(&s.paramSlab, &s.paramStack, mark), nil
+	return s.paramSlab.end(start), nil
 }
 
 // mimeToken parses a string or NIL holding a case-insensitive token (media

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/imapkit/imap/internal/wire"
@@ -133,10 +134,13 @@ func (c *Client) exec(ctx context.Context, cmd *command) (Result, error) {
 	return c.run(ctx, cmd)
 }
 
+// checkStateLocked is the fail-fast check of a command issued while an
+// Idler is open (the caller saw StateIdling). It must not take c.mu: a
+// blocked Idler.Next holds it, and the command has to fail at once, not
+// when Next returns. IDLING is in no command's allowed states.
 func (c *Client) checkStateLocked(name string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.checkState(name)
+	allowed := commandStates[name]
+	return cmdError(name, "command %s illegal in state %s, only allowed in states %s", name, StateIdling, allowed)
 }
 
 // run sends cmd and waits for its completion. c.mu must be held.
@@ -250,11 +254,21 @@ func (c *Client) waitContinuation(ctx context.Context, name, tag string) (*respo
 // complete reads responses until tag completes. For LOGOUT it also stops at
 // BYE, like imaplib.
 func (c *Client) complete(ctx context.Context, cmd *command, tag string) (*response, error) {
+	var tooLong error
 	for {
 		r, err := c.readResponse(ctx, cmd.name, phaseCommand)
 		if err != nil {
 			if cmd.name == "LOGOUT" && c.byeText != nil {
 				return &response{kind: kindTagged, status: "BYE", text: c.byeText}, nil
+			}
+			if errors.Is(err, wire.ErrLineTooLong) && errors.Is(err, ErrCommand) && c.broken == nil {
+				// The line was skipped and the stream is still framed: read
+				// on to this command's completion so that the connection
+				// stays usable, as ErrCommand promises, then report it.
+				if tooLong == nil {
+					tooLong = err
+				}
+				continue
 			}
 			return nil, err
 		}
@@ -262,6 +276,9 @@ func (c *Client) complete(ctx context.Context, cmd *command, tag string) (*respo
 		case kindTagged:
 			if r.tag != tag {
 				return nil, c.abort(cmd.name, nil, "unexpected tagged response: %q", clip(r.line))
+			}
+			if tooLong != nil {
+				return nil, tooLong
 			}
 			return r, nil
 		case kindContinuation:

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func dovecotClient(t *testing.T, srv *dovecot.Server, transport string) (*imap.C
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	opts := &imap.Options{Timeout: 20 * time.Second, TLSConfig: &tls.Config{RootCAs: srv.CertPool, ServerName: "localhost"}}
+	opts := &imap.Options{Timeout: 20 * time.Second, StreamStderr: io.Discard, TLSConfig: &tls.Config{RootCAs: srv.CertPool, ServerName: "localhost"}}
 	var c *imap.Client
 	switch transport {
 	case "plain":

@@ -89,20 +89,39 @@ func (c *Client) readLine(ctx context.Context, deadline time.Time) ([]byte, erro
 	}
 }
 
+// readLineSteady reads one line under the operation timeout, which (as
+// Options.Timeout documents) bounds each wait for progress, not the whole
+// line: a slow but steady server whose line takes longer than the timeout
+// to arrive is not cut off. The Reader keeps the partial line across the
+// deadline error.
+func (c *Client) readLineSteady(ctx context.Context) ([]byte, error) {
+	for {
+		before := c.rd.Buffered()
+		line, err := c.readLine(ctx, c.opDeadline())
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil && c.rd.Buffered() > before {
+			continue // bytes arrived before the deadline: wait again
+		}
+		return line, err
+	}
+}
+
 // readResponse reads and parses one complete response, storing untagged
 // data in the cache (or the open Idler's queue). cmd names the command for
 // errors. In phaseIdle the wait for the first line ends at idleDeadline
 // (zero: no limit) with errStartTimeout; the rest of the response, literals
 // included, is read under the operation timeout.
 func (c *Client) readResponse(ctx context.Context, cmd string, phase readPhase, idleDeadline ...time.Time) (*response, error) {
-	first := c.opDeadline()
+	var line []byte
+	var err error
 	if phase == phaseIdle {
-		first = time.Time{}
+		first := time.Time{}
 		if len(idleDeadline) > 0 {
 			first = idleDeadline[0]
 		}
+		line, err = c.readLine(ctx, first)
+	} else {
+		line, err = c.readLineSteady(ctx)
 	}
-	line, err := c.readLine(ctx, first)
 	if err != nil {
 		return nil, c.readError(ctx, cmd, err, phase == phaseIdle)
 	}
@@ -233,6 +252,9 @@ func (c *Client) parseUntagged(ctx context.Context, cmd string, r *response) err
 		return err
 	}
 	r.resp.Data = data
+	// Store the response before its bracketed code, as imaplib does: an
+	// Idler delivers ('OK', [b'[ALERT] x']) and then ('ALERT', ...).
+	c.store(r.resp)
 	switch r.resp.Type {
 	case "OK", "NO", "BAD", "BYE", "PREAUTH":
 		c.responseCode(r.resp.Type, datum)
@@ -240,7 +262,6 @@ func (c *Client) parseUntagged(ctx context.Context, cmd string, r *response) err
 	if r.resp.Type == "BYE" {
 		c.byeText = datum
 	}
-	c.store(r.resp)
 	return nil
 }
 
@@ -271,7 +292,7 @@ func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte
 		total += n
 		c.tr.recvLiteral(len(lit))
 		data = append(data, Datum{Text: datum, Literal: lit})
-		line, err := c.readLine(ctx, c.opDeadline())
+		line, err := c.readLineSteady(ctx)
 		if err != nil {
 			return nil, c.readError(ctx, cmd, err, false)
 		}

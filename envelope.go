@@ -49,10 +49,24 @@ func (s *scanner) envelope(env *Envelope) error {
 	if env.Subject, err = s.nstr(); err != nil {
 		return err
 	}
-	for _, list := range [...]*[]Address{&env.From, &env.Sender, &env.ReplyTo, &env.To, &env.Cc, &env.Bcc} {
+	// Servers repeat From as Sender and Reply-To when those are absent.
+	// When a later list is byte for byte the From list, copy the parsed
+	// addresses instead of parsing them again. A prefix match is enough: a
+	// parenthesised list ends where its parentheses balance.
+	var fromStart, fromEnd mark
+	for i, list := range [...]*[]Address{&env.From, &env.Sender, &env.ReplyTo, &env.To, &env.Cc, &env.Bcc} {
 		s.skipSP()
+		if i > 0 && len(env.From) > 0 && s.skipSame(fromStart, fromEnd) {
+			*list = s.addrSlab.alloc(len(env.From))
+			copy(*list, env.From)
+			continue
+		}
+		start := s.mark()
 		if *list, err = s.addressList(); err != nil {
 			return err
+		}
+		if i == 0 {
+			fromStart, fromEnd = start, s.mark()
 		}
 	}
 	s.skipSP()
@@ -75,7 +89,7 @@ func (s *scanner) addressList() ([]Address, error) {
 	if !ok {
 		return nil, err
 	}
-	mark := len(s.addrStack)
+	start := s.addrSlab.begin()
 	for !s.close() {
 		var a Address
 		if err := s.open(); err != nil {
@@ -90,7 +104,7 @@ func (s *scanner) addressList() ([]Address, error) {
 		if !s.close() {
 			return nil, s.unexpected(`")" after address fields`)
 		}
-		s.addrStack = append(s.addrStack, a)
+		start = s.addrSlab.push(start, a)
 	}
-	return carve(&s.addrSlab, &s.addrStack, mark), nil
+	return s.addrSlab.end(start), nil
 }

@@ -166,15 +166,15 @@ func (s *scanner) fetchMessage(m *Message) error {
 	if err := s.open(); err != nil {
 		return err
 	}
-	secMark, rawMark := len(s.secStack), len(s.rawStack)
+	s.secStart, s.rawStart = s.secSlab.begin(), s.rawSlab.begin()
 	for !s.close() {
 		start := s.mark()
 		if err := s.fetchItem(m); err != nil {
 			return withContext(err, "FETCH", m.Seq, itemName(s.segs[start.si].Text[start.pos:]))
 		}
 	}
-	m.Sections = carve(&s.secSlab, &s.secStack, secMark)
-	m.Extra = carve(&s.rawSlab, &s.rawStack, rawMark)
+	m.Sections = s.secSlab.end(s.secStart)
+	m.Extra = s.rawSlab.end(s.rawStart)
 	return s.expectEnd()
 }
 
@@ -331,7 +331,7 @@ func (s *scanner) sectionValue(name []byte, origin int64) error {
 	if err != nil {
 		return err
 	}
-	s.secStack = append(s.secStack, Section{Name: s.sectionName(name), Origin: origin, Data: data})
+	s.secStart = s.secSlab.push(s.secStart, Section{Name: s.sectionName(name), Origin: origin, Data: data})
 	return nil
 }
 
@@ -365,7 +365,7 @@ func (s *scanner) rawItem(name []byte) error {
 	if err := s.skipValue(); err != nil {
 		return err
 	}
-	s.rawStack = append(s.rawStack, RawItem{Name: nameStr, Value: s.rawSince(m)})
+	s.rawStart = s.rawSlab.push(s.rawStart, RawItem{Name: nameStr, Value: s.rawSince(m)})
 	return nil
 }
 
@@ -374,15 +374,15 @@ func (s *scanner) flagList() ([]string, error) {
 	if err := s.open(); err != nil {
 		return nil, err
 	}
-	mark := len(s.strStack)
+	start := s.strSlab.begin()
 	for !s.close() {
 		f := s.atom()
 		if len(f) == 0 {
 			return nil, s.unexpected("flag")
 		}
-		s.strStack = append(s.strStack, flagString(f, &s.arena))
+		start = s.strSlab.push(start, flagString(f, &s.arena))
 	}
-	if flags := carve(&s.strSlab, &s.strStack, mark); flags != nil {
+	if flags := s.strSlab.end(start); flags != nil {
 		return flags, nil
 	}
 	return []string{}, nil

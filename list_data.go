@@ -75,15 +75,15 @@ func (s *scanner) listEntry(e *ListEntry, utf8 bool) error {
 	if err := s.open(); err != nil {
 		return err
 	}
-	mark := len(s.strStack)
+	start := s.strSlab.begin()
 	for !s.close() {
 		a := s.atom()
 		if len(a) == 0 {
 			return s.unexpected("name attribute")
 		}
-		s.strStack = append(s.strStack, flagString(a, &s.arena))
+		start = s.strSlab.push(start, flagString(a, &s.arena))
 	}
-	e.Attrs = carve(&s.strSlab, &s.strStack, mark)
+	e.Attrs = s.strSlab.end(start)
 	s.skipSP()
 	if !s.isNIL() {
 		if s.peek() != '"' {

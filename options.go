@@ -70,6 +70,10 @@ type Options struct {
 	// connection events at info level. Secrets are redacted.
 	Logger *slog.Logger
 
+	// StreamStderr receives the standard error of a DialStream command
+	// (default os.Stderr, as with imaplib's IMAP4_stream).
+	StreamStderr io.Writer
+
 	// TagPrefix overrides the random four-letter tag prefix (tests).
 	TagPrefix string
 }

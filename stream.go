@@ -31,6 +31,9 @@ func DialStream(ctx context.Context, command string, opts *Options) (*Client, er
 	cmd.Stdin = toChild
 	cmd.Stdout = fromChild
 	cmd.Stderr = os.Stderr
+	if opts != nil && opts.StreamStderr != nil {
+		cmd.Stderr = opts.StreamStderr
+	}
 	if err := cmd.Start(); err != nil {
 		for _, f := range []*os.File{toChild, stdin, stdout, fromChild} {
 			f.Close()

@@ -100,6 +100,10 @@ func DecodeMailbox(name string) (string, error) {
 		if i == lastShiftEnd {
 			return "", mailboxError(name, "adjacent shifts")
 		}
+		// The base64 decoder skips CR and LF; nothing else may.
+		if strings.ContainsAny(enc, "\r\n") {
+			return "", mailboxError(name, "byte outside printable ASCII")
+		}
 		raw, err := mutf7.DecodeString(enc)
 		if err != nil {
 			return "", mailboxError(name, "bad modified base64")

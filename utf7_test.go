@@ -60,6 +60,9 @@ func TestDecodeMailboxErrors(t *testing.T) {
 		{"Entwürfe", "outside printable ASCII"},
 		{"a\tb", "outside printable ASCII"},
 		{"a\x00b", "outside printable ASCII"},
+		{"&AP\nw-", "outside printable ASCII"}, // base64 decoders skip newlines
+		{"&AP\rw-", "outside printable ASCII"},
+		{"&AP w-", "bad modified base64"},
 	}
 	for _, tt := range tests {
 		got, err := DecodeMailbox(tt.in)

@@ -133,21 +133,18 @@ type scanner struct {
 
 	// Allocation pools shared by all the responses one call parses, and
 	// scratch stacks for building slices of unknown length.
-	arena      strArena
-	strSlab    slab[string]
-	addrSlab   slab[Address]
-	paramSlab  slab[Param]
-	partSlab   slab[*BodyStructure]
-	bodySlab   slab[BodyStructure]
-	envSlab    slab[Envelope]
-	secSlab    slab[Section]
-	rawSlab    slab[RawItem]
-	strStack   []string
-	addrStack  []Address
-	paramStack []Param
-	partStack  []*BodyStructure
-	secStack   []Section
-	rawStack   []RawItem
+	arena     strArena
+	strSlab   slab[string]
+	addrSlab  slab[Address]
+	paramSlab slab[Param]
+	partSlab  slab[*BodyStructure]
+	bodySlab  slab[BodyStructure]
+	envSlab   slab[Envelope]
+	secSlab   slab[Section]
+	rawSlab   slab[RawItem]
+	partStack []*BodyStructure
+	secStart  int // the Sections being built (see slab.begin)
+	rawStart  int // the Extra items being built
 }
 
 // reset makes s scan resp, which must hold at least one datum.
@@ -158,12 +155,8 @@ func (s *scanner) reset(resp []Datum) {
 	s.pos = 0
 	s.base = 0
 	s.depth = 0
-	s.strStack = s.strStack[:0]
-	s.addrStack = s.addrStack[:0]
-	s.paramStack = s.paramStack[:0]
+	clear(s.partStack)
 	s.partStack = s.partStack[:0]
-	s.secStack = s.secStack[:0]
-	s.rawStack = s.rawStack[:0]
 }
 
 // mark is a position in the response, for capturing raw values.
@@ -192,6 +185,41 @@ func (s *scanner) rawSince(m mark) []byte {
 		out = append(out, s.segs[i].Literal...)
 	}
 	return append(out, s.text[:s.pos]...)
+}
+
+// skipSame reports whether the data at the current position repeats the
+// data from a to b (positions passed earlier, in the same response),
+// including any literals in between, and if so moves past the repeat.
+func (s *scanner) skipSame(a, b mark) bool {
+	n := b.si - a.si // literals inside the span
+	if n == 0 {
+		piece := s.segs[a.si].Text[a.pos:b.pos]
+		if !bytes.HasPrefix(s.text[s.pos:], piece) {
+			return false
+		}
+		s.pos += len(piece)
+		return true
+	}
+	if s.si+n >= len(s.segs) || !bytes.Equal(s.text[s.pos:], s.segs[a.si].Text[a.pos:]) {
+		return false
+	}
+	for k := 0; k < n; k++ {
+		src, dst := s.segs[a.si+k], s.segs[s.si+k]
+		if (k > 0 && !bytes.Equal(src.Text, dst.Text)) || dst.Literal == nil || !bytes.Equal(src.Literal, dst.Literal) {
+			return false
+		}
+	}
+	last := s.segs[b.si].Text[:b.pos]
+	if !bytes.HasPrefix(s.segs[s.si+n].Text, last) {
+		return false
+	}
+	for k := 0; k < n; k++ {
+		s.base += len(s.text) + len(s.segs[s.si].Literal)
+		s.si++
+		s.text = s.segs[s.si].Text
+	}
+	s.pos = len(last)
+	return true
 }
 
 // offset returns the current offset in the whole response.
@@ -356,19 +384,14 @@ func (s *scanner) number63() (int64, error) {
 // quotes, still escaped when esc is true.
 func (s *scanner) quoted() (raw []byte, esc bool, err error) {
 	t := s.text[s.pos+1:]
-	j := bytes.IndexByte(t, '"')
-	if j >= 0 && bytes.IndexByte(t[:j], '\\') < 0 {
-		s.pos += j + 2
-		return t[:j:j], false, nil
-	}
-	// Slow path: escapes.
 	for i := 0; i < len(t); i++ {
 		switch t[i] {
 		case '\\':
+			esc = true
 			i++
 		case '"':
 			s.pos += i + 2
-			return t[:i:i], true, nil
+			return t[:i:i], esc, nil
 		}
 	}
 	return nil, false, s.errorf("unterminated quoted string")
@@ -441,6 +464,17 @@ func (s *scanner) nstring() (raw []byte, esc, isNil bool, err error) {
 
 // nstr consumes a string or NIL and returns it as a string ("" for NIL).
 func (s *scanner) nstr() (string, error) {
+	// Fast path: a quoted string without escapes.
+	if t, p := s.text, s.pos; p < len(t) && t[p] == '"' {
+		for i := p + 1; i < len(t); i++ {
+			if c := t[i]; c == '"' {
+				s.pos = i + 1
+				return s.arena.str(t[p+1 : i]), nil
+			} else if c == '\\' {
+				break
+			}
+		}
+	}
 	raw, esc, _, err := s.nstring()
 	if err != nil || len(raw) == 0 {
 		return "", err
@@ -551,7 +585,7 @@ func (a *strArena) alloc(n int) []byte {
 		if a.next == 0 {
 			a.next = arenaFirstChunk
 		}
-		a.buf = make([]byte, 0, a.next)
+		a.buf = make([]byte, 0, max(a.next, n))
 		if a.next < arenaMaxChunk {
 			a.next *= 2
 		}
@@ -563,12 +597,18 @@ func (a *strArena) alloc(n int) []byte {
 
 // str returns a string with the bytes of b.
 func (a *strArena) str(b []byte) string {
-	if len(b) == 0 {
+	n := len(b)
+	if i := len(a.buf); n <= cap(a.buf)-i && n > 0 {
+		a.buf = a.buf[:i+n]
+		copy(a.buf[i:], b)
+		return unsafe.String(&a.buf[i], n)
+	}
+	if n == 0 {
 		return ""
 	}
-	p := a.alloc(len(b))
+	p := a.alloc(n)
 	copy(p, b)
-	return unsafe.String(&p[0], len(p))
+	return unsafe.String(&p[0], n)
 }
 
 // lower returns b lower-cased (ASCII only) as a string.
@@ -633,8 +673,43 @@ func (sl *slab[T]) alloc(n int) []T {
 // one returns a pointer to a new zero T.
 func (sl *slab[T]) one() *T { return &sl.alloc(1)[0] }
 
+// begin starts building a slice of unknown length in place, at the end of
+// the current chunk; push appends to it and end returns it. No other use
+// of sl may come between begin and end.
+func (sl *slab[T]) begin() int { return len(sl.buf) }
+
+// push appends v to the slice started at start, moving the slice to a new
+// chunk when the current one is full, and returns its (new) start.
+func (sl *slab[T]) push(start int, v T) int {
+	if len(sl.buf) == cap(sl.buf) {
+		if sl.next == 0 {
+			sl.next = slabFirstChunk
+		}
+		n := len(sl.buf) - start
+		buf := make([]T, n, max(sl.next, 2*n+1))
+		copy(buf, sl.buf[start:])
+		clear(sl.buf[start:]) // the old chunk may outlive this slice
+		sl.buf, start = buf, 0
+		if sl.next < slabMaxChunk {
+			sl.next *= 2
+		}
+	}
+	sl.buf = append(sl.buf, v)
+	return start
+}
+
+// end returns the slice started at start, or nil if it is empty.
+func (sl *slab[T]) end(start int) []T {
+	if len(sl.buf) == start {
+		return nil
+	}
+	return sl.buf[start:len(sl.buf):len(sl.buf)]
+}
+
 // carve moves the elements of *stack from mark on into a slice from sl,
-// truncating *stack back to mark. It returns nil when there are none.
+// truncating *stack back to mark. It returns nil when there are none. It
+// is for slices whose elements are built recursively (body parts), where
+// begin and end cannot be used.
 func carve[T any](sl *slab[T], stack *[]T, mark int) []T {
 	n := len(*stack) - mark
 	if n <= 0 {

@@ -13,21 +13,21 @@ import (
 // "12 (", "* LIST (" gives "("), and a line ending in a literal marker gets
 // the literal as its Literal. A literal cut short by the end of the input
 // is truncated, so frame accepts any input (for fuzzing).
-func frame(wire string) []Datum {
-	return frameBytes([]byte(wire), true)
+func frame(raw string) []Datum {
+	return frameBytes([]byte(raw), true)
 }
 
 // frameBytes is frame on bytes. With copyText it copies each line, as a
-// reader that reuses its buffer must; without, the datums alias wire.
-func frameBytes(wire []byte, copyText bool) []Datum {
+// reader that reuses its buffer must; without, the datums alias raw.
+func frameBytes(raw []byte, copyText bool) []Datum {
 	var out []Datum
 	continuation := false
-	for len(wire) > 0 {
-		line := wire
-		if i := bytes.Index(wire, []byte("\r\n")); i >= 0 {
-			line, wire = wire[:i], wire[i+2:]
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.Index(raw, []byte("\r\n")); i >= 0 {
+			line, raw = raw[:i], raw[i+2:]
 		} else {
-			wire = nil
+			raw = nil
 		}
 		if !continuation {
 			line = stripUntagged(line)
@@ -37,12 +37,12 @@ func frameBytes(wire []byte, copyText bool) []Datum {
 		}
 		d := Datum{Text: line}
 		if n, ok := literalMarker(line); ok {
-			n = min(n, len(wire))
-			d.Literal = wire[:n:n]
+			n = min(n, len(raw))
+			d.Literal = raw[:n:n]
 			if copyText {
 				d.Literal = append([]byte{}, d.Literal...)
 			}
-			wire = wire[n:]
+			raw = raw[n:]
 		}
 		out = append(out, d)
 		continuation = d.Literal != nil
@@ -89,6 +89,12 @@ func literalMarker(line []byte) (int, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// fixture converts a test fixture to the bytes the server sent: a line
+// feed stands for CRLF and <CR> for a lone CR.
+func fixture(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\n", "\r\n"), "<CR>", "\r")
 }
 
 // lit returns s as a literal in wire form.
@@ -182,6 +188,10 @@ func TestStrArena(t *testing.T) {
 		strs = append(strs, a.str([]byte(s)))
 		want = append(want, s)
 	}
+	// A string longer than the first chunk but short enough for the arena.
+	mid := strings.Repeat("m", arenaFirstChunk+1)
+	strs = append(strs, a.str([]byte(mid)))
+	want = append(want, mid)
 	big := strings.Repeat("x", arenaMaxString+1)
 	strs = append(strs, a.str([]byte(big)), a.lower([]byte("MiXeD")), a.unescape([]byte(`a\"b`)))
 	want = append(want, big, "mixed", `a"b`)

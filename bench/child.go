@@ -20,10 +20,11 @@ import (
 // connection, answered "ok") and exits when stdin closes.
 
 type replayProc struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
-	addr  string
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	out     *bufio.Reader
+	addr    string
+	stopped bool
 }
 
 func startReplay(dir string) (*replayProc, error) {
@@ -69,7 +70,12 @@ func (p *replayProc) closeAll() error {
 	return nil
 }
 
+// stop ends the child; it may be called more than once.
 func (p *replayProc) stop() {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
 	p.stdin.Close()
 	done := make(chan struct{})
 	go func() { p.cmd.Wait(); close(done) }()

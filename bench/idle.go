@@ -191,6 +191,7 @@ func floorOpenIdler(ctx context.Context, conn net.Conn, mailbox string) (closer,
 	return f, nil
 }
 
+// Close drops the connection, which ends the parked Read.
 func (f *floorIdler) Close() error {
 	err := f.c.conn.Close()
 	<-f.done

@@ -114,8 +114,8 @@ func kitFetchTyped(items string) sessionFunc {
 			return 0, err
 		}
 		for _, m := range msgs {
-			if m.Envelope == nil {
-				return 0, fmt.Errorf("imapkit: message %d has no envelope", m.Seq)
+			if m.Envelope == nil || m.BodyStructure == nil {
+				return 0, fmt.Errorf("imapkit: message %d lacks ENVELOPE or BODYSTRUCTURE", m.Seq)
 			}
 		}
 		return len(msgs), kitLogout(ctx, c)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -111,13 +112,15 @@ func TestStreamCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("%s: %v", cmd, err)
 	}
 	done := make(chan struct{})
+	quit := make(chan struct{})
 	defer func() {
+		close(quit)
 		stdin.Close()
 		select {
 		case <-done:
@@ -137,7 +140,13 @@ func TestStreamCommand(t *testing.T) {
 				close(lines)
 				return
 			}
-			lines <- strings.TrimRight(l, "\r\n")
+			select {
+			case lines <- strings.TrimRight(l, "\r\n"):
+			case <-quit:
+				io.Copy(io.Discard, r)
+				close(lines)
+				return
+			}
 		}
 	}()
 	next := func() string {
@@ -167,6 +176,24 @@ func TestStreamCommand(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(stdin, "b LOGOUT\r\n")
+}
+
+// lockedBuffer collects a process's stderr while the test may read it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 func TestLoginAndDeliver(t *testing.T) {
@@ -213,6 +240,16 @@ func TestLoginAndDeliver(t *testing.T) {
 	if l := c2.line(); !strings.HasPrefix(l, "a NO") {
 		t.Errorf("LOGIN with wrong password: %q", l)
 	}
+	// Dovecot re-reads the passwd-file: a user added after the first
+	// authentications can log in at once.
+	user2, pass2, err := s.NewUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user2 == user {
+		t.Fatalf("NewUser returned %q twice", user)
+	}
+	c2.login(user2, pass2)
 }
 
 func contains(lines []string, want string) bool {
@@ -312,10 +349,13 @@ func TestConfigKnobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := dial(t, s.Addr)
-	c.greeting("* OK")
+	if g := c.greeting("* OK"); strings.Contains(g, " IDLE") {
+		t.Errorf("greeting with DisableIDLE: %q", g)
+	}
 	c.login(user, pass)
 	untagged, _ := c.cmd("b", "CAPABILITY")
-	if len(untagged) != 1 || !strings.Contains(untagged[0], "IMAP4rev1") || strings.Contains(untagged[0], " IDLE") {
+	if len(untagged) != 1 || !strings.Contains(untagged[0], "IMAP4rev1") || strings.Contains(untagged[0], " IDLE") ||
+		!strings.Contains(untagged[0], " QUOTA") {
 		t.Errorf("CAPABILITY with DisableIDLE: %q", untagged)
 	}
 	c.cmd("c", "SELECT INBOX")
@@ -329,5 +369,18 @@ func TestConfigKnobs(t *testing.T) {
 	fmt.Fprintf(c.c, "DONE\r\n")
 	if l := c.line(); !strings.HasPrefix(l, "d OK") {
 		t.Errorf("IDLE end: %q", l)
+	}
+
+	// MaxUserIPConnections: 3 sessions are allowed, the 4th is refused.
+	for i := 2; i <= 3; i++ {
+		c := dial(t, s.Addr)
+		c.greeting("* OK")
+		c.login(user, pass)
+	}
+	c4 := dial(t, s.Addr)
+	c4.greeting("* OK")
+	fmt.Fprintf(c4.c, "a LOGIN %s %s\r\n", user, pass)
+	if l := c4.line(); strings.HasPrefix(l, "a OK") {
+		t.Errorf("4th LOGIN with MaxUserIPConnections 3: %q", l)
 	}
 }

@@ -133,25 +133,3 @@ func (s *Server) KillIMAP(user string) error {
 	}
 	return nil
 }
-
-// onlyMasterAndLog reports whether the process group of the master pgid
-// holds nothing but the master and its log process, the last service to go
-// during a shutdown.
-func onlyMasterAndLog(pgid int) bool {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return false
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == pgid {
-			continue
-		}
-		st, ok := readStat(pid)
-		if !ok || st.pgrp != pgid || st.state == "Z" || st.comm == "log" {
-			continue
-		}
-		return false
-	}
-	return true
-}

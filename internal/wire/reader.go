@@ -198,7 +198,9 @@ func (r *Reader) discard() error {
 	for {
 		if i := bytes.IndexByte(r.buf[r.r:r.w], '\n'); i >= 0 {
 			r.tail = append(r.tail, r.buf[r.r:r.r+i]...)
-			r.tail = tailOf(r.tail)
+			// Drop the CR, as ReadLine does, so that a literal announced at
+			// the end of the skipped line ("{5}") is visible in Tail.
+			r.tail = tailOf(bytes.TrimSuffix(r.tail, []byte("\r")))
 			r.r += i + 1
 			r.scanned = 0
 			r.discarding = 0
