@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
+
 	"github.com/imapkit/imap"
 	"github.com/imapkit/imap/internal/dovecot"
 )
@@ -333,4 +335,64 @@ func nonRecent(flags []string) int {
 		}
 	}
 	return n
+}
+
+// TestDovecotAuth authenticates with every mechanism Dovecot offers here.
+func TestDovecotAuth(t *testing.T) {
+	srv := dovecot.StartT(t)
+	ctx := context.Background()
+	user, pass, err := srv.NewUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(t *testing.T) *imap.Client {
+		c, err := imap.DialTLS(ctx, srv.TLSAddr, &imap.Options{Timeout: 20 * time.Second, TLSConfig: &tls.Config{RootCAs: srv.CertPool, ServerName: "localhost"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Shutdown() })
+		return c
+	}
+	tests := []struct {
+		name string
+		auth func(c *imap.Client) (imap.Result, error)
+		ok   bool
+	}{
+		{"LOGIN", func(c *imap.Client) (imap.Result, error) { return c.Login(ctx, user, pass) }, true},
+		{"LOGIN wrong password", func(c *imap.Client) (imap.Result, error) { return c.Login(ctx, user, "wrong") }, false},
+		{"PLAIN with SASL-IR", func(c *imap.Client) (imap.Result, error) {
+			return c.AuthenticateSASL(ctx, sasl.NewPlainClient("", user, pass))
+		}, true},
+		{"LOGIN mechanism", func(c *imap.Client) (imap.Result, error) {
+			return c.AuthenticateSASL(ctx, sasl.NewLoginClient(user, pass))
+		}, true},
+		{"CRAM-MD5", func(c *imap.Client) (imap.Result, error) { return c.LoginCRAMMD5(ctx, user, pass) }, true},
+		{"PLAIN via AuthFunc", func(c *imap.Client) (imap.Result, error) {
+			return c.Authenticate(ctx, "PLAIN", func([]byte) ([]byte, error) { return []byte("\x00" + user + "\x00" + pass), nil })
+		}, true},
+		{"XOAUTH2 unsupported", func(c *imap.Client) (imap.Result, error) {
+			return c.AuthenticateSASL(ctx, imap.NewXOAuth2Client(user, "token"))
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dial(t)
+			_, err := tt.auth(c)
+			if tt.ok {
+				if err != nil || c.State() != imap.StateAuth {
+					t.Fatalf("auth failed: %v (state %v)", err, c.State())
+				}
+				if !c.Has("QUOTA") && !c.Has("MOVE") {
+					t.Errorf("capabilities not refreshed after auth: %v", c.Capabilities())
+				}
+				return
+			}
+			if !errors.Is(err, imap.ErrCommand) || c.State() != imap.StateNonAuth {
+				t.Fatalf("err = %v, state %v; want a command error in NONAUTH", err, c.State())
+			}
+			if _, err := c.Noop(ctx); err != nil {
+				t.Fatalf("connection unusable after failed auth: %v", err)
+			}
+		})
+	}
 }

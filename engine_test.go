@@ -422,7 +422,7 @@ func TestLiteralsInCommandResponses(t *testing.T) {
 // wait for progress, not a whole line or response.
 func TestSlowButSteadyServer(t *testing.T) {
 	t.Parallel()
-	const gap = 30 * time.Millisecond
+	const gap = 25 * time.Millisecond // each wait well under the 500ms timeout
 	trickle := func(s *imaptest.Session, b string) {
 		for i := 0; i < len(b); i++ {
 			if s.Write([]byte{b[i]}) != nil {
@@ -433,6 +433,7 @@ func TestSlowButSteadyServer(t *testing.T) {
 	}
 	srv := plain.server(t, imaptest.Config{Commands: map[string]imaptest.CommandFunc{
 		"FETCH": func(s *imaptest.Session, tag, _ string) {
+			// About 80 bytes: 2 s in all, four times the timeout.
 			trickle(s, "* 1 FETCH (BODY[] {12}\r\nhello, world FLAGS ())\r\n"+tag+" OK FETCH completed\r\n")
 		},
 		"NOOP": func(s *imaptest.Session, tag, _ string) {
@@ -440,7 +441,7 @@ func TestSlowButSteadyServer(t *testing.T) {
 			s.Sleep(10 * time.Second)
 		},
 	}})
-	c := plain.connect(t, srv, &imap.Options{Timeout: 300 * time.Millisecond, InsecureAuth: true})
+	c := plain.connect(t, srv, &imap.Options{Timeout: 500 * time.Millisecond, InsecureAuth: true})
 	login(t, c)
 	ctx := context.Background()
 	mustOK(t)(c.Select(ctx, "INBOX", false))
@@ -452,7 +453,7 @@ func TestSlowButSteadyServer(t *testing.T) {
 	if got, want := repr("FETCH", res.Data), `("FETCH", [("1 (BODY[] {12}", "hello, world"), " FLAGS ())"])`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
-	if d := time.Since(start); d < time.Second {
+	if d := time.Since(start); d < 1500*time.Millisecond {
 		t.Fatalf("the response took only %v: not a test of a slow server", d)
 	}
 	// A stall longer than the timeout, in the middle of a line, aborts.

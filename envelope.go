@@ -95,11 +95,21 @@ func (s *scanner) addressList() ([]Address, error) {
 		if err := s.open(); err != nil {
 			return nil, err
 		}
-		for _, f := range [...]*string{&a.Name, &a.ADL, &a.Mailbox, &a.Host} {
-			s.skipSP()
-			if *f, err = s.nstr(); err != nil {
-				return nil, err
-			}
+		s.skipSP()
+		if a.Name, err = s.nstr(); err != nil {
+			return nil, err
+		}
+		s.skipSP()
+		if a.ADL, err = s.nstr(); err != nil {
+			return nil, err
+		}
+		s.skipSP()
+		if a.Mailbox, err = s.nstr(); err != nil {
+			return nil, err
+		}
+		s.skipSP()
+		if a.Host, err = s.nstr(); err != nil {
+			return nil, err
 		}
 		if !s.close() {
 			return nil, s.unexpected(`")" after address fields`)

@@ -2,8 +2,10 @@ package imap
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"unsafe"
 )
@@ -384,17 +386,40 @@ func (s *scanner) number63() (int64, error) {
 // quotes, still escaped when esc is true.
 func (s *scanner) quoted() (raw []byte, esc bool, err error) {
 	t := s.text[s.pos+1:]
-	for i := 0; i < len(t); i++ {
-		switch t[i] {
-		case '\\':
-			esc = true
-			i++
-		case '"':
+	for i := 0; ; i++ {
+		i = quoteStop(t, i)
+		switch {
+		case i >= len(t):
+			return nil, false, s.errorf("unterminated quoted string")
+		case t[i] == '"':
 			s.pos += i + 2
 			return t[:i:i], esc, nil
 		}
+		esc = true // t[i] is a backslash; skip the escaped byte
+		i++
 	}
-	return nil, false, s.errorf("unterminated quoted string")
+}
+
+// quoteStop returns the index of the first '"' or '\\' in t at or after
+// i, or len(t). It looks at eight bytes at a time.
+func quoteStop(t []byte, i int) int {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(t); i += 8 {
+		x := binary.LittleEndian.Uint64(t[i:])
+		q := x ^ (lsb * '"')
+		b := x ^ (lsb * '\\')
+		// A byte of q or b is zero where x has a quote or a backslash;
+		// the lowest flagged byte is exact.
+		if m := ((q-lsb)&^q | (b-lsb)&^b) & msb; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(t); i++ {
+		if c := t[i]; c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return len(t)
 }
 
 // literal consumes a literal marker "{N}" (or "~{N}" for binary data, or
@@ -464,14 +489,17 @@ func (s *scanner) nstring() (raw []byte, esc, isNil bool, err error) {
 
 // nstr consumes a string or NIL and returns it as a string ("" for NIL).
 func (s *scanner) nstr() (string, error) {
-	// Fast path: a quoted string without escapes.
-	if t, p := s.text, s.pos; p < len(t) && t[p] == '"' {
-		for i := p + 1; i < len(t); i++ {
-			if c := t[i]; c == '"' {
+	// Fast paths: NIL, and a quoted string without escapes.
+	if t, p := s.text, s.pos; p < len(t) {
+		switch t[p] {
+		case '"':
+			if i := quoteStop(t, p+1); i < len(t) && t[i] == '"' {
 				s.pos = i + 1
 				return s.arena.str(t[p+1 : i]), nil
-			} else if c == '\\' {
-				break
+			}
+		case 'N', 'n':
+			if s.isNIL() {
+				return "", nil
 			}
 		}
 	}

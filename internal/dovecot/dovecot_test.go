@@ -240,8 +240,6 @@ func TestLoginAndDeliver(t *testing.T) {
 	if l := c2.line(); !strings.HasPrefix(l, "a NO") {
 		t.Errorf("LOGIN with wrong password: %q", l)
 	}
-	// Dovecot re-reads the passwd-file: a user added after the first
-	// authentications can log in at once.
 	user2, pass2, err := s.NewUser()
 	if err != nil {
 		t.Fatal(err)
@@ -250,6 +248,18 @@ func TestLoginAndDeliver(t *testing.T) {
 		t.Fatalf("NewUser returned %q twice", user)
 	}
 	c2.login(user2, pass2)
+
+	// Dovecot re-reads the passwd-file: a user added after the first
+	// authentications can log in as soon as AddUser returns.
+	if err := s.AddUser("alice", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddUser("alice", "other"); err == nil {
+		t.Error("AddUser of an existing user: want error")
+	}
+	c3 := dial(t, s.Addr)
+	c3.greeting("* OK")
+	c3.login("alice", "secret")
 }
 
 func contains(lines []string, want string) bool {
@@ -382,5 +392,39 @@ func TestConfigKnobs(t *testing.T) {
 	fmt.Fprintf(c4.c, "a LOGIN %s %s\r\n", user, pass)
 	if l := c4.line(); strings.HasPrefix(l, "a OK") {
 		t.Errorf("4th LOGIN with MaxUserIPConnections 3: %q", l)
+	}
+}
+
+func TestRemoveStale(t *testing.T) {
+	parent := t.TempDir()
+	mk := func(name, owner string) string {
+		dir := parent + "/" + name
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if owner != "" {
+			if err := os.WriteFile(dir+"/"+ownerFile, []byte(owner), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	// A child that has exited and been reaped gives a pid that is dead.
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := mk(dirPrefix+"dead", fmt.Sprint(cmd.Process.Pid))
+	alive := mk(dirPrefix+"alive", fmt.Sprint(os.Getpid()))
+	creating := mk(dirPrefix+"creating", "")
+	other := mk("other", fmt.Sprint(cmd.Process.Pid))
+	removeStale(parent)
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("stale %s not removed: %v", dead, err)
+	}
+	for _, dir := range []string{alive, creating, other} {
+		if _, err := os.Stat(dir); err != nil {
+			t.Errorf("%s removed: %v", dir, err)
+		}
 	}
 }

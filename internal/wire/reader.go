@@ -162,12 +162,17 @@ func (r *Reader) ReadLine() ([]byte, error) {
 			line := r.buf[r.r:end]
 			r.r = end + 1
 			r.scanned = 0
-			if len(line) == 0 || line[len(line)-1] != '\r' {
-				return line, fmt.Errorf("%w: %q", ErrUnterminated, clip(line))
+			crlf := len(line) > 0 && line[len(line)-1] == '\r'
+			if crlf {
+				line = line[:len(line)-1]
 			}
-			line = line[:len(line)-1]
+			// Length first, so that the verdict on a long line does not
+			// depend on how its bytes were split across reads.
 			if r.MaxLine > 0 && len(line) > r.MaxLine {
 				return nil, &LineTooLongError{Limit: r.MaxLine, Tail: tailOf(line)}
+			}
+			if !crlf {
+				return line, fmt.Errorf("%w: %q", ErrUnterminated, clip(line))
 			}
 			return line, nil
 		}

@@ -1,0 +1,463 @@
+package watch_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imapkit/imap"
+	"github.com/imapkit/imap/internal/dovecot"
+	"github.com/imapkit/imap/watch"
+)
+
+// waitTime bounds every wait for an event. Dovecot pushes IDLE changes
+// about half a second late; everything else is local.
+const waitTime = 15 * time.Second
+
+// account is a fresh Dovecot user.
+type account struct {
+	srv        *dovecot.Server
+	user, pass string
+}
+
+func newAccount(t *testing.T, srv *dovecot.Server) *account {
+	t.Helper()
+	user, pass, err := srv.NewUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &account{srv: srv, user: user, pass: pass}
+}
+
+// clientOpts are the options of the watcher's connections: short timeouts
+// so that dead links are noticed within the test's patience.
+func clientOpts() *imap.Options {
+	return &imap.Options{InsecureAuth: true, Timeout: 2 * time.Second, StreamStderr: io.Discard}
+}
+
+// dialer returns a watch.Dialer that logs in over plain TCP to addr (the
+// server or a proxy in front of it).
+func (a *account) dialer(addr string) watch.Dialer {
+	return func(ctx context.Context) (*imap.Client, error) {
+		c, err := imap.Dial(ctx, addr, clientOpts())
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.Login(ctx, a.user, a.pass); err != nil {
+			c.Shutdown()
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// streamDialer returns a watch.Dialer over Dovecot's stream command.
+func (a *account) streamDialer() watch.Dialer {
+	return func(ctx context.Context) (*imap.Client, error) {
+		return imap.DialStream(ctx, a.srv.StreamCommand(a.user), clientOpts())
+	}
+}
+
+// other opens a separate connection (a stream session, which KillIMAP does
+// not touch) to make changes while the watcher watches.
+func (a *account) other(t *testing.T) *mailer {
+	t.Helper()
+	c, err := imap.DialStream(context.Background(), a.srv.StreamCommand(a.user),
+		&imap.Options{Timeout: 20 * time.Second, StreamStderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Shutdown() })
+	return &mailer{t: t, c: c}
+}
+
+// mailer makes changes to the account from its own connection.
+type mailer struct {
+	t   *testing.T
+	c   *imap.Client
+	sel string
+	n   int
+}
+
+func (m *mailer) must(what string, _ imap.Result, err error) {
+	m.t.Helper()
+	if err != nil {
+		m.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// append adds a message to mailbox and returns its subject.
+func (m *mailer) append(mailbox string) string {
+	m.t.Helper()
+	subject := m.nextSubject()
+	res, err := m.c.Append(context.Background(), mailbox, "", time.Time{}, message(subject))
+	m.must("APPEND", res, err)
+	return subject
+}
+
+func (m *mailer) nextSubject() string {
+	m.n++
+	return fmt.Sprintf("message %d", m.n)
+}
+
+// appendErr is append for goroutines other than the test's.
+func (m *mailer) appendErr(mailbox string) error {
+	_, err := m.c.Append(context.Background(), mailbox, "", time.Time{}, message(m.nextSubject()))
+	return err
+}
+
+func message(subject string) []byte {
+	return []byte("From: Ada <ada@example.org>\r\nTo: u@localhost\r\nSubject: " + subject + "\r\n\r\nbody\r\n")
+}
+
+func (m *mailer) create(mailbox string) {
+	m.t.Helper()
+	res, err := m.c.Create(context.Background(), mailbox)
+	m.must("CREATE "+mailbox, res, err)
+}
+
+func (m *mailer) selectBox(mailbox string) {
+	m.t.Helper()
+	if m.sel == mailbox {
+		return
+	}
+	res, err := m.c.Select(context.Background(), mailbox, false)
+	m.must("SELECT "+mailbox, res, err)
+	m.sel = mailbox
+}
+
+// store changes flags by UID.
+func (m *mailer) store(mailbox string, uid uint32, op, flags string) {
+	m.t.Helper()
+	m.selectBox(mailbox)
+	res, err := m.c.UID(context.Background(), "STORE", fmt.Sprint(uid), op, "("+flags+")")
+	m.must("UID STORE", res, err)
+}
+
+// expunge removes the messages with the given UIDs.
+func (m *mailer) expunge(mailbox string, uids ...uint32) {
+	m.t.Helper()
+	m.selectBox(mailbox)
+	set := imap.FormatSequenceSet(uids)
+	res, err := m.c.UID(context.Background(), "STORE", set, "+FLAGS.SILENT", `(\Deleted)`)
+	m.must("UID STORE", res, err)
+	res, err = m.c.Expunge(context.Background())
+	m.must("EXPUNGE", res, err)
+}
+
+// unselect leaves the mailbox so that it can be deleted.
+func (m *mailer) unselect() {
+	m.t.Helper()
+	if m.sel != "" {
+		res, err := m.c.Unselect(context.Background())
+		m.must("UNSELECT", res, err)
+		m.sel = ""
+	}
+}
+
+// run is a running Watcher and the events it delivered.
+type run struct {
+	t      *testing.T
+	w      *watch.Watcher
+	cancel context.CancelFunc
+	done   chan error // Run's result
+	closed chan struct{}
+
+	mu   sync.Mutex
+	evs  []watch.Event
+	gate chan struct{} // the consumer reads nothing until it is closed
+}
+
+// startWatcher runs a Watcher and collects its events. The events are
+// logged when the test fails. stop is registered as a cleanup.
+func startWatcher(t *testing.T, dial watch.Dialer, opts *watch.Options, gated bool) *run {
+	t.Helper()
+	w, err := watch.New(dial, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &run{t: t, w: w, cancel: cancel, done: make(chan error, 1), closed: make(chan struct{})}
+	if gated {
+		r.gate = make(chan struct{})
+	}
+	go func() { r.done <- w.Run(ctx) }()
+	go func() {
+		defer close(r.closed)
+		if r.gate != nil {
+			<-r.gate
+		}
+		for ev := range w.Events() {
+			r.mu.Lock()
+			r.evs = append(r.evs, ev)
+			r.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		r.stop()
+		if t.Failed() {
+			for i, ev := range r.events() {
+				t.Logf("event %d: %s", i, describe(ev))
+			}
+		}
+	})
+	return r
+}
+
+// open lets a gated consumer start reading.
+func (r *run) open() {
+	if r.gate != nil {
+		select {
+		case <-r.gate:
+		default:
+			close(r.gate)
+		}
+	}
+}
+
+// stop cancels Run, which must return within a second and close the
+// events channel.
+func (r *run) stop() {
+	r.t.Helper()
+	r.open()
+	r.cancel()
+	start := time.Now()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			r.t.Errorf("Run returned %v", err)
+		}
+		r.done <- err // for later calls
+	case <-time.After(5 * time.Second):
+		r.t.Fatalf("Run did not return within 5 s of cancellation")
+	}
+	if d := time.Since(start); d > time.Second {
+		r.t.Errorf("Run returned %v after cancellation, want < 1 s", d)
+	}
+	select {
+	case <-r.closed:
+	case <-time.After(time.Second):
+		r.t.Fatalf("the events channel was not closed when Run returned")
+	}
+}
+
+func (r *run) events() []watch.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.evs)
+}
+
+// waitFor waits until cond holds for the events delivered so far.
+func (r *run) waitFor(what string, cond func([]watch.Event) bool) []watch.Event {
+	r.t.Helper()
+	return r.waitForWithin(waitTime, what, cond)
+}
+
+func (r *run) waitForWithin(d time.Duration, what string, cond func([]watch.Event) bool) []watch.Event {
+	r.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		evs := r.events()
+		if cond(evs) {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("no %s within %v", what, d)
+		}
+		select {
+		case err := <-r.done:
+			r.done <- err
+			r.t.Fatalf("waiting for %s: Run returned %v", what, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// describe renders an event for logs.
+func describe(ev watch.Event) string {
+	s := fmt.Sprintf("%s %s", ev.Kind, ev.Mailbox)
+	if ev.UIDValidity != 0 {
+		s += fmt.Sprintf(" uidvalidity=%d", ev.UIDValidity)
+	}
+	if ev.UID != 0 {
+		s += fmt.Sprintf(" uid=%d", ev.UID)
+	}
+	if ev.Flags != nil {
+		s += fmt.Sprintf(" flags=%v", ev.Flags)
+	}
+	if ev.ModSeq != 0 {
+		s += fmt.Sprintf(" modseq=%d", ev.ModSeq)
+	}
+	if ev.Envelope != nil {
+		s += fmt.Sprintf(" subject=%q", ev.Envelope.Subject)
+	}
+	if ev.Text != "" {
+		s += " text=" + ev.Text
+	}
+	if ev.Err != nil {
+		s += " err=" + ev.Err.Error()
+	}
+	return s
+}
+
+// Predicates and selections over events.
+
+func ofKind(evs []watch.Event, kind watch.Kind, mailbox string) []watch.Event {
+	var out []watch.Event
+	for _, ev := range evs {
+		if ev.Kind == kind && (mailbox == "" || ev.Mailbox == mailbox) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func count(kind watch.Kind, mailbox string, n int) func([]watch.Event) bool {
+	return func(evs []watch.Event) bool { return len(ofKind(evs, kind, mailbox)) >= n }
+}
+
+func has(kind watch.Kind, mailbox string, uid uint32) func([]watch.Event) bool {
+	return func(evs []watch.Event) bool {
+		for _, ev := range ofKind(evs, kind, mailbox) {
+			if ev.UID == uid {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func hasFlags(mailbox string, uid uint32, flag string) func([]watch.Event) bool {
+	return func(evs []watch.Event) bool {
+		for _, ev := range ofKind(evs, watch.EventFlags, mailbox) {
+			if ev.UID == uid && slices.ContainsFunc(ev.Flags, func(f string) bool { return strings.EqualFold(f, flag) }) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// newUIDs counts the New events per UID.
+func newUIDs(evs []watch.Event, mailbox string) map[uint32]int {
+	m := map[uint32]int{}
+	for _, ev := range ofKind(evs, watch.EventNew, mailbox) {
+		m[ev.UID]++
+	}
+	return m
+}
+
+// allNew reports whether every UID in 1..n was reported as New.
+func allNew(mailbox string, n uint32) func([]watch.Event) bool {
+	return func(evs []watch.Event) bool {
+		m := newUIDs(evs, mailbox)
+		for uid := uint32(1); uid <= n; uid++ {
+			if m[uid] == 0 {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// checkExactlyOnce fails unless the New UIDs of mailbox are exactly want,
+// each reported once.
+func checkExactlyOnce(t *testing.T, evs []watch.Event, mailbox string, want []uint32) {
+	t.Helper()
+	got := newUIDs(evs, mailbox)
+	for uid, n := range got {
+		if n > 1 {
+			t.Errorf("%s: UID %d reported as New %d times", mailbox, uid, n)
+		}
+		if !slices.Contains(want, uid) {
+			t.Errorf("%s: UID %d reported as New, not expected", mailbox, uid)
+		}
+	}
+	for _, uid := range want {
+		if got[uid] == 0 {
+			t.Errorf("%s: UID %d never reported as New", mailbox, uid)
+		}
+	}
+}
+
+func seq(from, to uint32) []uint32 {
+	var out []uint32
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// checkOrder fails when a UID's Flags or Expunge event comes before its New
+// event, or anything follows its Expunge.
+func checkOrder(t *testing.T, evs []watch.Event) {
+	t.Helper()
+	type key struct {
+		mb  string
+		uid uint32
+	}
+	seen := map[key]bool{}
+	gone := map[key]bool{}
+	for i, ev := range evs {
+		k := key{ev.Mailbox, ev.UID}
+		switch ev.Kind {
+		case watch.EventNew:
+			if gone[k] {
+				t.Errorf("event %d: New for %s uid %d after its Expunge", i, ev.Mailbox, ev.UID)
+			}
+			seen[k] = true
+		case watch.EventFlags, watch.EventExpunge:
+			if gone[k] {
+				t.Errorf("event %d: %s for %s uid %d after its Expunge", i, ev.Kind, ev.Mailbox, ev.UID)
+			}
+			if ev.Kind == watch.EventExpunge {
+				gone[k] = true
+			}
+		case watch.EventMailboxReset:
+			for k := range seen {
+				if k.mb == ev.Mailbox {
+					delete(seen, k)
+					delete(gone, k)
+				}
+			}
+		}
+	}
+}
+
+// checkGoroutines waits for the number of goroutines to settle back to at
+// most base.
+func checkGoroutines(t *testing.T, base int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= base {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("%d goroutines, want at most %d:\n%s", n, base, buf)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func fastOptions(mailboxes ...string) *watch.Options {
+	return &watch.Options{
+		Account:      "acct",
+		Mailboxes:    mailboxes,
+		Envelope:     true,
+		Inactivity:   2 * time.Second,
+		ProbeTimeout: time.Second,
+		PollInterval: 300 * time.Millisecond,
+		MinBackoff:   50 * time.Millisecond,
+		MaxBackoff:   500 * time.Millisecond,
+	}
+}
