@@ -169,11 +169,9 @@ func (s *scanner) singlePart(b *BodyStructure) error {
 	if b.Params, err = s.params(); err != nil {
 		return err
 	}
-	s.skipSP()
 	if b.ID, err = s.nstr(); err != nil {
 		return err
 	}
-	s.skipSP()
 	if b.Description, err = s.nstr(); err != nil {
 		return err
 	}

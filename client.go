@@ -55,6 +55,8 @@ type Client struct {
 
 	broken  *Error // sticky: set once the connection is aborted
 	closeFn func() error
+
+	rs readState // how the next network read is bounded
 }
 
 // NewClient runs an IMAP session over conn: it reads the greeting and the
@@ -71,6 +73,8 @@ func newClient(ctx context.Context, conn net.Conn, opts *Options, host string, s
 	}
 	c.opts.setDefaults()
 	c.rd = wire.NewReader(conn, c.opts.MaxLine)
+	c.rd.BeforeRead = c.beforeRead
+	c.rs.ctx = context.Background()
 	c.tr = newTracer(c.opts.Trace, c.opts.Logger)
 	_, c.isTLS = conn.(*tls.Conn)
 	c.secure = c.isTLS || stream

@@ -147,6 +147,13 @@ func (c *Client) checkStateLocked(name string) error {
 func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 	stop := c.watch(ctx)
 	defer stop()
+	// Results reference the read buffers while the command runs; after it,
+	// the reader goes back to a small reusable buffer.
+	c.rd.SetStable(true)
+	defer func() {
+		c.rd.SetStable(false)
+		c.rd.Shrink()
+	}()
 	if c.broken != nil {
 		return Result{}, &Error{Command: cmd.name, Kind: ErrAbort, Text: c.broken.Text}
 	}
@@ -246,7 +253,8 @@ func (c *Client) waitContinuation(ctx context.Context, name, tag string) (*respo
 			if r.tag != tag {
 				return nil, c.abort(name, nil, "unexpected tagged response: %q", clip(r.line))
 			}
-			return r, nil
+			done := r // copy: returning &r would move every response to the heap
+			return &done, nil
 		}
 	}
 }
@@ -280,7 +288,8 @@ func (c *Client) complete(ctx context.Context, cmd *command, tag string) (*respo
 			if tooLong != nil {
 				return nil, tooLong
 			}
-			return r, nil
+			done := r // copy: returning &r would move every response to the heap
+			return &done, nil
 		case kindContinuation:
 			c.continuation = r.text
 			if cmd.auth == nil {

@@ -74,35 +74,42 @@ func (c *Client) opDeadline() time.Time {
 	return time.Now().Add(c.opts.Timeout)
 }
 
-// readLine reads one line with the read deadline set by deadline().
-func (c *Client) readLine(ctx context.Context, deadline time.Time) ([]byte, error) {
-	for {
-		if c.rd.HasLine() {
-			return c.rd.ReadLine()
-		}
-		c.conn.SetReadDeadline(deadline)
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		line, err := c.rd.ReadLine()
-		return line, err
-	}
+// readState tells beforeRead how to bound the next read from the network.
+type readState struct {
+	ctx      context.Context
+	idle     bool      // waiting for the start of a response in IDLE
+	deadline time.Time // the idle wait's deadline (zero: none)
 }
 
-// readLineSteady reads one line under the operation timeout, which (as
-// Options.Timeout documents) bounds each wait for progress, not the whole
-// line: a slow but steady server whose line takes longer than the timeout
-// to arrive is not cut off. The Reader keeps the partial line across the
-// deadline error.
-func (c *Client) readLineSteady(ctx context.Context) ([]byte, error) {
-	for {
-		before := c.rd.Buffered()
-		line, err := c.readLine(ctx, c.opDeadline())
-		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil && c.rd.Buffered() > before {
-			continue // bytes arrived before the deadline: wait again
-		}
-		return line, err
+// beforeRead runs before every read from the network (not per line): it
+// sets the read deadline — the operation timeout counts from the last
+// progress — and stops at once if ctx is done.
+func (c *Client) beforeRead() error {
+	d := c.rs.deadline
+	if !c.rs.idle {
+		d = c.opDeadline()
 	}
+	c.conn.SetReadDeadline(d)
+	// Checked after setting the deadline: a cancellation racing with us
+	// either shows here or its AfterFunc overrides our deadline.
+	return c.rs.ctx.Err()
+}
+
+// readLine reads one line. In an idle wait the first read is bounded by
+// deadline; otherwise every read by the operation timeout.
+func (c *Client) readLine(ctx context.Context, idle bool, deadline time.Time) ([]byte, error) {
+	c.rs = readState{ctx: ctx, idle: idle, deadline: deadline}
+	return c.rd.ReadLine()
+}
+
+// own returns line as response data: the line itself when the reader is in
+// stable mode (a command is running, and its buffers are never reused), a
+// copy otherwise (an idle connection keeps a small reusable buffer).
+func (c *Client) own(line []byte) []byte {
+	if c.rd.Stable() {
+		return line
+	}
+	return clone(line)
 }
 
 // readResponse reads and parses one complete response, storing untagged
@@ -110,29 +117,22 @@ func (c *Client) readLineSteady(ctx context.Context) ([]byte, error) {
 // errors. In phaseIdle the wait for the first line ends at idleDeadline
 // (zero: no limit) with errStartTimeout; the rest of the response, literals
 // included, is read under the operation timeout.
-func (c *Client) readResponse(ctx context.Context, cmd string, phase readPhase, idleDeadline ...time.Time) (*response, error) {
-	var line []byte
-	var err error
-	if phase == phaseIdle {
-		first := time.Time{}
-		if len(idleDeadline) > 0 {
-			first = idleDeadline[0]
-		}
-		line, err = c.readLine(ctx, first)
-	} else {
-		line, err = c.readLineSteady(ctx)
+func (c *Client) readResponse(ctx context.Context, cmd string, phase readPhase, idleDeadline ...time.Time) (response, error) {
+	var deadline time.Time
+	if phase == phaseIdle && len(idleDeadline) > 0 {
+		deadline = idleDeadline[0]
 	}
+	line, err := c.readLine(ctx, phase == phaseIdle, deadline)
 	if err != nil {
-		return nil, c.readError(ctx, cmd, err, phase == phaseIdle)
+		return response{}, c.readError(ctx, cmd, err, phase == phaseIdle)
 	}
 	c.tr.recv(line)
-	r := &response{}
+	var r response
 	switch {
 	case len(line) >= 2 && line[0] == '*' && line[1] == ' ':
 		r.kind = kindUntagged
-		r.line = clone(line)
-		if err := c.parseUntagged(ctx, cmd, r); err != nil {
-			return nil, err
+		if err := c.parseUntagged(ctx, cmd, &r, line); err != nil {
+			return response{}, err
 		}
 	case len(line) >= 1 && line[0] == '+':
 		r.kind = kindContinuation
@@ -140,8 +140,8 @@ func (c *Client) readResponse(ctx context.Context, cmd string, phase readPhase, 
 	default:
 		r.kind = kindTagged
 		r.line = clone(line)
-		if err := c.parseTagged(cmd, r); err != nil {
-			return nil, err
+		if err := c.parseTagged(cmd, &r); err != nil {
+			return response{}, err
 		}
 	}
 	return r, nil
@@ -220,59 +220,91 @@ func (c *Client) parseTagged(cmd string, r *response) error {
 	return nil
 }
 
-// parseUntagged parses "* [N ]NAME[ data]", reads any literals that follow
-// and stores the response.
-func (c *Client) parseUntagged(ctx context.Context, cmd string, r *response) error {
-	rest := r.line[2:]
-	var datum []byte
+// parseUntagged parses "* [N ]NAME[ data]" from line (which aliases the
+// read buffer), reads any literals that follow and stores the response.
+func (c *Client) parseUntagged(ctx context.Context, cmd string, r *response, line []byte) error {
+	rest := line[2:]
 	name, after, _ := bytes.Cut(rest, []byte(" "))
-	if isDigits(name) && len(after) > 0 {
+	numeric := isDigits(name) && len(after) > 0
+	var typ []byte
+	var dataStart int // where the datum starts in line
+	if numeric {
 		// "* 2 EXISTS", "* 1 FETCH (...)": the datum is "N rest".
-		typ, more, hasMore := bytes.Cut(after, []byte(" "))
-		if !validType(typ) {
-			return c.abort(cmd, nil, "unexpected response: %q", clip(r.line))
-		}
-		r.resp.Type = upper(typ)
+		var hasMore bool
+		typ, _, hasMore = bytes.Cut(after, []byte(" "))
+		dataStart = len(line)
 		if hasMore {
-			datum = make([]byte, 0, len(name)+1+len(more))
-			datum = append(append(append(datum, name...), ' '), more...)
-		} else {
-			datum = name
+			dataStart = 2 + len(name) + 1 + len(typ) + 1
 		}
 	} else {
-		if !validType(name) {
-			return c.abort(cmd, nil, "unexpected response: %q", clip(r.line))
+		typ = name
+		dataStart = min(2+len(name)+1, len(line))
+	}
+	if !validType(typ) {
+		return c.abort(cmd, nil, "unexpected response: %q", clip(line))
+	}
+	r.resp.Type = upper(typ)
+	cp := c.own(line)
+	var datum []byte
+	if numeric {
+		// One copy: write "N " over the end of the type name, just before
+		// the rest.
+		start := dataStart - len(name) - 1
+		if dataStart == len(line) {
+			start = dataStart - len(name)
+			datum = cp[start:len(line):len(line)]
+			copy(datum, name)
+		} else {
+			datum = cp[start:len(line):len(line)]
+			copy(datum, name)
+			datum[len(name)] = ' '
 		}
-		r.resp.Type = upper(name)
-		datum = after
+	} else {
+		r.line = cp
+		datum = cp[dataStart:len(line):len(line)]
 	}
 	r.text = datum
-	data, err := c.readLiterals(ctx, cmd, r.resp.Type, datum)
+	if r.resp.Type == "BYE" {
+		c.byeText = datum
+	}
+	if literalSize(datum) < 0 {
+		// The common case: no literal, one datum, no intermediate slice.
+		if c.capture != nil {
+			r.resp.Data = []Datum{{Text: datum}}
+			c.capture.enqueue(r.resp)
+		} else {
+			c.cacheAppend(r.resp.Type, Datum{Text: datum})
+		}
+		// The response first, then its code's side entry, as imaplib does:
+		// "* OK [ALERT] x" gives OK, then ALERT.
+		switch r.resp.Type {
+		case "OK", "NO", "BAD", "BYE", "PREAUTH":
+			c.responseCode(r.resp.Type, datum)
+		}
+		return nil
+	}
+	if c.capture == nil {
+		// Fragments go straight into the cache, as imaplib stores them.
+		_, err := c.readLiterals(ctx, cmd, r.resp.Type, datum, true)
+		return err
+	}
+	data, err := c.readLiterals(ctx, cmd, r.resp.Type, datum, false)
 	if err != nil {
 		return err
 	}
 	r.resp.Data = data
-	// Store the response before its bracketed code, as imaplib does: an
-	// Idler delivers ('OK', [b'[ALERT] x']) and then ('ALERT', ...).
 	c.store(r.resp)
-	switch r.resp.Type {
-	case "OK", "NO", "BAD", "BYE", "PREAUTH":
-		c.responseCode(r.resp.Type, datum)
-	}
-	if r.resp.Type == "BYE" {
-		c.byeText = datum
-	}
 	return nil
 }
 
 // readLiterals reads the literals announced at the end of datum and the
 // lines that follow them, giving imaplib's fragments: one (header, literal)
 // pair per literal, then the trailing text.
-func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte) ([]Datum, error) {
+//
+// With toCache the fragments are appended to the cache as they arrive and
+// no slice is returned.
+func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte, toCache bool) ([]Datum, error) {
 	n := literalSize(datum)
-	if n < 0 {
-		return []Datum{{Text: datum}}, nil
-	}
 	var data []Datum
 	var total int64
 	for n >= 0 {
@@ -285,43 +317,31 @@ func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte
 		if n > limit {
 			return nil, c.abort(cmd, wire.ErrLiteralLimit, "server sent a literal of %d bytes (limit %d)", n, limit)
 		}
-		lit, err := c.readLiteral(ctx, n)
+		c.rs = readState{ctx: ctx}
+		lit, err := c.rd.ReadLiteral(n, 0)
 		if err != nil {
 			return nil, c.readError(ctx, cmd, err, false)
 		}
 		total += n
 		c.tr.recvLiteral(len(lit))
-		data = append(data, Datum{Text: datum, Literal: lit})
-		line, err := c.readLineSteady(ctx)
+		if toCache {
+			c.cacheAppend(typ, Datum{Text: datum, Literal: lit})
+		} else {
+			data = append(data, Datum{Text: datum, Literal: lit})
+		}
+		line, err := c.readLine(ctx, false, time.Time{})
 		if err != nil {
 			return nil, c.readError(ctx, cmd, err, false)
 		}
 		c.tr.recv(line)
-		datum = clone(line)
+		datum = c.own(line)
 		n = literalSize(datum)
 	}
+	if toCache {
+		c.cacheAppend(typ, Datum{Text: datum})
+		return nil, nil
+	}
 	return append(data, Datum{Text: datum}), nil
-}
-
-func (c *Client) readLiteral(ctx context.Context, n int64) ([]byte, error) {
-	c.conn.SetReadDeadline(c.opDeadline())
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	for {
-		before := c.rd.Pending()
-		lit, err := c.rd.ReadLiteral(n, 0)
-		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil {
-			return lit, err
-		}
-		// Each read must make progress within the timeout, not the whole
-		// literal: a 50 MB body on a slow link is fine while bytes flow.
-		if c.rd.Pending() > before {
-			c.conn.SetReadDeadline(c.opDeadline())
-			continue
-		}
-		return lit, err
-	}
 }
 
 // literalSize returns N when line ends in a literal marker "{N}" (also
@@ -403,6 +423,13 @@ func (c *Client) cacheAppend(typ string, data ...Datum) {
 			c.tr.event("cache full, dropped untagged data", "type", big, "count", drop)
 		}
 		list = c.cache[typ]
+	}
+	if len(list)+len(data) > cap(list) {
+		// Double: big FETCH results grow to tens of thousands of entries,
+		// and append's gentler growth would copy them many times.
+		grown := make([]Datum, len(list), max(2*cap(list), len(list)+len(data), 16))
+		copy(grown, list)
+		list = grown
 	}
 	c.cache[typ] = append(list, data...)
 	c.cached += len(data)

@@ -41,11 +41,9 @@ func (s *scanner) envelope(env *Envelope) error {
 		return err
 	}
 	var err error
-	s.skipSP()
 	if env.Date, err = s.nstr(); err != nil {
 		return err
 	}
-	s.skipSP()
 	if env.Subject, err = s.nstr(); err != nil {
 		return err
 	}
@@ -69,11 +67,9 @@ func (s *scanner) envelope(env *Envelope) error {
 			fromStart, fromEnd = start, s.mark()
 		}
 	}
-	s.skipSP()
 	if env.InReplyTo, err = s.nstr(); err != nil {
 		return err
 	}
-	s.skipSP()
 	if env.MessageID, err = s.nstr(); err != nil {
 		return err
 	}
@@ -95,19 +91,15 @@ func (s *scanner) addressList() ([]Address, error) {
 		if err := s.open(); err != nil {
 			return nil, err
 		}
-		s.skipSP()
 		if a.Name, err = s.nstr(); err != nil {
 			return nil, err
 		}
-		s.skipSP()
 		if a.ADL, err = s.nstr(); err != nil {
 			return nil, err
 		}
-		s.skipSP()
 		if a.Mailbox, err = s.nstr(); err != nil {
 			return nil, err
 		}
-		s.skipSP()
 		if a.Host, err = s.nstr(); err != nil {
 			return nil, err
 		}

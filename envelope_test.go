@@ -105,6 +105,27 @@ func TestEnvelope(t *testing.T) {
 	}
 }
 
+// TestEnvelopeRepeatedLists checks the shortcut for lists that repeat the
+// From list, with and without literals, and that a list that differs only
+// in a literal is parsed on its own.
+func TestEnvelopeRepeatedLists(t *testing.T) {
+	jorg := `((` + lit("Jörg") + ` NIL "j" "x"))`
+	env, err := parseEnvelope(t, `(NIL NIL `+jorg+` `+jorg+` ((`+lit("Jörx")+` NIL "j" "x")) `+jorg+`((NIL NIL "j" "x")) NIL NIL NIL)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Envelope{
+		From:    []Address{{Name: "Jörg", Mailbox: "j", Host: "x"}},
+		Sender:  []Address{{Name: "Jörg", Mailbox: "j", Host: "x"}},
+		ReplyTo: []Address{{Name: "Jörx", Mailbox: "j", Host: "x"}},
+		To:      []Address{{Name: "Jörg", Mailbox: "j", Host: "x"}},
+		Cc:      []Address{{Mailbox: "j", Host: "x"}},
+	}
+	if !reflect.DeepEqual(env, want) {
+		t.Errorf("got %s\nwant %s", dump(env), dump(want))
+	}
+}
+
 // TestEnvelopeCopiedListsIndependent checks that a Sender copied from From
 // does not share its backing array.
 func TestEnvelopeCopiedListsIndependent(t *testing.T) {

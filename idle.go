@@ -122,7 +122,8 @@ func (id *Idler) waitContinuation(ctx context.Context, tag string) (*response, e
 			if r.tag != tag {
 				return nil, c.abort("IDLE", nil, "unexpected tagged response: %q", clip(r.line))
 			}
-			return r, nil
+			done := r // copy: returning &r would move every response to the heap
+			return &done, nil
 		}
 	}
 }
@@ -177,6 +178,9 @@ func (id *Idler) next(poll bool, until time.Time) (Response, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if id.closed {
+		if id.ended != nil && len(id.queue) == 0 {
+			return Response{}, false, id.ended // still the reason it ended
+		}
 		return Response{}, false, cmdError("IDLE", "Idler is closed")
 	}
 	for {

@@ -620,56 +620,112 @@ func TestIdleUnexpectedTagged(t *testing.T) {
 // Cancelling the Idler's context interrupts a blocked Next at once; the
 // Idler sends DONE and reads the completion, so the connection stays
 // usable.
+//
+// The 50ms bound is on the interruption: from cancel to the server
+// reading DONE. On a loaded machine one run can be descheduled for longer,
+// so the bound must hold for the best of three runs (a wait that is not
+// interrupted fails all three), and every run must return within a second.
 func TestIdleContextCancel(t *testing.T) {
 	// Not parallel: it measures a 50ms bound.
 	runTransportsSeq(t, func(t *testing.T, tr transport) {
 		for _, how := range []string{"Next", "Responses"} {
 			t.Run(how, func(t *testing.T) {
-				c, srv := idleClient(t, tr, idleCmd(writes("+ idling\r\n")), nil)
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				id, err := c.Idle(ctx, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				cancelledAt := make(chan time.Time, 1)
-				timer := time.AfterFunc(200*time.Millisecond, func() {
-					cancelledAt <- time.Now()
+				srv := tr.server(t, imaptest.Config{Capabilities: "IDLE", Commands: map[string]imaptest.CommandFunc{
+					"IDLE": func(s *imaptest.Session, tag, _ string) {
+						_ = s.Send("+ idling")
+						line, err := s.ReadLine()
+						s.Server().Set("doneAt", time.Now())
+						if err == nil && line == "DONE" {
+							_ = s.Send(tag + " OK Idle completed")
+						}
+					},
+				}})
+				c := tr.connect(t, srv, nil)
+				login(t, c)
+				best := time.Hour
+				for run := 0; run < 3 && best > 50*time.Millisecond; run++ {
+					ctx, cancel := context.WithCancel(context.Background())
+					id, err := c.Idle(ctx, 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					cancelledAt := make(chan time.Time, 1)
+					timer := time.AfterFunc(100*time.Millisecond, func() {
+						cancelledAt <- time.Now()
+						cancel()
+					})
+					if how == "Next" {
+						_, ok, e := id.Next(30 * time.Second)
+						if ok {
+							t.Fatal("delivered")
+						}
+						err = e
+					} else {
+						var got []string
+						got, err = collect(id)
+						if len(got) != 0 {
+							t.Fatalf("got %q", got)
+						}
+					}
+					returned := time.Now()
+					at := <-cancelledAt
+					timer.Stop()
 					cancel()
-				})
-				defer timer.Stop()
-				if how == "Next" {
-					_, ok, e := id.Next(30 * time.Second)
-					if ok {
-						t.Fatal("delivered")
+					if err == nil || !errors.Is(err, context.Canceled) {
+						t.Fatalf("err %v, want context.Canceled", err)
 					}
-					err = e
-				} else {
-					var got []string
-					got, err = collect(id)
-					if len(got) != 0 {
-						t.Fatalf("got %q", got)
+					if d := returned.Sub(at); d > time.Second {
+						t.Fatalf("returned %v after the cancellation", d)
 					}
+					doneAt, ok := srv.Get("doneAt").(time.Time)
+					if !ok || !slices.Contains(srv.Lines(), "DONE") {
+						t.Fatalf("no DONE sent: %q", srv.Lines())
+					}
+					best = min(best, doneAt.Sub(at))
+					if err := id.Close(); err != nil {
+						t.Fatalf("Close: %v", err)
+					}
+					if c.State() != imap.StateAuth {
+						t.Fatalf("state %v", c.State())
+					}
+					mustOK(t)(c.Noop(context.Background()))
 				}
-				returned := time.Now()
-				d := returned.Sub(<-cancelledAt)
-				if err == nil || !errors.Is(err, context.Canceled) {
-					t.Fatalf("err %v, want context.Canceled", err)
+				if best > 50*time.Millisecond {
+					t.Fatalf("DONE reached the server %v after the cancellation (best of 3)", best)
 				}
-				if d > 50*time.Millisecond {
-					t.Fatalf("returned %v after the cancellation", d)
-				}
-				if !slices.Contains(srv.Lines(), "DONE") {
-					t.Fatalf("no DONE sent: %q", srv.Lines())
-				}
-				if err := id.Close(); err != nil {
-					t.Fatalf("Close: %v", err)
-				}
-				if c.State() != imap.StateAuth {
-					t.Fatalf("state %v", c.State())
-				}
-				mustOK(t)(c.Noop(context.Background()))
 			})
+		}
+	})
+}
+
+// Cancelling the context while waiting for "+" ends IDLE properly once
+// the server accepts it, and reports the cancellation.
+func TestIdleCancelBeforeContinuation(t *testing.T) {
+	t.Parallel()
+	runTransports(t, func(t *testing.T, tr transport) {
+		c, srv := idleClient(t, tr, idleCmd(func(s *imaptest.Session, tag string) {
+			s.Sleep(500 * time.Millisecond)
+			_ = s.Send("* 1 EXISTS", "+ idling")
+		}), nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		id, err := c.Idle(ctx, 0)
+		if id != nil {
+			t.Fatal("got an Idler")
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err %v, want the context's error", err)
+		}
+		wantErr(t, err, imap.ErrCommand)
+		if !slices.Contains(srv.Lines(), "DONE") {
+			t.Fatalf("IDLE not ended: %q", srv.Lines())
+		}
+		if c.State() != imap.StateAuth {
+			t.Fatalf("state %v", c.State())
+		}
+		mustOK(t)(c.Noop(context.Background()))
+		if got := texts(c.Response("EXISTS").Data); !slices.Equal(got, []string{"1"}) {
+			t.Fatalf("EXISTS %q, want [1] in the cache", got)
 		}
 	})
 }
@@ -691,6 +747,7 @@ func TestIdleOtherCommandsFail(t *testing.T) {
 		}
 		cmds := map[string]func() error{
 			"NOOP":       func() error { _, err := c.Noop(ctx); return err },
+			"RECENT":     func() error { _, err := c.Recent(ctx); return err },
 			"CAPABILITY": func() error { _, err := c.Capability(ctx); return err },
 			"LOGOUT":     func() error { _, err := c.Logout(ctx); return err },
 			"LOGIN":      func() error { _, err := c.Login(ctx, "u", "p"); return err },

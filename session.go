@@ -132,6 +132,11 @@ func (c *Client) Cached(code string) []Datum {
 // Recent returns the cached RECENT data, sending NOOP first when none is
 // cached.
 func (c *Client) Recent(ctx context.Context) (Result, error) {
+	if c.State() == StateIdling {
+		// Fail at once like every command: c.mu may be held by a blocked
+		// Idler.Next on another goroutine.
+		return Result{}, c.checkStateLocked("NOOP")
+	}
 	c.mu.Lock()
 	if list := c.pop("RECENT"); list != nil {
 		c.mu.Unlock()

@@ -487,10 +487,16 @@ func (s *scanner) nstring() (raw []byte, esc, isNil bool, err error) {
 	return nil, false, false, s.unexpected("string or NIL")
 }
 
-// nstr consumes a string or NIL and returns it as a string ("" for NIL).
+// nstr skips spaces, consumes a string or NIL and returns it as a string
+// ("" for NIL).
 func (s *scanner) nstr() (string, error) {
 	// Fast paths: NIL, and a quoted string without escapes.
-	if t, p := s.text, s.pos; p < len(t) {
+	t, p := s.text, s.pos
+	for p < len(t) && t[p] == ' ' {
+		p++
+	}
+	s.pos = p
+	if p < len(t) {
 		switch t[p] {
 		case '"':
 			if i := quoteStop(t, p+1); i < len(t) && t[i] == '"' {

@@ -164,6 +164,25 @@ func TestScannerTokens(t *testing.T) {
 	}
 }
 
+func TestQuoteStop(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 40} {
+		for _, c := range []byte{'"', '\\'} {
+			b := []byte(strings.Repeat("a", n) + string(c) + "xyz\"")
+			if got := quoteStop(b, 0); got != n {
+				t.Errorf("quoteStop(%q) = %d, want %d", b, got, n)
+			}
+		}
+		// Bytes next to the special ones must not confuse the bit trick.
+		b := []byte(strings.Repeat("\x21\x23\x5b\x5d\xa2\xdc", n))
+		if got := quoteStop(b, 0); got != len(b) {
+			t.Errorf("quoteStop(%q) = %d, want %d", b, got, len(b))
+		}
+	}
+	if got := quoteStop([]byte(`ab"cdefghij"`), 3); got != 11 {
+		t.Errorf("quoteStop from 3 = %d, want 11", got)
+	}
+}
+
 func TestScannerNesting(t *testing.T) {
 	for _, depth := range []int{maxNesting, maxNesting + 1, 100000} {
 		text := strings.Repeat("(", depth) + strings.Repeat(")", depth)

@@ -167,7 +167,10 @@ func run() error {
 		return errors.New("-n and -push-rounds must be at least 1, -pushes at least 10")
 	}
 
-	loadStart := loadAvg() // before recording, which loads the machine itself
+	busyStart := cpuBusy(time.Second) // before recording, which loads the machine itself
+	if busy(busyStart) {
+		log.Printf("warning: the CPUs are %s busy with other work; it will disturb the measurements", fmtBusy(busyStart))
+	}
 	limit, err := raiseFileLimit()
 	if err != nil {
 		log.Printf("raising the open-file limit: %v", err)
@@ -185,10 +188,7 @@ func run() error {
 	defer proc.stop()
 	log.Printf("replay server (child process) on %s serving %s", proc.addr, dir)
 
-	rep := &report{cfg: &cfg, info: info, started: time.Now(), fileLimit: limit, loadStart: loadStart}
-	if busy(rep.loadStart) {
-		log.Printf("warning: load average is %s on %d CPUs; other processes will disturb the measurements", rep.loadStart, runtime.NumCPU())
-	}
+	rep := &report{cfg: &cfg, info: info, started: time.Now(), fileLimit: limit, busyStart: busyStart}
 	rep.python = ""
 	if cfg.python {
 		rep.python = pythonVersion()
@@ -217,7 +217,7 @@ func run() error {
 		rep.latency = runPush(ctx, &cfg, kit)
 	}
 	rep.finished = time.Now()
-	rep.loadEnd = loadAvg()
+	rep.busyEnd = cpuBusy(time.Second)
 
 	md, svg := rep.markdown(), rep.svg()
 	if cfg.out == "" {

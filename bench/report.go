@@ -21,8 +21,8 @@ type report struct {
 	info      *replay.Info
 	python    string // python3 version, "" if absent
 	fileLimit uint64
-	loadStart string // /proc/loadavg's 1-minute load when the run started
-	loadEnd   string
+	busyStart float64 // fraction of CPU time other processes used before the run (-1: unknown)
+	busyEnd   float64
 	started   time.Time
 	finished  time.Time
 	notes     []string
@@ -54,26 +54,46 @@ func normBox(m string) string {
 	return m
 }
 
-// loadAvg returns the 1-minute load average, or "" where unknown.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
+// cpuBusy samples /proc/stat over d and returns the fraction of CPU time
+// the whole machine spent busy, or -1 where unknown.
+func cpuBusy(d time.Duration) float64 {
+	read := func() (idle, total uint64, ok bool) {
+		b, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			return 0, 0, false
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		if len(f) < 5 || f[0] != "cpu" {
+			return 0, 0, false
+		}
+		for i, v := range f[1:] {
+			var n uint64
+			fmt.Sscan(v, &n)
+			total += n
+			if i == 3 || i == 4 { // idle, iowait
+				idle += n
+			}
+		}
+		return idle, total, true
 	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return ""
+	i0, t0, ok0 := read()
+	time.Sleep(d)
+	i1, t1, ok1 := read()
+	if !ok0 || !ok1 || t1 == t0 {
+		return -1
 	}
-	return f[0]
+	return 1 - float64(i1-i0)/float64(t1-t0)
 }
 
-// busy reports whether a 1-minute load average says other work is running.
-func busy(load string) bool {
-	var v float64
-	if _, err := fmt.Sscan(load, &v); err != nil {
-		return false
+// busy reports whether other work kept the CPUs more than a quarter busy.
+func busy(frac float64) bool { return frac > 0.25 }
+
+func fmtBusy(frac float64) string {
+	if frac < 0 {
+		return "unknown"
 	}
-	return v > float64(runtime.NumCPU())/2
+	return fmt.Sprintf("%.0f%%", 100*frac)
 }
 
 func cpuModel() string {
@@ -297,12 +317,12 @@ func (r *report) markdown() string {
 	}
 	p("- go-imap v2: github.com/emersion/go-imap/v2 v2.0.0-beta.8 (imapclient)\n")
 	p("- Run took %v, started %s", r.finished.Sub(r.started).Round(time.Second), r.started.UTC().Format("2006-01-02 15:04 UTC"))
-	if r.loadStart != "" {
-		p("; load average (1 min) %s at the start, %s at the end", r.loadStart, r.loadEnd)
+	if r.busyStart >= 0 {
+		p("; CPUs busy with other work: %s just before the run, %s just after", fmtBusy(r.busyStart), fmtBusy(r.busyEnd))
 	}
 	p("\n\n")
-	if busy(r.loadStart) {
-		p("> **The machine was busy when this run started** (load %s on %d CPUs): other processes competed for the CPUs, so times are inflated and noisy. Re-run on an idle machine.\n\n", r.loadStart, runtime.NumCPU())
+	if busy(r.busyStart) || busy(r.busyEnd) {
+		p("> **The machine was busy with other work around this run** (%s before, %s after, of %d CPUs): other processes competed for the CPUs, so times are inflated and noisy. Re-run on an idle machine.\n\n", fmtBusy(r.busyStart), fmtBusy(r.busyEnd), runtime.NumCPU())
 	}
 
 	p("## Method\n\n")

@@ -3,6 +3,7 @@ package watch_test
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/imapkit/imap/internal/dovecot"
 	"github.com/imapkit/imap/watch"
@@ -106,7 +107,6 @@ func allNewFrom(mailbox string, from, to uint32) func([]watch.Event) bool {
 	}
 }
 
-
 // TestDovecotStateFile stops the watcher, changes the mailbox while it is
 // down and starts a new watcher with the same state file: exactly what was
 // missed is reported — new mail once, expunges by UID-set difference, flag
@@ -115,23 +115,30 @@ func allNewFrom(mailbox string, from, to uint32) func([]watch.Event) bool {
 func TestDovecotStateFile(t *testing.T) {
 	srv := dovecot.StartT(t)
 	for _, tc := range []struct {
-		name    string
-		strip   []string
-		noFlags bool // flags changed while down cannot be known
+		name      string
+		strip     []string
+		noFlags   bool // flags changed while down cannot be known
+		mailboxes []string
+		noNotify  bool
 	}{
 		{name: "dovecot"},
 		{name: "no-qresync", strip: []string{"QRESYNC"}},
 		{name: "no-condstore", strip: []string{"QRESYNC", "CONDSTORE"}, noFlags: true},
+		{name: "notify", mailboxes: []string{"Lists", "INBOX"}},
+		{name: "status", mailboxes: []string{"Lists", "INBOX"}, noNotify: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			acct := newAccount(t, srv)
 			m := acct.other(t)
+			m.create("Lists")
 			m.append("INBOX") // 1: baseline
 			m.append("INBOX") // 2: baseline
 			state := t.TempDir() + "/state.json"
 			dial := acct.dialer(newProxy(t, srv.Addr, tc.strip...).Addr())
-			opts := fastOptions()
+			opts := fastOptions(tc.mailboxes...)
+			opts.NoNotify = tc.noNotify
+			opts.MaxConnections = 1
 			opts.StateFile = state
 
 			first := startWatcher(t, dial, opts, false)
@@ -186,6 +193,256 @@ func TestDovecotStateFile(t *testing.T) {
 			evs = second.waitFor("New 8", has(watch.EventNew, "INBOX", 8))
 			checkExactlyOnce(t, evs, "INBOX", []uint32{5, 7, 8})
 			checkOrder(t, evs)
+		})
+	}
+}
+
+// TestDovecotMailboxReset deletes and recreates a watched mailbox: the
+// watcher reports MailboxReset with the new UIDVALIDITY, and then new mail
+// under it.
+func TestDovecotMailboxReset(t *testing.T) {
+	srv := dovecot.StartT(t)
+	for _, tc := range []struct {
+		name      string
+		mailboxes []string
+		noNotify  bool
+	}{
+		{name: "selected", mailboxes: []string{"Box"}},
+		{name: "notify", mailboxes: []string{"INBOX", "Box"}},
+		{name: "status", mailboxes: []string{"INBOX", "Box"}, noNotify: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			acct := newAccount(t, srv)
+			m := acct.other(t)
+			m.create("Box")
+			m.append("Box")
+			m.append("Box")
+			opts := fastOptions(tc.mailboxes...)
+			opts.NoNotify = tc.noNotify
+			if tc.noNotify {
+				opts.MaxConnections = 1 // Box is polled with STATUS
+			}
+			r := startWatcher(t, acct.dialer(srv.Addr), opts, false)
+			evs := r.waitFor("baseline", count(watch.EventResynced, "Box", 1))
+			old := ofKind(evs, watch.EventResynced, "Box")[0].UIDValidity
+			m.append("Box") // 3
+			r.waitFor("New 3", has(watch.EventNew, "Box", 3))
+
+			if _, err := m.c.Delete(t.Context(), "Box"); err != nil {
+				t.Fatal(err)
+			}
+			m.create("Box")
+			evs = r.waitFor("MailboxReset", count(watch.EventMailboxReset, "Box", 1))
+			reset := ofKind(evs, watch.EventMailboxReset, "Box")[0]
+			if reset.UIDValidity == old || reset.UIDValidity == 0 {
+				t.Fatalf("MailboxReset UIDVALIDITY %d, old %d", reset.UIDValidity, old)
+			}
+			// UID 1 again, under the new UIDVALIDITY. Dovecot sessions that
+			// had the old mailbox open may trip over its recreated index
+			// ("SERVERBUG ... duplicate transaction log sequence"): use a
+			// fresh connection, and retry.
+			for attempt := 0; ; attempt++ {
+				m.reconnect()
+				_, err := m.c.Append(t.Context(), "Box", "", time.Time{}, message("after the reset"))
+				if err == nil {
+					break
+				}
+				if attempt == 3 {
+					t.Fatal(err)
+				}
+			}
+			evs = r.waitFor("New 1 after the reset", func(evs []watch.Event) bool {
+				for _, ev := range ofKind(evs, watch.EventNew, "Box") {
+					if ev.UID == 1 && ev.UIDValidity == reset.UIDValidity {
+						return true
+					}
+				}
+				return false
+			})
+			for _, ev := range ofKind(evs, watch.EventNew, "Box") {
+				if ev.UIDValidity == old && ev.UID != 3 || ev.UIDValidity != old && ev.UID != 1 {
+					t.Errorf("unexpected %s", describe(ev))
+				}
+			}
+			if n := len(ofKind(evs, watch.EventMailboxReset, "Box")); n != 1 {
+				t.Errorf("%d MailboxReset events", n)
+			}
+			checkOrder(t, evs)
+		})
+	}
+}
+
+// TestDovecotMailboxes watches three mailboxes at once: over one
+// connection with NOTIFY, one connection per mailbox, and one connection
+// polling the others with STATUS.
+func TestDovecotMailboxes(t *testing.T) {
+	srv := dovecot.StartT(t)
+	boxes := []string{"INBOX", "Lists", "Alerts"}
+	for _, tc := range []struct {
+		name     string
+		noNotify bool
+		maxConns int
+		conns    int // connections the watcher keeps open
+	}{
+		{name: "notify", conns: 1},
+		{name: "connection-per-mailbox", noNotify: true, conns: 3},
+		{name: "budget", noNotify: true, maxConns: 2, conns: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			acct := newAccount(t, srv)
+			m := acct.other(t)
+			for _, b := range boxes[1:] {
+				m.create(b)
+			}
+			for _, b := range boxes {
+				m.append(b) // UID 1 everywhere: baseline
+			}
+			px := newProxy(t, srv.Addr)
+			opts := fastOptions(boxes...)
+			opts.NoNotify = tc.noNotify
+			opts.MaxConnections = tc.maxConns
+			r := startWatcher(t, acct.dialer(px.Addr()), opts, false)
+			r.waitFor("baselines", func(evs []watch.Event) bool {
+				for _, b := range boxes {
+					if len(ofKind(evs, watch.EventResynced, b)) == 0 {
+						return false
+					}
+				}
+				return true
+			})
+			if open, _ := px.Conns(); open != tc.conns {
+				t.Errorf("%d connections open, want %d", open, tc.conns)
+			}
+			if n := px.Commands("NOTIFY"); (n > 0) != !tc.noNotify {
+				t.Errorf("NOTIFY sent %d times", n)
+			}
+			for _, b := range boxes {
+				m.append(b) // 2
+			}
+			m.append("Lists") // 3
+			r.waitFor("New 2 everywhere and 3 in Lists", func(evs []watch.Event) bool {
+				for _, b := range boxes {
+					if !has(watch.EventNew, b, 2)(evs) {
+						return false
+					}
+				}
+				return has(watch.EventNew, "Lists", 3)(evs)
+			})
+			m.store("Lists", 1, "+FLAGS", `\Flagged`)
+			m.store("Alerts", 2, "+FLAGS", `\Seen`)
+			r.waitFor("Flags", func(evs []watch.Event) bool {
+				return hasFlags("Lists", 1, `\Flagged`)(evs) && hasFlags("Alerts", 2, `\Seen`)(evs)
+			})
+			m.expunge("Lists", 2)
+			m.expunge("INBOX", 1)
+			evs := r.waitFor("Expunges", func(evs []watch.Event) bool {
+				return has(watch.EventExpunge, "Lists", 2)(evs) && has(watch.EventExpunge, "INBOX", 1)(evs)
+			})
+			m.append("Alerts") // 3
+			evs = r.waitFor("New 3 in Alerts", has(watch.EventNew, "Alerts", 3))
+
+			checkExactlyOnce(t, evs, "INBOX", []uint32{2})
+			checkExactlyOnce(t, evs, "Lists", []uint32{2, 3})
+			checkExactlyOnce(t, evs, "Alerts", []uint32{2, 3})
+			checkOrder(t, evs)
+			for _, ev := range evs {
+				switch ev.Kind {
+				case watch.EventExpunge:
+					if !(ev.Mailbox == "Lists" && ev.UID == 2 || ev.Mailbox == "INBOX" && ev.UID == 1) {
+						t.Errorf("unexpected %s", describe(ev))
+					}
+				case watch.EventFlags:
+					if !(ev.Mailbox == "Lists" && ev.UID == 1 || ev.Mailbox == "Alerts" && ev.UID == 2) {
+						t.Errorf("unexpected %s", describe(ev))
+					}
+				case watch.EventDisconnected:
+					t.Errorf("unexpected %s", describe(ev))
+				}
+			}
+		})
+	}
+}
+
+// TestDovecotExpungeRace appends messages and expunges every other one at
+// once, often before the watcher could fetch it: the kept ones are
+// reported exactly once, an expunged one at most once, and an Expunge only
+// ever follows a New.
+func TestDovecotExpungeRace(t *testing.T) {
+	srv := dovecot.StartT(t)
+	for _, tc := range []struct {
+		name  string
+		strip []string
+	}{
+		{name: "qresync"},
+		{name: "no-qresync", strip: []string{"QRESYNC"}},
+		{name: "no-condstore", strip: []string{"QRESYNC", "CONDSTORE"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			acct := newAccount(t, srv)
+			m := acct.other(t)
+			r := startWatcher(t, acct.dialer(newProxy(t, srv.Addr, tc.strip...).Addr()), fastOptions(), false)
+			r.waitFor("baseline", count(watch.EventResynced, "INBOX", 1))
+			m.selectBox("INBOX")
+			const total = 40
+			var kept []uint32
+			for uid := uint32(1); uid <= total; uid++ {
+				m.append("INBOX")
+				if uid%2 == 0 {
+					m.expunge("INBOX", uid)
+				} else {
+					kept = append(kept, uid)
+				}
+			}
+			m.append("INBOX") // the last one, kept
+			kept = append(kept, total+1)
+			evs := r.waitFor("every kept message", func(evs []watch.Event) bool {
+				got := newUIDs(evs, "INBOX")
+				for _, uid := range kept {
+					if got[uid] == 0 {
+						return false
+					}
+				}
+				return true
+			})
+			// Wait for the expunges of the reported even ones.
+			r.waitFor("their expunges", func(evs []watch.Event) bool {
+				for uid, n := range newUIDs(evs, "INBOX") {
+					if uid%2 == 0 && n > 0 && !has(watch.EventExpunge, "INBOX", uid)(evs) {
+						return false
+					}
+				}
+				return true
+			})
+			evs = r.events()
+			got := newUIDs(evs, "INBOX")
+			for uid, n := range got {
+				if n > 1 {
+					t.Errorf("uid %d reported as New %d times", uid, n)
+				}
+			}
+			expunged := map[uint32]int{}
+			for _, ev := range ofKind(evs, watch.EventExpunge, "INBOX") {
+				expunged[ev.UID]++
+				if ev.UID%2 != 0 && ev.UID <= total {
+					t.Errorf("uid %d was never expunged", ev.UID)
+				}
+				if got[ev.UID] == 0 {
+					t.Errorf("Expunge of uid %d, never reported as New", ev.UID)
+				}
+			}
+			for uid, n := range expunged {
+				if n > 1 {
+					t.Errorf("uid %d expunged %d times", uid, n)
+				}
+			}
+			checkOrder(t, evs)
+			if n := len(ofKind(evs, watch.EventDisconnected, "")); n != 0 {
+				t.Errorf("%d Disconnected events", n)
+			}
+			t.Logf("%d of %d expunged messages were seen before they went", len(expunged), total/2)
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -35,17 +36,28 @@ func newAccount(t *testing.T, srv *dovecot.Server) *account {
 	return &account{srv: srv, user: user, pass: pass}
 }
 
-// clientOpts are the options of the watcher's connections: short timeouts
-// so that dead links are noticed within the test's patience.
-func clientOpts() *imap.Options {
-	return &imap.Options{InsecureAuth: true, Timeout: 2 * time.Second, StreamStderr: io.Discard}
+// clientTimeout bounds each wait of the watcher's connections: short, so
+// that dead links are noticed within the test's patience, but not so short
+// that a loaded machine trips it.
+var clientTimeout = 5 * time.Second
+
+func clientOpts(timeout time.Duration) *imap.Options {
+	o := &imap.Options{InsecureAuth: true, Timeout: timeout, StreamStderr: io.Discard}
+	if os.Getenv("IMAPKIT_TRACE") != "" {
+		o.Trace = os.Stderr
+	}
+	return o
 }
 
 // dialer returns a watch.Dialer that logs in over plain TCP to addr (the
 // server or a proxy in front of it).
 func (a *account) dialer(addr string) watch.Dialer {
+	return a.dialerTimeout(addr, clientTimeout)
+}
+
+func (a *account) dialerTimeout(addr string, timeout time.Duration) watch.Dialer {
 	return func(ctx context.Context) (*imap.Client, error) {
-		c, err := imap.Dial(ctx, addr, clientOpts())
+		c, err := imap.Dial(ctx, addr, clientOpts(timeout))
 		if err != nil {
 			return nil, err
 		}
@@ -60,7 +72,7 @@ func (a *account) dialer(addr string) watch.Dialer {
 // streamDialer returns a watch.Dialer over Dovecot's stream command.
 func (a *account) streamDialer() watch.Dialer {
 	return func(ctx context.Context) (*imap.Client, error) {
-		return imap.DialStream(ctx, a.srv.StreamCommand(a.user), clientOpts())
+		return imap.DialStream(ctx, a.srv.StreamCommand(a.user), clientOpts(clientTimeout))
 	}
 }
 
@@ -68,21 +80,40 @@ func (a *account) streamDialer() watch.Dialer {
 // not touch) to make changes while the watcher watches.
 func (a *account) other(t *testing.T) *mailer {
 	t.Helper()
-	c, err := imap.DialStream(context.Background(), a.srv.StreamCommand(a.user),
-		&imap.Options{Timeout: 20 * time.Second, StreamStderr: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Shutdown() })
-	return &mailer{t: t, c: c}
+	m := &mailer{t: t, a: a}
+	m.connect()
+	t.Cleanup(func() { m.c.Shutdown() })
+	return m
 }
 
 // mailer makes changes to the account from its own connection.
 type mailer struct {
 	t   *testing.T
+	a   *account
 	c   *imap.Client
 	sel string
 	n   int
+}
+
+func (m *mailer) connect() {
+	m.t.Helper()
+	opts := &imap.Options{Timeout: 20 * time.Second, StreamStderr: io.Discard}
+	if os.Getenv("IMAPKIT_TRACE") != "" {
+		opts.StreamStderr = os.Stderr
+	}
+	c, err := imap.DialStream(context.Background(), m.a.srv.StreamCommand(m.a.user), opts)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.c = c
+	m.sel = ""
+}
+
+// reconnect replaces the mailer's connection.
+func (m *mailer) reconnect() {
+	m.t.Helper()
+	m.c.Shutdown()
+	m.connect()
 }
 
 func (m *mailer) must(what string, _ imap.Result, err error) {

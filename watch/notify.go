@@ -9,48 +9,39 @@ import (
 
 // serveNotify watches several mailboxes on one connection with NOTIFY
 // (RFC 5465): the server reports changes in any of them as STATUS while the
-// client idles with no mailbox selected; each changed mailbox is then
+// client idles with no mailbox selected (Dovecot sends MESSAGES, UIDNEXT,
+// UNSEEN and, with CONDSTORE, HIGHESTMODSEQ; UIDVALIDITY when it changed);
+// each mailbox whose STATUS differs from what its last sync saw is then
 // resynced.
+//
+// NOTIFY is set before the first sync, so that a change made between a
+// mailbox's sync and the start of IDLE still produces a STATUS.
 func (s *session) serveNotify(ctx context.Context, c *imap.Client) error {
+	if !s.w.opts.Once {
+		var names []string
+		for _, b := range s.extras {
+			q, err := imap.Quote(mailboxWire(c, b.name))
+			if err != nil {
+				return err
+			}
+			names = append(names, q)
+		}
+		events := "(MessageNew MessageExpunge FlagChange)"
+		if _, err := c.Xatom(ctx, "NOTIFY", "SET", "(MAILBOXES ("+strings.Join(names, " ")+") "+events+")"); err != nil {
+			return err
+		}
+	}
 	for _, b := range s.extras {
 		if err := s.sync(ctx, c, b); err != nil {
 			return err
 		}
 	}
-	if err := s.unselect(ctx, c); err != nil {
-		return err
-	}
 	if s.w.opts.Once {
 		return errOnceDone
 	}
-	var names []string
-	for _, b := range s.extras {
-		q, err := imap.Quote(mailboxWire(c, b.name))
-		if err != nil {
-			return err
-		}
-		names = append(names, q)
-	}
-	events := "(MessageNew MessageExpunge FlagChange)"
-	if _, err := c.Xatom(ctx, "NOTIFY", "SET", "(MAILBOXES ("+strings.Join(names, " ")+") "+events+")"); err != nil {
-		return err
-	}
 	for {
-		s.handleCached(c)
-		synced := false
-		for _, b := range s.extras {
-			if b.dirty && s.w.hasRoom() {
-				if err := s.sync(ctx, c, b); err != nil {
-					return err
-				}
-				synced = true
-			}
-		}
-		if synced {
-			if err := s.unselect(ctx, c); err != nil {
-				return err
-			}
-			continue
+		if err := s.catchUpNotify(ctx, c); err != nil {
+			return err
 		}
 		if err := s.idleOnce(ctx, c); err != nil {
 			return err
@@ -58,9 +49,41 @@ func (s *session) serveNotify(ctx context.Context, c *imap.Client) error {
 	}
 }
 
+// catchUpNotify resyncs the mailboxes that changed, then leaves the last
+// one, until nothing is left to do.
+func (s *session) catchUpNotify(ctx context.Context, c *imap.Client) error {
+	for range maxCatchUpRounds {
+		s.handleCached(c)
+		worked := false
+		for _, b := range s.extras {
+			if b.pendingNew {
+				// New mail in a mailbox while it was selected for a sync.
+				b.pendingNew, b.dirty = false, true
+			}
+			if b.dirty && s.w.hasRoom() {
+				if err := s.sync(ctx, c, b); err != nil {
+					return err
+				}
+				worked = true
+			}
+		}
+		if err := s.unselect(ctx, c); err != nil {
+			return err
+		}
+		if !worked && !s.needsCommand() {
+			break
+		}
+	}
+	s.commit()
+	return nil
+}
+
+// unselect leaves the selected mailbox, handling what the server said about
+// it first.
 func (s *session) unselect(ctx context.Context, c *imap.Client) error {
-	s.selected = nil
+	s.handleCached(c)
 	if c.State() != imap.StateSelected {
+		s.selected = nil
 		return nil
 	}
 	var err error
@@ -69,6 +92,8 @@ func (s *session) unselect(ctx context.Context, c *imap.Client) error {
 	} else {
 		_, err = c.Close(ctx) // read-only: expunges nothing
 	}
+	s.handleCached(c) // responses to UNSELECT still concern the mailbox
+	s.selected = nil
 	return err
 }
 

@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,18 +23,53 @@ type session struct {
 	extras   []*box        // mailboxes checked with STATUS (or via NOTIFY)
 	selected *box          // the mailbox selected now, if any
 	hint     time.Duration // server-suggested minimum backoff
+	// extrasAt is when the extra mailboxes were last checked with STATUS.
+	extrasAt time.Time
 }
 
 // box is a watched mailbox and what is known of it on this connection.
 type box struct {
-	name       string
-	key        string
-	st         *mailboxState // what has been reported
-	uids       []uint32      // UIDs in sequence order, while selected
-	exists     uint32
-	pendingNew bool
-	dirty      bool // needs a resync (overflow, NOTIFY, STATUS change)
+	name string
+	key  string
+	st   *mailboxState // what has been reported
+
+	// While selected: the UIDs in sequence order, including ghosts.
+	uids []uint32
+	// ghosts are UIDs that vanished before they could be fetched: never
+	// reported, so their expunge is not news either.
+	ghosts map[uint32]bool
+	// undelivered are expunged UIDs whose Expunge did not fit the buffer:
+	// they stay in the state's UID set so that the next resync reports them.
+	undelivered []uint32
+
+	pendingNew bool      // EXISTS announced messages not fetched yet
+	dirty      bool      // needs a resync (overflow, NOTIFY, STATUS change, confusion)
+	stale      bool      // uids no longer maps sequence numbers: ignore them until the resync
+	announce   bool      // report Resynced after the next sync (new connection, overflow)
+	newModSeq  uint64    // highest MODSEQ seen in New events since the last commit
+	noAt       time.Time // last resync caused by an untagged NO
+	status     statusSeen
 }
+
+// statusSeen is what the last sync showed of a mailbox, to tell whether a
+// STATUS response reports anything new.
+type statusSeen struct {
+	uidValidity, uidNext, messages uint32
+	highestModSeq                  uint64
+}
+
+const (
+	// cancelGrace is how long a cancelled session may take to end its
+	// IDLE and log out before its connection is simply closed.
+	cancelGrace = 300 * time.Millisecond
+	// roomPoll is how often a watcher that waits for room in the events
+	// buffer (to resync after an overflow) checks for it.
+	roomPoll = 100 * time.Millisecond
+	// noResyncInterval limits resyncs caused by untagged NO responses.
+	noResyncInterval = 10 * time.Second
+	// maxCatchUpRounds bounds the command rounds between two IDLEs.
+	maxCatchUpRounds = 10
+)
 
 func (s *session) run(ctx context.Context) {
 	s.boxes = map[string]*box{}
@@ -58,14 +94,13 @@ func (s *session) run(ctx context.Context) {
 			connected = true
 			failures = 0
 			s.hint = 0
-			err = s.serve(ctx, c)
+			for _, b := range s.boxes {
+				b.pendingNew, b.stale, b.announce = false, false, true
+			}
+			err = s.serveConn(ctx, c)
 			if err == errOnceDone {
-				logoutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.w.opts.ProbeTimeout)
-				c.Logout(logoutCtx)
-				cancel()
 				return
 			}
-			c.Shutdown()
 		}
 		if ctx.Err() != nil {
 			return
@@ -78,6 +113,33 @@ func (s *session) run(ctx context.Context) {
 		}
 		failures++
 	}
+}
+
+// serveConn serves one connection and closes it. When ctx is cancelled it
+// logs out, but never takes more than cancelGrace for it: a server that
+// stopped answering must not hold up Run.
+func (s *session) serveConn(ctx context.Context, c *imap.Client) error {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			select {
+			case <-done:
+			case <-time.After(cancelGrace):
+				c.Shutdown()
+			}
+		}
+	}()
+	defer close(done)
+	err := s.serve(ctx, c)
+	if err == errOnceDone || ctx.Err() != nil {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.w.opts.ProbeTimeout)
+		c.Logout(lctx)
+		cancel()
+	}
+	c.Shutdown()
+	return err
 }
 
 // noteUnavailable makes the backoff respect a server that said it is
@@ -116,6 +178,7 @@ func (s *session) serve(ctx context.Context, c *imap.Client) error {
 		return errOnceDone
 	}
 	idle := c.Has("IDLE") && !s.w.opts.Poll
+	s.extrasAt = time.Now()
 	for {
 		if err := s.catchUp(ctx, c); err != nil {
 			return err
@@ -144,7 +207,7 @@ func (s *session) idleOnce(ctx context.Context, c *imap.Client) error {
 		return err
 	}
 	err = s.idleWait(idler)
-	if cerr := idler.Close(); err == nil {
+	if cerr := idler.Close(); err == nil || err == errProbe && cerr != nil {
 		err = cerr
 	}
 	if err == errProbe {
@@ -158,9 +221,22 @@ var (
 	errOnceDone = errors.New("once: done")
 )
 
+// idleWait reads IDLE responses until one needs a command, the IDLE
+// duration ends, or nothing arrived for Inactivity (errProbe). While a
+// resync waits for room in the events buffer it also returns once there
+// is room.
 func (s *session) idleWait(idler *imap.Idler) error {
+	last := time.Now()
 	for {
-		r, ok, err := idler.Next(s.w.opts.Inactivity)
+		wait := s.w.opts.Inactivity - time.Since(last)
+		if wait <= 0 {
+			return errProbe
+		}
+		blocked := s.anyDirty()
+		if blocked {
+			wait = min(wait, roomPoll)
+		}
+		r, ok, err := idler.Next(wait)
 		if err != nil {
 			if errors.Is(err, imap.ErrIdleEnded) && !errors.Is(err, imap.ErrAbort) {
 				return nil // the server ended IDLE: start a new one
@@ -168,11 +244,15 @@ func (s *session) idleWait(idler *imap.Idler) error {
 			return err
 		}
 		if !ok {
-			if !idler.Deadline().IsZero() && !time.Now().Before(idler.Deadline()) {
+			if dl := idler.Deadline(); !dl.IsZero() && !time.Now().Before(dl) {
 				return nil // time to re-issue IDLE
 			}
-			return errProbe
+			if blocked && s.w.hasRoom() {
+				return nil // room for the pending resync
+			}
+			continue
 		}
+		last = time.Now()
 		s.handle(r)
 		if s.needsCommand() {
 			// Collect the rest of a burst before leaving IDLE.
@@ -195,10 +275,25 @@ func (s *session) probe(ctx context.Context, c *imap.Client) error {
 	return err
 }
 
-// pollOnce waits PollInterval, then asks the server for changes with NOOP.
+// pollOnce waits PollInterval (less when a resync waits for room in the
+// events buffer and room appears), then asks the server for changes with
+// NOOP.
 func (s *session) pollOnce(ctx context.Context, c *imap.Client) error {
-	if err := sleep(ctx, s.w.opts.PollInterval); err != nil {
-		return err
+	end := time.Now().Add(s.w.opts.PollInterval)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			break
+		}
+		if s.anyDirty() {
+			if s.w.hasRoom() {
+				return nil
+			}
+			left = min(left, roomPoll)
+		}
+		if err := sleep(ctx, left); err != nil {
+			return err
+		}
 	}
 	pctx, cancel := context.WithTimeout(ctx, s.w.opts.ProbeTimeout)
 	defer cancel()
@@ -206,15 +301,24 @@ func (s *session) pollOnce(ctx context.Context, c *imap.Client) error {
 		return err
 	}
 	s.handleCached(c)
-	for _, b := range s.extras {
-		b.dirty = true // Status check happens in catchUp
-	}
 	return nil
 }
 
-func (s *session) needsCommand() bool {
+func (s *session) anyDirty() bool {
 	for _, b := range s.boxes {
-		if b.pendingNew || b.dirty {
+		if b.dirty {
+			return true
+		}
+	}
+	return false
+}
+
+// needsCommand reports whether IDLE should end to fetch new mail or to
+// resync (the latter only once the events buffer has room).
+func (s *session) needsCommand() bool {
+	room := s.w.hasRoom()
+	for _, b := range s.boxes {
+		if b.dirty && room || b.pendingNew && !b.dirty {
 			return true
 		}
 	}
@@ -222,37 +326,53 @@ func (s *session) needsCommand() bool {
 }
 
 // catchUp does what IDLE cannot: fetch new messages, resync mailboxes that
-// need it, and check the extra mailboxes.
+// need it, and check the extra mailboxes with STATUS (every PollInterval;
+// IDLE is cut to that length when there are extras). It repeats until
+// nothing is left to do, so that nothing announced during its commands
+// waits for the end of the next IDLE.
 func (s *session) catchUp(ctx context.Context, c *imap.Client) error {
-	s.handleCached(c)
-	for _, b := range s.extras {
-		if !s.notify {
+	if len(s.extras) > 0 && time.Since(s.extrasAt) >= s.w.opts.PollInterval {
+		s.extrasAt = time.Now()
+		for _, b := range s.extras {
 			changed, err := s.statusChanged(ctx, c, b)
 			if err != nil {
 				return err
 			}
-			b.dirty = b.dirty || changed
-		}
-		if b.dirty && s.w.hasRoom() {
-			if err := s.sync(ctx, c, b); err != nil {
-				return err
+			if changed {
+				b.dirty = true
 			}
 		}
 	}
-	if s.primary == nil {
-		return nil
-	}
-	p := s.primary
-	if s.selected != p || c.State() != imap.StateSelected || (p.dirty && s.w.hasRoom()) {
-		return s.sync(ctx, c, p)
-	}
-	if p.pendingNew {
-		p.pendingNew = false
-		if err := s.fetchNew(ctx, c, p); err != nil {
-			return err
-		}
+	for range maxCatchUpRounds {
 		s.handleCached(c)
+		worked := false
+		for _, b := range s.extras {
+			if b.dirty && s.w.hasRoom() {
+				if err := s.sync(ctx, c, b); err != nil {
+					return err
+				}
+				worked = true
+			}
+		}
+		p := s.primary
+		switch {
+		case s.selected != p || c.State() != imap.StateSelected || p.dirty && s.w.hasRoom():
+			if err := s.sync(ctx, c, p); err != nil {
+				return err
+			}
+			worked = true
+		case p.pendingNew && !p.dirty:
+			p.pendingNew = false
+			if err := s.fetchNew(ctx, c, p); err != nil {
+				return err
+			}
+			worked = true
+		}
+		if !worked {
+			break
+		}
 	}
+	s.commit()
 	return nil
 }
 
@@ -271,32 +391,111 @@ func (s *session) statusChanged(ctx context.Context, c *imap.Client, b *box) (bo
 		return false, err
 	}
 	sts, err := imap.ParseStatus(res.Data)
-	if err != nil || len(sts) == 0 {
+	if err != nil {
 		return true, nil
 	}
-	st := sts[len(sts)-1]
-	known := uint32(len(decodeUIDs(b.st.UIDs)))
-	return st.UIDValidity != b.st.UIDValidity || st.UIDNext-1 > b.st.LastUID ||
-		st.Messages != known || (st.HighestModSeq != 0 && st.HighestModSeq != b.st.HighestModSeq), nil
+	changed := true
+	for i := range sts {
+		if s.lookup(sts[i].Mailbox) == b {
+			changed = b.statusDiffers(&sts[i])
+		}
+	}
+	return changed, nil
 }
 
-// handleCached processes untagged data that arrived during commands.
+// statusDiffers reports whether a STATUS response shows a change since the
+// last sync. A response with none of the items that tell (only UNSEEN, say:
+// a flag change without CONDSTORE) counts as a change.
+func (b *box) statusDiffers(st *imap.StatusData) bool {
+	if b.st == nil {
+		return true
+	}
+	told := false
+	if st.Has(imap.StatusUIDValidity) {
+		told = true
+		if st.UIDValidity != b.status.uidValidity {
+			return true
+		}
+	}
+	if st.Has(imap.StatusUIDNext) {
+		told = true
+		if st.UIDNext != b.status.uidNext {
+			return true
+		}
+	}
+	if st.Has(imap.StatusMessages) {
+		told = true
+		if st.Messages != b.status.messages {
+			return true
+		}
+	}
+	if st.Has(imap.StatusHighestModSeq) {
+		told = true
+		if st.HighestModSeq != b.status.highestModSeq {
+			return true
+		}
+	}
+	return !told
+}
+
+// lookup finds a watched mailbox by the name a server response gave.
+func (s *session) lookup(name string) *box {
+	if b := s.boxes[name]; b != nil {
+		return b
+	}
+	if strings.EqualFold(name, "INBOX") {
+		for n, b := range s.boxes {
+			if strings.EqualFold(n, "INBOX") {
+				return b
+			}
+		}
+	}
+	return nil
+}
+
+// handleCached processes untagged data that arrived during commands. The
+// cache keeps the order within a type, not across types: expunges are
+// applied first, and sequence numbers of FETCH responses without UID are
+// not trusted when expunges came in the same batch.
 func (s *session) handleCached(c *imap.Client) {
-	for _, typ := range []string{"EXPUNGE", "VANISHED", "EXISTS", "FETCH", "STATUS", "ALERT"} {
-		r := c.Response(typ)
-		if len(r.Data) == 0 {
+	expunges := c.Response("EXPUNGE").Data
+	vanished := splitResponses("VANISHED", c.Response("VANISHED").Data)
+	exists := c.Response("EXISTS").Data
+	fetches := splitResponses("FETCH", c.Response("FETCH").Data)
+	statuses := splitResponses("STATUS", c.Response("STATUS").Data)
+	modseqs := c.Response("HIGHESTMODSEQ").Data
+	alerts := c.Response("ALERT").Data
+
+	for _, d := range expunges {
+		s.handle(imap.Response{Type: "EXPUNGE", Data: []imap.Datum{d}})
+	}
+	for _, r := range vanished {
+		s.handle(r)
+	}
+	for _, d := range exists {
+		s.handle(imap.Response{Type: "EXISTS", Data: []imap.Datum{d}})
+	}
+	for _, r := range fetches {
+		msg, err := imap.ParseFetchResponse(r)
+		if err != nil {
 			continue
 		}
-		if typ == "FETCH" || typ == "STATUS" || typ == "VANISHED" {
-			// Regroup fragments into whole responses.
-			for _, resp := range splitResponses(typ, r.Data) {
-				s.handle(resp)
+		if msg.UID == 0 && len(expunges) > 0 {
+			if p := s.selected; p != nil {
+				p.dirty, p.stale = true, true
 			}
 			continue
 		}
-		for _, d := range r.Data {
-			s.handle(imap.Response{Type: typ, Data: []imap.Datum{d}})
-		}
+		s.fetched(s.selected, msg)
+	}
+	for _, r := range statuses {
+		s.handle(r)
+	}
+	for _, d := range modseqs {
+		s.handle(imap.Response{Type: "HIGHESTMODSEQ", Data: []imap.Datum{d}})
+	}
+	for _, d := range alerts {
+		s.handle(imap.Response{Type: "ALERT", Data: []imap.Datum{d}})
 	}
 }
 
@@ -318,6 +517,9 @@ func splitResponses(typ string, data []imap.Datum) []imap.Response {
 // STATUS, to the named one) and emits events.
 func (s *session) handle(r imap.Response) {
 	p := s.selected
+	if p != nil && p.st == nil {
+		p = nil // not synced yet: the sync reads the mailbox whole
+	}
 	text := ""
 	if len(r.Data) > 0 {
 		text = string(r.Data[0].Text)
@@ -331,77 +533,71 @@ func (s *session) handle(r imap.Response) {
 		if err != nil {
 			return
 		}
-		if uint32(n) > p.exists {
+		switch {
+		case n > uint64(len(p.uids)):
 			p.pendingNew = true
-		} else if uint32(n) < uint32(len(p.uids)) {
-			p.dirty = true // count went down without EXPUNGE: resync
+		case n < uint64(len(p.uids)):
+			p.dirty, p.stale = true, true // fewer than we know, without EXPUNGE: resync
 		}
-		p.exists = uint32(n)
 	case "EXPUNGE":
-		if p == nil {
+		if p == nil || p.stale {
 			return
 		}
 		seq, err := strconv.ParseUint(text, 10, 32)
-		if err != nil || seq == 0 || int(seq) > len(p.uids) {
-			p.dirty = true
+		if err != nil || seq == 0 || seq > uint64(len(p.uids)) {
+			p.dirty, p.stale = true, true
 			return
 		}
 		uid := p.uids[seq-1]
-		p.uids = append(p.uids[:seq-1], p.uids[seq:]...)
-		if p.exists > 0 {
-			p.exists--
-		}
+		p.uids = slices.Delete(p.uids, int(seq-1), int(seq))
 		s.expunged(p, uid)
 	case "VANISHED":
 		if p == nil {
 			return
 		}
-		set := strings.TrimSpace(strings.TrimPrefix(strings.ToUpper(text), "(EARLIER)"))
-		uids, err := imap.ParseSequenceSet(set)
+		_, uids, err := parseVanished(text)
 		if err != nil {
-			p.dirty = true
+			p.dirty, p.stale = true, true
 			return
 		}
 		for _, uid := range uids {
 			if i := indexOf(p.uids, uid); i >= 0 {
-				p.uids = append(p.uids[:i], p.uids[i+1:]...)
-				if p.exists > 0 {
-					p.exists--
-				}
+				p.uids = slices.Delete(p.uids, i, i+1)
 				s.expunged(p, uid)
 			}
 		}
 	case "FETCH":
-		if p == nil {
-			return
-		}
 		msg, err := imap.ParseFetchResponse(r)
-		if err != nil || p.st == nil {
+		if err != nil {
 			return
 		}
-		uid := msg.UID
-		if uid == 0 && msg.Seq > 0 && int(msg.Seq) <= len(p.uids) {
-			uid = p.uids[msg.Seq-1]
+		s.fetched(p, msg)
+	case "HIGHESTMODSEQ":
+		// Sent after changes: everything up to this mod-sequence has been
+		// reported to this connection, and was handled before it.
+		if p == nil || p.dirty {
+			return
 		}
-		if uid == 0 || uid > p.st.LastUID || msg.Flags == nil {
-			return // a message not reported yet: it comes as New
-		}
-		ev := Event{Kind: EventFlags, Mailbox: p.name, UIDValidity: p.st.UIDValidity, UID: uid, Flags: msg.Flags, ModSeq: msg.ModSeq}
-		if !s.w.emit(ev) {
-			p.dirty = true
-		}
-		if msg.ModSeq > p.st.HighestModSeq {
-			p.st.HighestModSeq = msg.ModSeq
+		if n, err := strconv.ParseUint(strings.TrimSpace(text), 10, 64); err == nil && n > p.st.HighestModSeq {
+			p.st.HighestModSeq = n
+			s.save(p)
 		}
 	case "STATUS":
 		sts, err := imap.ParseStatus(r.Data)
 		if err != nil {
 			return
 		}
-		for _, st := range sts {
-			if b := s.boxes[st.Mailbox]; b != nil {
+		for i := range sts {
+			if b := s.lookup(sts[i].Mailbox); b != nil && b.statusDiffers(&sts[i]) {
 				b.dirty = true
 			}
+		}
+	case "NO":
+		// Trouble with the selected mailbox (Dovecot says "Internal error"
+		// when it was deleted and recreated under us): look again.
+		if p != nil && time.Since(p.noAt) > noResyncInterval {
+			p.noAt = time.Now()
+			p.dirty, p.stale = true, true
 		}
 	case "ALERT":
 		mb := s.mailboxes[0]
@@ -409,20 +605,89 @@ func (s *session) handle(r imap.Response) {
 			mb = p.name
 		}
 		s.w.emit(Event{Kind: EventAlert, Mailbox: mb, Text: text})
-	case "OK", "NO", "BAD":
-		// [ALERT] arrives as its own ALERT entry; nothing else to do.
 	}
 }
 
+// parseVanished parses the data of a VANISHED response (RFC 7162):
+// "(EARLIER) 1:3,7" or "5".
+func parseVanished(text string) (earlier bool, uids []uint32, err error) {
+	set := strings.TrimSpace(text)
+	if len(set) >= 9 && strings.EqualFold(set[:9], "(EARLIER)") {
+		earlier = true
+		set = strings.TrimSpace(set[9:])
+	}
+	uids, err = imap.ParseSequenceSet(set)
+	return earlier, uids, err
+}
+
+// fetched handles a FETCH response that is not the answer to our own
+// request for new messages: a flag change.
+func (s *session) fetched(p *box, msg *imap.Message) {
+	if p == nil || p.st == nil || msg.Flags == nil {
+		return
+	}
+	uid := msg.UID
+	if uid == 0 {
+		if p.stale || msg.Seq == 0 || int(msg.Seq) > len(p.uids) {
+			return // the resync reports it (with CONDSTORE)
+		}
+		uid = p.uids[msg.Seq-1]
+	}
+	if uid > p.st.LastUID || p.ghosts[uid] || indexOf(p.uids, uid) < 0 {
+		return // not reported yet (it comes as New), or gone
+	}
+	ev := Event{Kind: EventFlags, Mailbox: p.name, UIDValidity: p.st.UIDValidity, UID: uid, Flags: cleanFlags(msg.Flags), ModSeq: msg.ModSeq}
+	if !s.w.emit(ev) {
+		p.dirty, p.announce = true, true
+		return
+	}
+	if !p.dirty && msg.ModSeq > p.st.HighestModSeq {
+		p.st.HighestModSeq = msg.ModSeq
+		s.save(p)
+	}
+}
+
+// expunged reports that uid left b.
 func (s *session) expunged(b *box, uid uint32) {
+	if b.ghosts[uid] {
+		delete(b.ghosts, uid)
+		return
+	}
 	if b.st == nil || uid > b.st.LastUID {
 		return // never reported, so nothing to retract
 	}
 	if !s.w.emit(Event{Kind: EventExpunge, Mailbox: b.name, UIDValidity: b.st.UIDValidity, UID: uid}) {
-		b.dirty = true
+		b.dirty, b.announce = true, true
+		b.undelivered = append(b.undelivered, uid)
 	}
-	b.st.UIDs = encodeUIDs(uidsUpTo(b.uids, b.st.LastUID))
+	b.st.UIDs = encodeUIDs(b.knownUIDs())
 	s.save(b)
+}
+
+// knownUIDs is the UID set to remember: the messages reported and still
+// present, plus the expunged ones whose Expunge is still owed.
+func (b *box) knownUIDs() []uint32 {
+	out := make([]uint32, 0, len(b.uids)+len(b.undelivered))
+	for _, uid := range b.uids {
+		if uid <= b.st.LastUID && !b.ghosts[uid] {
+			out = append(out, uid)
+		}
+	}
+	out = append(out, b.undelivered...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// commit records the mod-sequence reached by the New events delivered
+// since the last commit, once everything received before has been handled.
+func (s *session) commit() {
+	for _, b := range s.boxes {
+		if b.st != nil && !b.dirty && b.newModSeq > b.st.HighestModSeq {
+			b.st.HighestModSeq = b.newModSeq
+			s.save(b)
+		}
+		b.newModSeq = 0
+	}
 }
 
 func (s *session) save(b *box) {
@@ -431,26 +696,21 @@ func (s *session) save(b *box) {
 	}
 }
 
-func indexOf(uids []uint32, uid uint32) int {
-	lo, hi := 0, len(uids)
-	for lo < hi {
-		m := (lo + hi) / 2
-		if uids[m] < uid {
-			lo = m + 1
-		} else {
-			hi = m
+// cleanFlags drops \Recent, which only says which session saw the message
+// first (and is gone from IMAP4rev2).
+func cleanFlags(flags []string) []string {
+	out := make([]string, 0, len(flags))
+	for _, f := range flags {
+		if !strings.EqualFold(f, `\Recent`) {
+			out = append(out, f)
 		}
 	}
-	if lo < len(uids) && uids[lo] == uid {
-		return lo
-	}
-	return -1
+	return out
 }
 
-func uidsUpTo(uids []uint32, max uint32) []uint32 {
-	n := len(uids)
-	for n > 0 && uids[n-1] > max {
-		n--
+func indexOf(uids []uint32, uid uint32) int {
+	if i, ok := slices.BinarySearch(uids, uid); ok {
+		return i
 	}
-	return uids[:n]
+	return -1
 }

@@ -15,6 +15,9 @@ import (
 // state only records a baseline: mail that was there before the watch
 // started is not "new".
 func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
+	// What arrived for the mailbox selected until now still concerns it;
+	// SELECT would clear it from the cache.
+	s.handleCached(c)
 	s.selected = nil
 	if _, err := c.Select(ctx, b.name, true); err != nil {
 		return err
@@ -24,19 +27,14 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 	for _, typ := range []string{"EXISTS", "RECENT", "EXPUNGE", "FETCH", "VANISHED"} {
 		c.Response(typ)
 	}
-	res, err := c.UID(ctx, "SEARCH", "ALL")
+	b.pendingNew, b.dirty, b.stale = false, false, false
+	b.ghosts = nil
+	current, err := s.searchAll(ctx, c, b)
 	if err != nil {
 		return err
 	}
-	current, err := imap.ParseSearch(res.Data)
-	if err != nil {
-		return err
-	}
-	slices.Sort(current)
 	b.uids = current
-	b.exists = uint32(len(current))
-	b.pendingNew = false
-	b.dirty = false
+	b.status = statusSeen{uidValidity: md.UIDValidity, uidNext: md.UIDNext, messages: uint32(len(current)), highestModSeq: md.HighestModSeq}
 
 	prev := b.st
 	if prev == nil {
@@ -56,21 +54,25 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 			last = current[n-1]
 		}
 		b.st = &mailboxState{UIDValidity: md.UIDValidity, LastUID: last, HighestModSeq: md.HighestModSeq, UIDs: encodeUIDs(current)}
+		b.undelivered = nil
 		s.save(b)
 		s.w.emit(Event{Kind: EventResynced, Mailbox: b.name, UIDValidity: md.UIDValidity, Text: "baseline"})
+		b.announce = false
 		return nil
 	}
 	b.st = prev
 
-	// Expunged while we were away.
-	known := decodeUIDs(prev.UIDs)
-	for _, uid := range known {
+	// Expunged while we were away (or while the buffer was full).
+	var owed []uint32
+	for _, uid := range decodeUIDs(prev.UIDs) {
 		if indexOf(current, uid) < 0 {
 			if !s.w.emit(Event{Kind: EventExpunge, Mailbox: b.name, UIDValidity: prev.UIDValidity, UID: uid}) {
 				b.dirty = true
+				owed = append(owed, uid)
 			}
 		}
 	}
+	b.undelivered = owed
 	// Flags changed while we were away.
 	if prev.HighestModSeq > 0 && md.HighestModSeq > prev.HighestModSeq && prev.LastUID > 0 && c.Has("CONDSTORE") {
 		res, err := c.UID(ctx, "FETCH", "1:"+strconv.FormatUint(uint64(prev.LastUID), 10),
@@ -83,24 +85,61 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 			return err
 		}
 		for _, m := range msgs {
-			if m.UID == 0 || m.UID > prev.LastUID || m.Flags == nil {
+			if m.UID == 0 || m.UID > prev.LastUID || m.Flags == nil || indexOf(b.uids, m.UID) < 0 {
 				continue
 			}
-			if !s.w.emit(Event{Kind: EventFlags, Mailbox: b.name, UIDValidity: prev.UIDValidity, UID: m.UID, Flags: m.Flags, ModSeq: m.ModSeq}) {
+			if !s.w.emit(Event{Kind: EventFlags, Mailbox: b.name, UIDValidity: prev.UIDValidity, UID: m.UID, Flags: cleanFlags(m.Flags), ModSeq: m.ModSeq}) {
 				b.dirty = true
 			}
 		}
 	}
-	if !b.dirty {
+	if !b.dirty && md.HighestModSeq > b.st.HighestModSeq {
 		b.st.HighestModSeq = md.HighestModSeq
 	}
-	b.st.UIDs = encodeUIDs(uidsUpTo(current, b.st.LastUID))
+	b.st.UIDs = encodeUIDs(b.knownUIDs())
 	s.save(b)
 	if err := s.reportNew(ctx, c, b); err != nil {
 		return err
 	}
-	s.w.emit(Event{Kind: EventResynced, Mailbox: b.name, UIDValidity: b.st.UIDValidity})
+	if b.announce && !b.dirty {
+		s.w.emit(Event{Kind: EventResynced, Mailbox: b.name, UIDValidity: b.st.UIDValidity})
+		b.announce = false
+	}
 	return nil
+}
+
+// searchAll returns the UIDs of the selected mailbox. Sequence-numbered
+// EXPUNGEs that arrive during the search cannot be placed before or after
+// its result, so the search is repeated until none does.
+func (s *session) searchAll(ctx context.Context, c *imap.Client, b *box) ([]uint32, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := c.UID(ctx, "SEARCH", "ALL")
+		if err != nil {
+			return nil, err
+		}
+		current, err := imap.ParseSearch(res.Data)
+		if err != nil {
+			return nil, err
+		}
+		slices.Sort(current)
+		current = slices.Compact(current)
+		for _, r := range splitResponses("VANISHED", c.Response("VANISHED").Data) {
+			if _, uids, err := parseVanished(string(r.Data[0].Text)); err == nil {
+				slices.Sort(uids)
+				current = slices.DeleteFunc(current, func(u uint32) bool {
+					_, gone := slices.BinarySearch(uids, u)
+					return gone
+				})
+			}
+		}
+		if len(c.Response("EXPUNGE").Data) == 0 {
+			return current, nil
+		}
+		if attempt == 3 {
+			b.dirty = true // try again later
+			return current, nil
+		}
+	}
 }
 
 // fetchNew learns the UIDs of messages announced by EXISTS and reports them.
@@ -113,12 +152,18 @@ func (s *session) fetchNew(ctx context.Context, c *imap.Client, b *box) error {
 	if err != nil {
 		return err
 	}
+	if len(c.Cached("EXPUNGE")) > 0 {
+		// Sequence numbers moved during the search in a way we cannot
+		// follow: start over.
+		b.dirty, b.stale = true, true
+		return nil
+	}
+	slices.Sort(nums)
 	for _, uid := range nums {
 		if uid > b.lastKnown() {
 			b.uids = append(b.uids, uid)
 		}
 	}
-	slices.Sort(b.uids)
 	return s.reportNew(ctx, c, b)
 }
 
@@ -131,22 +176,28 @@ func (b *box) lastKnown() uint32 {
 
 // reportNew emits New for every known UID above the last one reported, in
 // UID order, advancing the state only past events that were delivered.
+// FETCH responses the server sends meanwhile for other messages (flag
+// changes) are handled too: they would otherwise be lost in the result.
 func (s *session) reportNew(ctx context.Context, c *imap.Client, b *box) error {
 	var fresh []uint32
 	for _, uid := range b.uids {
-		if uid > b.st.LastUID {
+		if uid > b.st.LastUID && !b.ghosts[uid] {
 			fresh = append(fresh, uid)
 		}
 	}
+	items := "(UID FLAGS"
+	if s.w.opts.Envelope {
+		items += " ENVELOPE"
+	}
+	if c.Has("CONDSTORE") {
+		items += " MODSEQ"
+	}
+	items += ")"
 	const chunk = 500
 	for len(fresh) > 0 {
 		n := min(len(fresh), chunk)
 		part := fresh[:n]
 		fresh = fresh[n:]
-		items := "(UID FLAGS)"
-		if s.w.opts.Envelope {
-			items = "(UID FLAGS ENVELOPE)"
-		}
 		res, err := c.UID(ctx, "FETCH", imap.FormatSequenceSet(part), items)
 		if err != nil {
 			return err
@@ -157,22 +208,44 @@ func (s *session) reportNew(ctx context.Context, c *imap.Client, b *box) error {
 		}
 		byUID := make(map[uint32]*imap.Message, len(msgs))
 		for _, m := range msgs {
+			if _, ok := slices.BinarySearch(part, m.UID); !ok || m.UID == 0 {
+				s.fetched(b, m)
+				continue
+			}
+			if prev := byUID[m.UID]; prev != nil {
+				// A flag change of the new message, after our answer.
+				if m.Flags != nil {
+					prev.Flags = m.Flags
+				}
+				if m.Envelope != nil {
+					prev.Envelope = m.Envelope
+				}
+				prev.ModSeq = max(prev.ModSeq, m.ModSeq)
+				continue
+			}
 			byUID[m.UID] = m
 		}
 		for _, uid := range part {
 			m := byUID[uid]
 			if m == nil {
-				continue // expunged before we could fetch it
+				// Expunged before we could fetch it: never reported.
+				if b.ghosts == nil {
+					b.ghosts = map[uint32]bool{}
+				}
+				b.ghosts[uid] = true
+				continue
 			}
-			ev := Event{Kind: EventNew, Mailbox: b.name, UIDValidity: b.st.UIDValidity, UID: uid, Flags: m.Flags, Envelope: m.Envelope}
+			ev := Event{Kind: EventNew, Mailbox: b.name, UIDValidity: b.st.UIDValidity, UID: uid, Flags: cleanFlags(m.Flags), Envelope: m.Envelope}
 			if !s.w.emit(ev) {
-				b.dirty = true // reported again after the next resync
+				b.dirty, b.announce = true, true // reported again after the next resync
+				b.st.UIDs = encodeUIDs(b.knownUIDs())
 				s.save(b)
 				return nil
 			}
 			b.st.LastUID = uid
+			b.newModSeq = max(b.newModSeq, m.ModSeq)
 		}
-		b.st.UIDs = encodeUIDs(uidsUpTo(b.uids, b.st.LastUID))
+		b.st.UIDs = encodeUIDs(b.knownUIDs())
 		s.save(b)
 	}
 	return nil

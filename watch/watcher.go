@@ -2,7 +2,6 @@ package watch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -128,7 +127,7 @@ func (w *Watcher) flushLost() {
 	defer w.mu.Unlock()
 	for mb, n := range w.lost {
 		ev := Event{Kind: EventOverflow, Time: time.Now(), Account: w.opts.Account, Mailbox: mb,
-			Text: fmt.Sprintf("%d events did not fit the buffer; new mail is reported again after a resync, flag changes and expunges in between may be missing", n)}
+			Text: fmt.Sprintf("%d events did not fit the buffer; what they reported is reported again after a resync (flag changes only with CONDSTORE)", n)}
 		select {
 		case w.events <- ev:
 			delete(w.lost, mb)
@@ -165,5 +164,3 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
-
-var errResync = errors.New("resync needed")

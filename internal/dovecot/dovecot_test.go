@@ -2,7 +2,11 @@ package dovecot
 
 import (
 	"bufio"
+	"crypto/hmac"
+	"crypto/md5"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +86,7 @@ func (c *conn) login(user, pass string) {
 }
 
 func TestGreetingAndTLS(t *testing.T) {
+	t.Parallel()
 	s := StartT(t)
 	dial(t, s.Addr).greeting("* OK")
 
@@ -98,6 +103,7 @@ func TestGreetingAndTLS(t *testing.T) {
 }
 
 func TestStreamCommand(t *testing.T) {
+	t.Parallel()
 	s := StartT(t)
 	user, _, err := s.NewUser()
 	if err != nil {
@@ -197,6 +203,7 @@ func (b *lockedBuffer) String() string {
 }
 
 func TestLoginAndDeliver(t *testing.T) {
+	t.Parallel()
 	s := StartT(t)
 	user, pass, err := s.NewUser()
 	if err != nil {
@@ -231,6 +238,43 @@ func TestLoginAndDeliver(t *testing.T) {
 	untagged, _ = c.cmd("e", "GETQUOTAROOT INBOX")
 	if !strings.Contains(strings.Join(untagged, "\n"), "* QUOTA ") {
 		t.Errorf("GETQUOTAROOT: got %q", untagged)
+	}
+
+	// Deliveries while the mailbox is selected show up at the next sync,
+	// and folders created on disk after login show up in LIST.
+	if err := s.DeliverMaildir(user, "INBOX", msgs[:2]); err != nil {
+		t.Fatal(err)
+	}
+	untagged, _ = c.cmd("f", "NOOP")
+	if !contains(untagged, "* 102 EXISTS") {
+		t.Errorf("NOOP after delivering 2 more: got %q, want * 102 EXISTS", untagged)
+	}
+	if err := s.DeliverMaildir(user, "Later", msgs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	untagged, _ = c.cmd("g", `LIST "" *`)
+	if !strings.Contains(strings.Join(untagged, "\n"), `"/" Later`) {
+		t.Errorf("LIST after delivering to a new folder: got %q", untagged)
+	}
+
+	// UIDs follow delivery order across calls; non-ASCII names work.
+	for i := 0; i < 3; i++ {
+		if err := s.DeliverMaildir(user, "Grüße", msgs[2*i:2*i+2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.cmd("h", "SELECT Gr&APwA3w-e")
+	untagged, _ = c.cmd("i", "UID FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+	var subjects []string
+	for _, l := range untagged {
+		if strings.HasPrefix(l, "Subject: ") {
+			subjects = append(subjects, l)
+		}
+	}
+	want := []string{"Subject: message 1", "Subject: message 2", "Subject: message 3",
+		"Subject: message 4", "Subject: message 5", "Subject: message 6"}
+	if strings.Join(subjects, ",") != strings.Join(want, ",") {
+		t.Errorf("subjects in UID order: %q, want %q", subjects, want)
 	}
 
 	// A wrong password is refused (promptly: auth_failure_delay = 0).
@@ -272,6 +316,7 @@ func contains(lines []string, want string) bool {
 }
 
 func TestKillIMAP(t *testing.T) {
+	t.Parallel()
 	s := StartT(t)
 	user, pass, err := s.NewUser()
 	if err != nil {
@@ -353,6 +398,7 @@ func TestTwoServers(t *testing.T) {
 }
 
 func TestConfigKnobs(t *testing.T) {
+	t.Parallel()
 	s := StartTConfig(t, Config{DisableIDLE: true, IdleNotifyInterval: time.Second, MaxUserIPConnections: 3})
 	user, pass, err := s.NewUser()
 	if err != nil {
@@ -396,6 +442,7 @@ func TestConfigKnobs(t *testing.T) {
 }
 
 func TestRemoveStale(t *testing.T) {
+	t.Parallel()
 	parent := t.TempDir()
 	mk := func(name, owner string) string {
 		dir := parent + "/" + name
@@ -427,4 +474,36 @@ func TestRemoveStale(t *testing.T) {
 			t.Errorf("%s removed: %v", dir, err)
 		}
 	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	t.Parallel()
+	s := StartT(t)
+	user, pass, err := s.NewUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("PLAIN", func(t *testing.T) {
+		c := dial(t, s.Addr)
+		c.greeting("* OK")
+		ir := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
+		c.cmd("a", "AUTHENTICATE PLAIN "+ir)
+	})
+	t.Run("CRAM-MD5", func(t *testing.T) {
+		c := dial(t, s.Addr)
+		c.greeting("* OK")
+		fmt.Fprintf(c.c, "a AUTHENTICATE CRAM-MD5\r\n")
+		l := c.line()
+		challenge, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(l, "+ "))
+		if !strings.HasPrefix(l, "+ ") || err != nil {
+			t.Fatalf("CRAM-MD5 challenge %q: %v", l, err)
+		}
+		mac := hmac.New(md5.New, []byte(pass))
+		mac.Write(challenge)
+		resp := user + " " + hex.EncodeToString(mac.Sum(nil))
+		fmt.Fprintf(c.c, "%s\r\n", base64.StdEncoding.EncodeToString([]byte(resp)))
+		if l := c.line(); !strings.HasPrefix(l, "a OK") {
+			t.Fatalf("CRAM-MD5: %q", l)
+		}
+	})
 }

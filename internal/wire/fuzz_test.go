@@ -30,8 +30,30 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 // frame reads data as an IMAP server stream: lines, and literals announced
 // at line ends. It returns a transcript of what it saw.
 func frame(r io.Reader, maxLine int) string {
+	return frameMode(r, maxLine, false)
+}
+
+// frameMode frames in stable or reuse mode. In stable mode it also checks,
+// at the end, that every line and literal handed out is still intact.
+func frameMode(r io.Reader, maxLine int, stable bool) string {
 	rd := NewReader(r, maxLine)
+	rd.SetStable(stable)
 	var out bytes.Buffer
+	var kept [][]byte
+	var copies []string
+	defer func() {
+		for i, k := range kept {
+			if string(k) != copies[i] {
+				panic(fmt.Sprintf("stable data changed: %q became %q", copies[i], k))
+			}
+		}
+	}()
+	keep := func(b []byte) {
+		if stable {
+			kept = append(kept, b)
+			copies = append(copies, string(b))
+		}
+	}
 	for i := 0; i < 10000; i++ {
 		line, err := rd.ReadLine()
 		if err != nil {
@@ -44,6 +66,7 @@ func frame(r io.Reader, maxLine int) string {
 			return out.String()
 		}
 		fmt.Fprintf(&out, "line %q\n", line)
+		keep(line)
 		if n := literalAt(line); n >= 0 {
 			lit, err := rd.ReadLiteral(n, 1<<20)
 			if err != nil {
@@ -51,6 +74,7 @@ func frame(r io.Reader, maxLine int) string {
 				return out.String()
 			}
 			fmt.Fprintf(&out, "lit %q\n", lit)
+			keep(lit)
 		}
 	}
 	return out.String()
@@ -93,6 +117,10 @@ func FuzzReaderSplit(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, a, b uint8) {
 		whole := frame(bytes.NewReader(data), 128)
 		split := frame(&chunkReader{data: data, sizes: []int{int(a%64) + 1, int(b%64) + 1}}, 128)
+		stable := frameMode(&chunkReader{data: data, sizes: []int{int(b%64) + 1, int(a%64) + 1}}, 128, true)
+		if whole != stable {
+			t.Fatalf("stable mode changed the result:\nwhole:\n%s\nstable:\n%s", whole, stable)
+		}
 		if whole != split {
 			t.Fatalf("split %d/%d changed the result:\nwhole:\n%s\nsplit:\n%s", a%64+1, b%64+1, whole, split)
 		}

@@ -65,6 +65,29 @@ type Reader struct {
 	// resumes without losing bytes.
 	lit     []byte
 	litWant int64
+
+	// stable: bytes handed out are never overwritten (see SetStable).
+	stable bool
+
+	// BeforeRead, if set, runs before each read from the source, so that a
+	// caller can set a deadline per read (progress) rather than per line;
+	// an error from it is returned without reading.
+	BeforeRead func() error
+	// Alloc, if set, provides the memory of small literals (at most
+	// SmallLiteral bytes), letting a caller use an arena.
+	Alloc func(n int) []byte
+}
+
+// SmallLiteral is the largest literal for which Reader.Alloc is used.
+const SmallLiteral = 4096
+
+func (r *Reader) read(p []byte) (int, error) {
+	if r.BeforeRead != nil {
+		if err := r.BeforeRead(); err != nil {
+			return 0, err
+		}
+	}
+	return r.src.Read(p)
 }
 
 // NewReader returns a Reader reading from src.
@@ -83,6 +106,30 @@ func (r *Reader) Reset(src io.Reader) {
 	r.tail = nil
 	r.lit, r.litWant = nil, 0
 }
+
+// SetStable switches stable mode. In stable mode every line and literal
+// handed out stays valid for ever: the buffer is never compacted in place;
+// when it runs out of room the unread tail moves to fresh memory. Results
+// can then reference the bytes read from the network without a copy. Out of
+// stable mode the buffer is reused, so a caller must copy what it keeps.
+func (r *Reader) SetStable(on bool) {
+	if r.stable && !on {
+		// Bytes before r.r may be referenced: never compact over them.
+		if r.r == r.w {
+			r.buf = nil
+			r.r, r.w, r.scanned = 0, 0, 0
+		} else {
+			nb := make([]byte, max(minBuffer, r.w-r.r))
+			r.w = copy(nb, r.buf[r.r:r.w])
+			r.r = 0
+			r.buf = nb
+		}
+	}
+	r.stable = on
+}
+
+// Stable reports whether stable mode is on.
+func (r *Reader) Stable() bool { return r.stable }
 
 // Buffered returns the number of bytes received but not yet consumed.
 func (r *Reader) Buffered() int { return r.w - r.r }
@@ -104,6 +151,35 @@ func (r *Reader) Shrink() {
 
 // fill reads more bytes from src into the buffer, making room first.
 func (r *Reader) fill() error {
+	if r.stable {
+		if r.buf == nil || r.w == len(r.buf) {
+			size := len(r.buf)
+			if r.w-r.r >= size/2 {
+				size *= 2 // a long line: grow
+			}
+			size = min(max(size, minBuffer, 2*(r.w-r.r)), max(maxBuffer, 2*(r.w-r.r)))
+			nb := make([]byte, size)
+			r.w = copy(nb, r.buf[r.r:r.w])
+			r.r = 0
+			r.buf = nb
+		}
+		n, err := r.read(r.buf[r.w:])
+		r.w += n
+		if n > 0 {
+			if r.w == len(r.buf) && len(r.buf) < maxBuffer {
+				// Reads fill the buffer: use bigger ones from now on.
+				nb := make([]byte, 2*len(r.buf))
+				r.w = copy(nb, r.buf[r.r:r.w])
+				r.r = 0
+				r.buf = nb
+			}
+			return nil
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
 	if r.r > 0 && (r.r == r.w || len(r.buf)-r.w < len(r.buf)/4) {
 		n := copy(r.buf, r.buf[r.r:r.w])
 		r.w = n
@@ -121,7 +197,7 @@ func (r *Reader) fill() error {
 		r.r = 0
 		r.buf = nb
 	}
-	n, err := r.src.Read(r.buf[r.w:])
+	n, err := r.read(r.buf[r.w:])
 	r.w += n
 	if n > 0 && r.w == len(r.buf) && len(r.buf) < maxBuffer {
 		// The read filled the buffer: more is probably waiting, so grow
@@ -174,14 +250,14 @@ func (r *Reader) ReadLine() ([]byte, error) {
 			if !crlf {
 				return line, fmt.Errorf("%w: %q", ErrUnterminated, clip(line))
 			}
-			return line, nil
+			return line[:len(line):len(line)], nil
 		}
 		r.scanned = r.w - r.r
 		if r.MaxLine > 0 && r.scanned > r.MaxLine+1 {
 			// Too long: drop what we have and skip to the end of the line.
 			r.discarding = 1
 			r.tail = tailOf(r.buf[r.r:r.w])
-			r.r, r.w, r.scanned = 0, 0, 0
+			r.drop()
 			continue
 		}
 		if err := r.fill(); err != nil {
@@ -193,6 +269,16 @@ func (r *Reader) ReadLine() ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// drop discards every buffered byte. In stable mode the space is not
+// reused, since earlier bytes of the buffer may be referenced.
+func (r *Reader) drop() {
+	if r.stable {
+		r.r, r.scanned = r.w, 0
+		return
+	}
+	r.r, r.w, r.scanned = 0, 0, 0
 }
 
 // maxDiscard bounds how much of one over-long line is skipped before the
@@ -213,7 +299,7 @@ func (r *Reader) discard() error {
 		}
 		r.discarding += int64(r.w - r.r)
 		r.tail = tailOf(append(r.tail, r.buf[r.r:r.w]...))
-		r.r, r.w, r.scanned = 0, 0, 0
+		r.drop()
 		if r.discarding > r.maxDiscard() {
 			return fmt.Errorf("%w: more than %d bytes without a line end", ErrUnterminated, r.discarding)
 		}
@@ -235,6 +321,20 @@ func (r *Reader) ReadLiteral(n, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrLiteralLimit, n, max)
 	}
 	if r.lit == nil || r.litWant != n {
+		if r.stable && int64(r.w-r.r) >= n {
+			lit := r.buf[r.r : r.r+int(n) : r.r+int(n)]
+			r.r += int(n)
+			r.scanned = 0
+			return lit, nil
+		}
+		if n <= SmallLiteral && r.Alloc != nil && int64(r.w-r.r) >= n {
+			// Already buffered: one copy into the caller's memory.
+			lit := r.Alloc(int(n))[:n]
+			copy(lit, r.buf[r.r:])
+			r.r += int(n)
+			r.scanned = 0
+			return lit, nil
+		}
 		first := n
 		if first > literalChunk {
 			first = literalChunk
@@ -247,7 +347,7 @@ func (r *Reader) ReadLiteral(n, max int64) ([]byte, error) {
 			need := n - int64(len(r.lit))
 			if need >= maxBuffer && cap(r.lit)-len(r.lit) >= maxBuffer {
 				// Large remainder: read straight into the literal.
-				m, err := r.src.Read(r.lit[len(r.lit):cap(r.lit)][:min64(need, int64(cap(r.lit)-len(r.lit)))])
+				m, err := r.read(r.lit[len(r.lit):cap(r.lit)][:min64(need, int64(cap(r.lit)-len(r.lit)))])
 				r.lit = r.lit[:len(r.lit)+m]
 				if m > 0 {
 					continue

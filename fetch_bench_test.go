@@ -1,0 +1,99 @@
+package imap_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"testing"
+
+	"github.com/imapkit/imap"
+	"github.com/imapkit/imap/bench/replay"
+	"github.com/imapkit/imap/bench/synth"
+)
+
+// BenchmarkFetchMeta10k compares, in one run, the raw FETCH path of a
+// 10,000-message metadata response with a reader that only frames the same
+// bytes (the floor). The ratio of the two is the figure that matters.
+func BenchmarkFetchMeta10k(b *testing.B) {
+	set := synth.Set(synth.Config{Seed: 1, Messages: 10000})
+	srv, err := replay.Listen("127.0.0.1:0", replay.Config{Set: set})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	const items = "(FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)"
+	ctx := context.Background()
+	b.Run("floor", func(b *testing.B) {
+		conn, err := net.Dial("tcp", srv.Addr())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		br := bufio.NewReaderSize(conn, 64<<10)
+		fmt.Fprintf(conn, "a LOGIN u p\r\nb EXAMINE INBOX\r\n")
+		frameUntil(b, br, "b ")
+		n := 0
+		for b.Loop() {
+			n++
+			tag := "f" + strconv.Itoa(n) + " "
+			fmt.Fprintf(conn, "%sFETCH 1:* %s\r\n", tag, items)
+			frameUntil(b, br, tag)
+		}
+	})
+	for _, typed := range []bool{false, true} {
+		name := "imapkit-raw"
+		if typed {
+			name = "imapkit-typed"
+		}
+		b.Run(name, func(b *testing.B) {
+			c, err := imap.Dial(ctx, srv.Addr(), &imap.Options{InsecureAuth: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Shutdown()
+			if _, err := c.Login(ctx, "u", "p"); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.Select(ctx, "INBOX", true); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := c.Fetch(ctx, "1:*", items)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if typed {
+					msgs, err := imap.ParseFetch(res.Data)
+					if err != nil || len(msgs) != 10000 {
+						b.Fatalf("%d messages, %v", len(msgs), err)
+					}
+				} else if len(res.Data) < 10000 {
+					b.Fatalf("%d data", len(res.Data))
+				}
+			}
+		})
+	}
+}
+
+// frameUntil reads lines and skips literals until a line starts with tag.
+func frameUntil(b *testing.B, br *bufio.Reader, tag string) {
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			b.Fatal(err)
+		}
+		if bytes.HasPrefix(line, []byte(tag)) {
+			return
+		}
+		if i := bytes.LastIndexByte(line, '{'); i >= 0 && bytes.HasSuffix(line, []byte("}\r\n")) {
+			n, _ := strconv.Atoi(string(line[i+1 : len(line)-3]))
+			if _, err := br.Discard(n); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

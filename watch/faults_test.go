@@ -1,0 +1,217 @@
+package watch_test
+
+import (
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/imapkit/imap/internal/dovecot"
+	"github.com/imapkit/imap/watch"
+)
+
+// TestDovecotFaults breaks the watcher's connection while another
+// connection appends 200 messages: the proxy cuts it, Dovecot's imap
+// process is killed, or the proxy freezes it (a server that takes bytes
+// and never answers). Every appended UID must be reported as New exactly
+// once, after a Disconnected and a Reconnected.
+func TestDovecotFaults(t *testing.T) {
+	srv := dovecot.StartT(t)
+	cut := func(t *testing.T, px *proxy, _ *account) {
+		if px.Cut() == 0 {
+			t.Error("no connection to cut")
+		}
+	}
+	kill := func(t *testing.T, _ *proxy, acct *account) {
+		if err := acct.srv.KillIMAP(acct.user); err != nil {
+			t.Error(err)
+		}
+	}
+	freeze := func(t *testing.T, px *proxy, _ *account) {
+		if px.Freeze() == 0 {
+			t.Error("no connection to freeze")
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		fault     func(t *testing.T, px *proxy, acct *account)
+		mailboxes []string // watched; the mail goes to the last one
+	}{
+		{name: "cut", fault: cut},
+		{name: "kill", fault: kill},
+		{name: "freeze", fault: freeze},
+		{name: "notify-kill", fault: kill, mailboxes: []string{"INBOX", "Lists"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			acct := newAccount(t, srv)
+			m := acct.other(t)
+			mailbox := "INBOX"
+			if n := len(tc.mailboxes); n > 0 {
+				mailbox = tc.mailboxes[n-1]
+				m.create(mailbox)
+			}
+			px := newProxy(t, srv.Addr)
+			opts := fastOptions(tc.mailboxes...)
+			opts.Inactivity = time.Second
+			r := startWatcher(t, acct.dialerTimeout(px.Addr(), 2*time.Second), opts, false)
+			r.waitFor("baseline", count(watch.EventResynced, mailbox, 1))
+
+			const total = 200
+			var appended atomic.Int32
+			errc := make(chan error, 1)
+			go func() {
+				for i := 0; i < total; i++ {
+					if err := m.appendErr(mailbox); err != nil {
+						errc <- err
+						return
+					}
+					appended.Add(1)
+				}
+				errc <- nil
+			}()
+			// Break the link twice while mail flows: once early, once
+			// after the first recovery.
+			for i, at := range []int32{40, 120} {
+				for appended.Load() < at {
+					time.Sleep(time.Millisecond)
+				}
+				tc.fault(t, px, acct)
+				r.waitFor("Reconnected", count(watch.EventReconnected, "", i+1))
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			evs := r.waitFor("all 200 New", allNew(mailbox, total))
+			checkExactlyOnce(t, evs, mailbox, seq(1, total))
+			checkOrder(t, evs)
+			if n := len(ofKind(evs, watch.EventDisconnected, "")); n < 2 {
+				t.Errorf("%d Disconnected events, want at least 2", n)
+			}
+		})
+	}
+}
+
+// TestDovecotFrozen freezes the link while the watcher idles: it must
+// notice within Inactivity + the DONE timeout + ProbeTimeout, reconnect
+// and report the mail that arrived meanwhile.
+func TestDovecotFrozen(t *testing.T) {
+	srv := dovecot.StartT(t)
+	acct := newAccount(t, srv)
+	m := acct.other(t)
+	px := newProxy(t, srv.Addr)
+	opts := fastOptions()
+	opts.Inactivity = time.Second
+	opts.ProbeTimeout = time.Second
+	r := startWatcher(t, acct.dialerTimeout(px.Addr(), time.Second), opts, false)
+	r.waitFor("baseline", count(watch.EventResynced, "INBOX", 1))
+
+	start := time.Now()
+	px.Freeze()
+	m.append("INBOX")
+	// Inactivity 1 s + DONE unanswered 1 s (+ NOOP 1 s) + reconnect.
+	r.waitForWithin(10*time.Second, "New 1 after the freeze", has(watch.EventNew, "INBOX", 1))
+	t.Logf("recovered from a frozen server in %v", time.Since(start))
+	evs := r.events()
+	if len(ofKind(evs, watch.EventDisconnected, "")) != 1 || len(ofKind(evs, watch.EventReconnected, "")) != 1 {
+		t.Errorf("want one Disconnected and one Reconnected")
+	}
+}
+
+// TestDovecotSlowConsumer gives the watcher a buffer of 4 events and a
+// consumer that reads nothing until 50 messages have been appended: the
+// watcher reports an Overflow, and still every message as New exactly
+// once.
+func TestDovecotSlowConsumer(t *testing.T) {
+	srv := dovecot.StartT(t)
+	for _, tc := range []struct {
+		name  string
+		strip []string
+	}{
+		{name: "idle"},
+		{name: "poll", strip: []string{"IDLE"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			acct := newAccount(t, srv)
+			m := acct.other(t)
+			m.append("INBOX") // 1: baseline
+			opts := fastOptions()
+			opts.Buffer = 4
+			r := startWatcher(t, acct.dialer(newProxy(t, srv.Addr, tc.strip...).Addr()), opts, true)
+			// The baseline's Resynced sits in the buffer.
+			deadline := time.Now().Add(waitTime)
+			for len(r.w.Events()) == 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			const total = 50
+			for i := 0; i < total; i++ {
+				m.append("INBOX") // 2..51
+			}
+			// Let the watcher see them all and run into the full buffer.
+			deadline = time.Now().Add(waitTime)
+			for len(r.w.Events()) < cap(r.w.Events()) && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			r.open()
+			evs := r.waitFor("all New", allNewFrom("INBOX", 2, total+1))
+			checkExactlyOnce(t, evs, "INBOX", seq(2, total+1))
+			if len(ofKind(evs, watch.EventOverflow, "INBOX")) == 0 {
+				t.Error("no Overflow event")
+			}
+			// Changes after the overflow are reported as usual.
+			m.store("INBOX", 2, "+FLAGS", `\Flagged`)
+			m.expunge("INBOX", 3)
+			m.append("INBOX") // 52
+			evs = r.waitFor("the changes after the overflow", func(evs []watch.Event) bool {
+				return hasFlags("INBOX", 2, `\Flagged`)(evs) && has(watch.EventExpunge, "INBOX", 3)(evs) && has(watch.EventNew, "INBOX", 52)(evs)
+			})
+			checkExactlyOnce(t, evs, "INBOX", seq(2, total+2))
+			checkOrder(t, evs)
+		})
+	}
+}
+
+// TestDovecotStop cancels Run while it idles, while it is frozen, and
+// while it waits to reconnect: Run returns within a second, closes the
+// events channel and leaves no goroutine behind.
+func TestDovecotStop(t *testing.T) {
+	srv := dovecot.StartT(t)
+	for _, tc := range []struct {
+		name      string
+		mailboxes []string
+		noNotify  bool
+		before    func(t *testing.T, px *proxy, r *run)
+	}{
+		{name: "idle"},
+		{name: "notify", mailboxes: []string{"INBOX", "Lists"}},
+		{name: "connections", mailboxes: []string{"INBOX", "Lists"}, noNotify: true},
+		{name: "frozen", before: func(t *testing.T, px *proxy, r *run) { px.Freeze() }},
+		{name: "reconnecting", before: func(t *testing.T, px *proxy, r *run) {
+			px.ln.Close() // no reconnect can succeed
+			px.Cut()
+			r.waitFor("Disconnected", count(watch.EventDisconnected, "", 1))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := runtime.NumGoroutine()
+			acct := newAccount(t, srv)
+			m := acct.other(t)
+			m.create("Lists")
+			px := newProxy(t, srv.Addr)
+			opts := fastOptions(tc.mailboxes...)
+			opts.NoNotify = tc.noNotify
+			opts.MinBackoff = 5 * time.Second
+			opts.MaxBackoff = 5 * time.Second
+			r := startWatcher(t, acct.dialer(px.Addr()), opts, false)
+			r.waitFor("baseline", count(watch.EventResynced, "INBOX", 1))
+			if tc.before != nil {
+				tc.before(t, px, r)
+			}
+			r.stop() // fails unless Run returns within 1 s and closes Events
+			m.c.Shutdown()
+			px.close()
+			checkGoroutines(t, base)
+		})
+	}
+}
