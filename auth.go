@@ -66,7 +66,7 @@ func (c *Client) authCmd(ctx context.Context, cmd *command, precheck func() erro
 			return Result{}, err
 		}
 	}
-	delete(c.cache, "CAPABILITY")
+	c.pop("CAPABILITY")
 	res, err := c.run(ctx, cmd)
 	if err != nil {
 		return res, err

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,8 +43,7 @@ type Client struct {
 	tagNum    int
 	curTag    string // tag of the command being run, for idle
 
-	cache   map[string][]Datum
-	cached  int
+	cache   cache
 	dropped int
 
 	capture *Idler // when set, untagged responses go to the Idler
@@ -57,6 +57,18 @@ type Client struct {
 	closeFn func() error
 
 	rs readState // how the next network read is bounded
+
+	// Cache entries added during a command that the command does not
+	// return: they reference read buffers, and are copied out when the
+	// command ends so that a long-lived cache pins no large buffer.
+	curWant   string
+	pinned    []pinRef
+	pinnedAll bool
+}
+
+type pinRef struct {
+	typ string
+	idx int
 }
 
 // NewClient runs an IMAP session over conn: it reads the greeting and the
@@ -67,7 +79,7 @@ func NewClient(conn net.Conn, opts *Options) (*Client, error) {
 }
 
 func newClient(ctx context.Context, conn net.Conn, opts *Options, host string, stream bool, closeFn func() error) (*Client, error) {
-	c := &Client{conn: conn, host: host, stream: stream, closeFn: closeFn, cache: map[string][]Datum{}}
+	c := &Client{conn: conn, host: host, stream: stream, closeFn: closeFn}
 	if opts != nil {
 		c.opts = *opts
 	}
@@ -133,9 +145,8 @@ func (c *Client) greet(ctx context.Context) error {
 	default:
 		return &Error{Kind: ErrCommand, Text: "unexpected greeting: " + string(clip(r.line))}
 	}
-	if codes := c.cache["CAPABILITY"]; len(codes) > 0 {
+	if codes := c.pop("CAPABILITY"); len(codes) > 0 {
 		c.setCaps(codes[len(codes)-1].Text)
-		delete(c.cache, "CAPABILITY")
 	} else if err := c.refreshCaps(ctx); err != nil {
 		return err
 	}
@@ -154,7 +165,7 @@ func (c *Client) greet(ctx context.Context) error {
 
 // refreshCaps runs CAPABILITY. c.mu must be held.
 func (c *Client) refreshCaps(ctx context.Context) error {
-	delete(c.cache, "CAPABILITY")
+	c.pop("CAPABILITY")
 	res, err := c.run(ctx, &command{name: "CAPABILITY", want: "CAPABILITY"})
 	if err != nil {
 		return err
@@ -167,26 +178,23 @@ func (c *Client) refreshCaps(ctx context.Context) error {
 }
 
 // capabilities is an immutable snapshot, swapped atomically so that Has
-// never waits for a command (or an Idler) holding the connection.
+// never waits for a command (or an Idler) holding the connection. It is a
+// sorted slice rather than a map: smaller for thousands of idle clients.
 type capabilities struct {
-	list []string
-	set  map[string]bool
+	sorted []string
 }
 
 func (c *Client) setCaps(text []byte) {
 	fields := strings.Fields(strings.ToUpper(string(text)))
-	cs := &capabilities{list: fields, set: make(map[string]bool, len(fields))}
-	for _, f := range fields {
-		cs.set[f] = true
-	}
-	c.caps.Store(cs)
+	slices.Sort(fields)
+	c.caps.Store(&capabilities{sorted: slices.Clip(slices.Compact(fields))})
 }
 
-// Capabilities returns the server's capabilities, upper-cased, as last
-// reported (after connecting, STARTTLS and authentication).
+// Capabilities returns the server's capabilities, upper-cased and sorted,
+// as last reported (after connecting, STARTTLS and authentication).
 func (c *Client) Capabilities() []string {
 	if cs := c.caps.Load(); cs != nil {
-		return append([]string(nil), cs.list...)
+		return append([]string(nil), cs.sorted...)
 	}
 	return nil
 }
@@ -197,7 +205,11 @@ func (c *Client) Has(name string) bool { return c.has(strings.ToUpper(name)) }
 // has is Has for an upper-case name.
 func (c *Client) has(name string) bool {
 	cs := c.caps.Load()
-	return cs != nil && cs.set[name]
+	if cs == nil {
+		return false
+	}
+	_, found := slices.BinarySearch(cs.sorted, name)
+	return found
 }
 
 // State returns the current protocol state.

@@ -150,7 +150,9 @@ func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 	// Results reference the read buffers while the command runs; after it,
 	// the reader goes back to a small reusable buffer.
 	c.rd.SetStable(true)
+	c.curWant = cmd.want
 	defer func() {
+		c.unpin()
 		c.rd.SetStable(false)
 		c.rd.Shrink()
 	}()
@@ -161,7 +163,7 @@ func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 	for _, typ := range []string{"OK", "NO", "BAD"} {
 		c.pop(typ)
 	}
-	if _, ok := c.cache["READ-ONLY"]; ok && !c.readOnly && c.State() == StateSelected {
+	if _, ok := c.cache.get("READ-ONLY"); ok && !c.readOnly && c.State() == StateSelected {
 		c.pop("READ-ONLY")
 		return Result{}, &Error{Command: cmd.name, Kind: ErrReadOnly, Text: "mailbox status changed to READ-ONLY"}
 	}

@@ -405,51 +405,93 @@ func (c *Client) store(r Response) {
 }
 
 func (c *Client) cacheAppend(typ string, data ...Datum) {
-	list := c.cache[typ]
-	if c.cached+len(data) > c.opts.MaxCached {
+	if c.cache.count+len(data) > c.opts.MaxCached {
 		// A server flooding unsolicited data must not exhaust memory: drop
 		// the oldest half of the largest list.
-		big, bigN := typ, len(list)
-		for k, v := range c.cache {
-			if len(v) > bigN {
-				big, bigN = k, len(v)
+		big := -1
+		for i, e := range c.cache.entries {
+			if big < 0 || len(e.data) > len(c.cache.entries[big].data) {
+				big = i
 			}
 		}
-		drop := (bigN + 1) / 2
-		if drop > 0 {
-			c.cache[big] = append([]Datum(nil), c.cache[big][drop:]...)
-			c.cached -= drop
-			c.dropped += drop
-			c.tr.event("cache full, dropped untagged data", "type", big, "count", drop)
+		if big >= 0 {
+			e := &c.cache.entries[big]
+			drop := (len(e.data) + 1) / 2
+			if drop > 0 {
+				c.pinnedAll = c.pinnedAll || c.rd.Stable()
+				e.data = append([]Datum(nil), e.data[drop:]...)
+				c.cache.count -= drop
+				c.dropped += drop
+				c.tr.event("cache full, dropped untagged data", "type", e.typ, "count", drop)
+			}
 		}
-		list = c.cache[typ]
 	}
+	lp := c.cache.list(typ)
+	list := *lp
 	if len(list)+len(data) > cap(list) {
 		// Double: big FETCH results grow to tens of thousands of entries,
-		// and append's gentler growth would copy them many times.
-		grown := make([]Datum, len(list), max(2*cap(list), len(list)+len(data), 16))
+		// and append's gentler growth would copy them many times. Start
+		// exact: a SELECT leaves a dozen one-entry lists behind.
+		grown := make([]Datum, len(list), max(2*cap(list), len(list)+len(data)))
 		copy(grown, list)
 		list = grown
 	}
-	c.cache[typ] = append(list, data...)
-	c.cached += len(data)
+	if c.rd.Stable() && typ != c.curWant && !c.pinnedAll {
+		for i := range data {
+			c.pinned = append(c.pinned, pinRef{typ, len(list) + i})
+		}
+	}
+	*lp = append(list, data...)
+	c.cache.count += len(data)
+}
+
+// unpin copies the cache entries a command left behind out of the read
+// buffers they reference, into one allocation.
+func (c *Client) unpin() {
+	var refs []*Datum
+	if c.pinnedAll {
+		for _, e := range c.cache.entries {
+			for i := range e.data {
+				refs = append(refs, &e.data[i])
+			}
+		}
+	} else {
+		for _, p := range c.pinned {
+			if list, _ := c.cache.get(p.typ); p.idx < len(list) {
+				refs = append(refs, &list[p.idx])
+			}
+		}
+	}
+	c.pinned = c.pinned[:0]
+	c.pinnedAll = false
+	n := 0
+	for _, d := range refs {
+		n += len(d.Text) + len(d.Literal)
+	}
+	buf := make([]byte, 0, n)
+	take := func(b []byte) []byte {
+		start := len(buf)
+		buf = append(buf, b...)
+		return buf[start:len(buf):len(buf)]
+	}
+	for _, d := range refs {
+		d.Text = take(d.Text)
+		if d.Literal != nil {
+			d.Literal = take(d.Literal)
+		}
+	}
 }
 
 // pop removes and returns the cached data of typ (nil when absent).
-func (c *Client) pop(typ string) []Datum {
-	list, ok := c.cache[typ]
-	if !ok {
-		return nil
-	}
-	delete(c.cache, typ)
-	c.cached -= len(list)
-	return list
+func (c *Client) pop(typ string) []Datum { return c.cache.pop(typ) }
+
+// cached returns a copy of the cached data of typ without removing it.
+func (c *Client) cached(typ string) []Datum {
+	data, _ := c.cache.get(typ)
+	return append([]Datum(nil), data...)
 }
 
-func (c *Client) clearCache() {
-	clear(c.cache)
-	c.cached = 0
-}
+func (c *Client) clearCache() { c.cache.clear() }
 
 func isDigits(b []byte) bool {
 	if len(b) == 0 {

@@ -168,6 +168,7 @@ func (id *Idler) Next(timeout time.Duration) (Response, bool, error) {
 	if !id.deadline.IsZero() && id.deadline.Before(until) {
 		until = id.deadline
 	}
+	id.wait(false, until)
 	return id.next(false, until)
 }
 
@@ -245,6 +246,29 @@ func (id *Idler) next(poll bool, until time.Time) (Response, bool, error) {
 	}
 }
 
+// wait blocks, from a shallow stack, until data is buffered or until
+// passes, when nothing is queued. next does the parsing (a deeper stack)
+// only once data is there, so that thousands of parked Idlers keep the
+// smallest goroutine stacks. Errors are left for next to meet again.
+func (id *Idler) wait(poll bool, until time.Time) {
+	if poll {
+		return
+	}
+	c := id.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id.closed || len(id.queue) > 0 || id.ended != nil || c.broken != nil || c.rd.Buffered() > 0 {
+		return
+	}
+	if !until.IsZero() && !time.Now().Before(until) {
+		return
+	}
+	stop := c.watch(id.ctx)
+	defer stop()
+	c.rs = readState{ctx: id.ctx, idle: true, deadline: until}
+	c.rd.Fill() // a timeout or error recurs in next, which reports it
+}
+
 func datumText(r Response) string {
 	if len(r.Data) == 0 {
 		return ""
@@ -258,6 +282,7 @@ func datumText(r Response) string {
 func (id *Idler) Responses() iter.Seq2[Response, error] {
 	return func(yield func(Response, error) bool) {
 		for {
+			id.wait(false, id.deadline)
 			r, ok, err := id.next(false, id.deadline)
 			if err != nil {
 				if !errors.Is(err, ErrIdleEnded) {
@@ -280,6 +305,7 @@ func (id *Idler) Responses() iter.Seq2[Response, error] {
 func (id *Idler) Burst(interval time.Duration) iter.Seq2[[]Response, error] {
 	return func(yield func([]Response, error) bool) {
 		for {
+			id.wait(false, id.deadline)
 			first, ok, err := id.next(false, id.deadline)
 			if err != nil {
 				if !errors.Is(err, ErrIdleEnded) {
@@ -296,6 +322,7 @@ func (id *Idler) Burst(interval time.Duration) iter.Seq2[[]Response, error] {
 				if !id.deadline.IsZero() && id.deadline.Before(until) {
 					until = id.deadline
 				}
+				id.wait(interval <= 0, until)
 				r, ok, err := id.next(interval <= 0, until)
 				if err != nil {
 					if !yield(batch, nil) {

@@ -42,10 +42,10 @@ func (c *Client) Select(ctx context.Context, mailbox string, readOnly bool) (Res
 		return res, err
 	}
 	c.setState(StateSelected)
-	if _, ro := c.cache["READ-ONLY"]; ro && !readOnly {
+	if _, ro := c.cache.get("READ-ONLY"); ro && !readOnly {
 		return res, &Error{Command: name, Kind: ErrReadOnly, Text: mailbox + " is not writable"}
 	}
-	return Result{Status: res.Status, Data: append([]Datum(nil), c.cache["EXISTS"]...)}, nil
+	return Result{Status: res.Status, Data: c.cached("EXISTS")}, nil
 }
 
 // Unselect closes the selected mailbox without expunging (RFC 3691). The

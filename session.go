@@ -126,7 +126,7 @@ func (c *Client) Response(code string) Response {
 func (c *Client) Cached(code string) []Datum {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]Datum(nil), c.cache[strings.ToUpper(code)]...)
+	return c.cached(strings.ToUpper(code))
 }
 
 // Recent returns the cached RECENT data, sending NOOP first when none is

@@ -1,6 +1,8 @@
 package watch_test
 
 import (
+	"context"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -445,4 +447,69 @@ func TestDovecotExpungeRace(t *testing.T) {
 			t.Logf("%d of %d expunged messages were seen before they went", len(expunged), total/2)
 		})
 	}
+}
+
+// TestRunErrors: Run gives up only when retrying cannot help — the server
+// refuses the first login — or, with Once, when it cannot connect at all.
+// Otherwise a server that cannot be reached is retried until cancelled.
+func TestRunErrors(t *testing.T) {
+	srv := dovecot.StartT(t)
+	acct := newAccount(t, srv)
+	wrong := &account{srv: srv, user: acct.user, pass: "wrong"}
+	down := freeAddr(t)
+	for _, tc := range []struct {
+		name      string
+		dial      watch.Dialer
+		mailboxes []string
+		once      bool
+		wantErr   bool
+	}{
+		{name: "wrong password", dial: wrong.dialer(srv.Addr), wantErr: true},
+		{name: "wrong password, several mailboxes", dial: wrong.dialer(srv.Addr), mailboxes: []string{"INBOX", "Lists"}, wantErr: true},
+		{name: "once, unreachable", dial: acct.dialer(down), once: true, wantErr: true},
+		{name: "unreachable", dial: acct.dialer(down)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opts := fastOptions(tc.mailboxes...)
+			opts.Once = tc.once
+			w, err := watch.New(tc.dial, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- w.Run(ctx) }()
+			var evs []watch.Event
+			for ev := range w.Events() {
+				evs = append(evs, ev)
+			}
+			err = <-done
+			if tc.wantErr {
+				if err == nil || ctx.Err() != nil {
+					t.Fatalf("Run = %v after %d events, want an error before the deadline", err, len(evs))
+				}
+				t.Logf("Run: %v", err)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Run = %v, want nil after cancellation", err)
+			}
+			if len(ofKind(evs, watch.EventDisconnected, "")) < 2 {
+				t.Errorf("want repeated Disconnected events, got %d events", len(evs))
+			}
+		})
+	}
+}
+
+// freeAddr returns a loopback address where nothing listens.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

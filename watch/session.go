@@ -71,7 +71,10 @@ const (
 	maxCatchUpRounds = 10
 )
 
-func (s *session) run(ctx context.Context) {
+// run serves the session's mailboxes until ctx is done. It returns an
+// error only when giving up: the first login is refused, or (Once) the
+// connection fails before the sync is done.
+func (s *session) run(ctx context.Context) error {
 	s.boxes = map[string]*box{}
 	for _, name := range s.mailboxes {
 		b := &box{name: name, key: stateKey(s.w.opts.Account, name)}
@@ -99,20 +102,26 @@ func (s *session) run(ctx context.Context) {
 			}
 			err = s.serveConn(ctx, c)
 			if err == errOnceDone {
-				return
+				return nil
 			}
+		} else if !connected && fatal(err) && ctx.Err() == nil {
+			return err
 		}
 		if ctx.Err() != nil {
-			return
+			return nil
+		}
+		if s.w.opts.Once {
+			return err
 		}
 		s.w.opts.Logger.Info("watch: connection lost", "mailboxes", s.mailboxes, "error", err)
 		s.w.emit(Event{Kind: EventDisconnected, Mailbox: s.mailboxes[0], Err: err})
 		s.noteUnavailable(err)
 		if sleep(ctx, s.w.backoff(failures, s.hint)) != nil {
-			return
+			return nil
 		}
 		failures++
 	}
+	return nil
 }
 
 // serveConn serves one connection and closes it. When ctx is cancelled it

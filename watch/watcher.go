@@ -2,9 +2,12 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/imapkit/imap"
 )
 
 // Watcher watches the mailboxes of one account.
@@ -40,25 +43,42 @@ func New(dial Dialer, opts *Options) (*Watcher, error) {
 func (w *Watcher) Events() <-chan Event { return w.events }
 
 // Run watches until ctx is done (returning nil) or a setup step fails for
-// good. Connection failures are not returned: they are reported as
-// Disconnected events and followed by reconnects.
+// good: the server refuses the first login (an imap.ErrCommand, such as
+// wrong credentials). Other connection failures are not returned: they are
+// reported as Disconnected events and followed by reconnects. With
+// Options.Once, Run returns nil after the first sync of every mailbox and
+// any failure before that.
 func (w *Watcher) Run(ctx context.Context) error {
 	defer close(w.events)
 	groups, err := w.plan(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
-	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
 	for _, g := range groups {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s := &session{w: w, mailboxes: g.mailboxes, notify: g.notify}
-			s.run(ctx)
+			if err := s.run(ctx); err != nil {
+				errOnce.Do(func() {
+					firstErr = err
+					cancel() // the other sessions would fail the same way
+				})
+			}
 		}()
 	}
 	wg.Wait()
-	return nil
+	return firstErr
 }
 
 // group is the work of one connection.
@@ -85,6 +105,8 @@ func (w *Watcher) plan(ctx context.Context) ([]group, error) {
 			c.Shutdown()
 		} else if ctx.Err() != nil {
 			return nil, ctx.Err()
+		} else if fatal(err) || w.opts.Once {
+			return nil, err
 		}
 		// A failed probe is not fatal: sessions will retry with backoff.
 	}
@@ -98,6 +120,12 @@ func (w *Watcher) plan(ctx context.Context) ([]group, error) {
 		groups[g].mailboxes = append(groups[g].mailboxes, b)
 	}
 	return groups, nil
+}
+
+// fatal reports whether a failure to connect is not worth retrying: the
+// server answered, and refused (a LOGIN rejected with NO, say).
+func fatal(err error) bool {
+	return errors.Is(err, imap.ErrCommand)
 }
 
 // emit delivers ev without ever blocking. It reports false when the buffer

@@ -77,9 +77,28 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 
-	// Play traffic from a second connection once the watcher is synced.
+	// Play traffic from a second connection once the watcher has synced
+	// (mail delivered before that would be part of its baseline).
+	ready := make(chan struct{})
+	events := make(chan watch.Event, 16)
+	go func() {
+		defer close(events)
+		synced := false
+		for ev := range w.Events() {
+			if ev.Kind == watch.EventResynced && !synced {
+				synced = true
+				close(ready)
+			}
+			events <- ev
+		}
+	}()
 	go func() {
 		defer cancel()
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return
+		}
 		if err := playTraffic(ctx, dial, *count, *every); err != nil && ctx.Err() == nil {
 			fmt.Fprintln(stderr, "demo: delivering mail:", err)
 		}
@@ -90,7 +109,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}()
 	out := &eventWriter{w: stdout, json: *asJSON, stderr: stderr}
-	out.consume(w.Events(), 0)
+	out.consume(events, 0)
 	if err := <-done; err != nil {
 		return err
 	}
@@ -105,7 +124,6 @@ func playTraffic(ctx context.Context, dial watch.Dialer, count int, every time.D
 	}
 	defer c.Logout(context.WithoutCancel(ctx))
 	subjects := []string{"Welcome to imapkit", "Grüße aus Köln", "Build #42 passed", "Lunch?", "Quarterly report"}
-	time.Sleep(every)
 	for i := 0; i < count; i++ {
 		msg := fmt.Sprintf("From: Ada Lovelace <"+demoSender+">\r\nTo: demo@localhost\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <demo-%d@example.org>\r\n\r\nHello %d\r\n",
 			subjects[i%len(subjects)], time.Now().Format(time.RFC1123Z), i, i)

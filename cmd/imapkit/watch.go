@@ -105,6 +105,12 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if name == "" {
 			name = f.user
 		}
+		if name == "" {
+			name = f.server
+		}
+		if name == "" {
+			name = "local" // a --stream session with no --user
+		}
 		dialAuth, err := f.dialer(ctx, stderr)
 		if err != nil {
 			return fmt.Errorf("account %s: %w", name, err)

@@ -17,7 +17,7 @@ import (
 // connections stay cheap, grows while responses are large, and is given back
 // by Shrink once the client is idle again.
 const (
-	minBuffer = 512
+	minBuffer = 256
 	maxBuffer = 64 << 10
 	// literalChunk is the first allocation for a large literal: a server
 	// that claims a huge literal and then stops sending costs only about
@@ -147,6 +147,16 @@ func (r *Reader) Shrink() {
 		r.buf = nil
 		r.r, r.w, r.scanned = 0, 0, 0
 	}
+}
+
+// Fill reads more bytes from the source into the buffer (one read). It lets
+// a caller wait for data from a shallow stack before parsing it.
+func (r *Reader) Fill() error {
+	err := r.fill()
+	if err == io.EOF && r.w > r.r {
+		return nil // let ReadLine report the unterminated line
+	}
+	return err
 }
 
 // fill reads more bytes from src into the buffer, making room first.

@@ -1,0 +1,429 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imapkit/imap"
+	"github.com/imapkit/imap/internal/dovecot"
+)
+
+// buffer is a bytes.Buffer safe for the command's goroutines and the test.
+type buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// invocation is a command run in the background.
+type invocation struct {
+	stdout, stderr buffer
+	code           chan int
+	cancel         context.CancelFunc
+}
+
+// start runs the command line in the background; cancelling stands for
+// SIGINT.
+func start(args ...string) *invocation {
+	ctx, cancel := context.WithCancel(context.Background())
+	inv := &invocation{code: make(chan int, 1), cancel: cancel}
+	go func() { inv.code <- runContext(ctx, args, &inv.stdout, &inv.stderr) }()
+	return inv
+}
+
+// wait returns the exit code, failing the test after d.
+func (inv *invocation) wait(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case code := <-inv.code:
+		return code
+	case <-time.After(d):
+		inv.cancel()
+		t.Fatalf("the command did not finish within %v\nstdout:\n%s\nstderr:\n%s", d, inv.stdout.String(), inv.stderr.String())
+		return -1
+	}
+}
+
+// waitOutput waits until out contains want.
+func waitOutput(t *testing.T, what string, out *buffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the %s within 15 s:\n%s", want, what, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runCmd runs a command line to its end.
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	inv := start(args...)
+	code = inv.wait(t, 30*time.Second)
+	return code, inv.stdout.String(), inv.stderr.String()
+}
+
+// jsonLines decodes one JSON object per line.
+func jsonLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var objs []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", line, err)
+		}
+		objs = append(objs, m)
+	}
+	return objs
+}
+
+// events selects the JSON events of a kind.
+func events(objs []map[string]any, kind string) []map[string]any {
+	var out []map[string]any
+	for _, o := range objs {
+		if o["event"] == kind {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func uidsOf(objs []map[string]any) []int {
+	var out []int
+	for _, o := range objs {
+		if n, ok := o["uid"].(float64); ok {
+			out = append(out, int(n))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// freeAddr returns a loopback address where nothing listens.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestUsageAndErrors(t *testing.T) {
+	t.Setenv("IMAPKIT_TEST_PASSWORD", "secret")
+	unreachable := freeAddr(t)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string // part of the error message
+		stdout string
+	}{
+		{name: "no command", args: nil, code: 2, stderr: "usage: imapkit COMMAND"},
+		{name: "unknown command", args: []string{"frobnicate"}, code: 2, stderr: `unknown command "frobnicate"`},
+		{name: "help", args: []string{"help"}, code: 0, stdout: "usage: imapkit COMMAND"},
+		{name: "bad flag", args: []string{"watch", "--no-such-flag"}, code: 2, stderr: "no-such-flag"},
+		{name: "bad duration", args: []string{"idle", "--duration", "soon"}, code: 2, stderr: "invalid value"},
+		{name: "no server", args: []string{"watch"}, code: 2, stderr: "--server or --stream is required"},
+		{name: "no user", args: []string{"idle", "--server", unreachable}, code: 2, stderr: "--user is required"},
+		{name: "two transports", args: []string{"idle", "--server", unreachable, "--tls", "--plaintext", "--user", "u"}, code: 2, stderr: "choose one of"},
+		{name: "demo bad flag", args: []string{"demo", "--messages", "many"}, code: 2, stderr: "invalid value"},
+		{name: "no password", args: []string{"watch", "--server", unreachable, "--plaintext", "--user", "u"}, code: 1, stderr: "no password source"},
+		{name: "unset password variable", args: []string{"watch", "--server", unreachable, "--plaintext", "--user", "u", "--password-env", "IMAPKIT_TEST_UNSET"}, code: 1, stderr: "IMAPKIT_TEST_UNSET is not set"},
+		{name: "idle unreachable", args: []string{"idle", "--server", unreachable, "--plaintext", "--user", "u", "--password-env", "IMAPKIT_TEST_PASSWORD"}, code: 1, stderr: "cannot connect to " + unreachable},
+		{name: "watch once unreachable", args: []string{"watch", "--server", unreachable, "--tls", "--user", "u", "--password-env", "IMAPKIT_TEST_PASSWORD", "--once"}, code: 1, stderr: "cannot connect to " + unreachable},
+		{name: "missing config", args: []string{"watch", "--config", "/nonexistent/accounts.json"}, code: 1, stderr: "config"},
+		{name: "stream that fails", args: []string{"idle", "--stream", "exit 3"}, code: 1, stderr: "imapkit idle:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCmd(t, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, stdout, stderr)
+			}
+			if !strings.Contains(stderr, tc.stderr) {
+				t.Errorf("stderr %q does not contain %q", stderr, tc.stderr)
+			}
+			if !strings.Contains(stdout, tc.stdout) {
+				t.Errorf("stdout %q does not contain %q", stdout, tc.stdout)
+			}
+			if tc.code != 0 && stdout != "" {
+				t.Errorf("stdout should be empty on error: %q", stdout)
+			}
+		})
+	}
+}
+
+// dovecotUser starts a Dovecot with a fresh user and returns the stream
+// command for it and a connection to make changes with.
+func dovecotUser(t *testing.T, srv *dovecot.Server) (stream string, other *imap.Client) {
+	t.Helper()
+	user, _, err := srv.NewUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream = srv.StreamCommand(user)
+	other, err = imap.DialStream(context.Background(), stream, &imap.Options{Timeout: 20 * time.Second, StreamStderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Shutdown() })
+	return stream, other
+}
+
+func appendMsg(t *testing.T, c *imap.Client, subject string) {
+	t.Helper()
+	msg := "From: Ada Lovelace <ada@example.org>\r\nSubject: " + subject + "\r\nMessage-ID: <" + strings.ReplaceAll(subject, " ", "-") + "@example.org>\r\n\r\nbody\r\n"
+	if _, err := c.Append(context.Background(), "INBOX", "", time.Time{}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func must(t *testing.T, what string, _ imap.Result, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// TestWatchOnce runs "watch --once --state" three times: the first run
+// records a baseline, the second reports what happened since (new mail,
+// a flag change, an expunge), the third reports nothing new.
+func TestWatchOnce(t *testing.T) {
+	srv := dovecot.StartT(t)
+	stream, other := dovecotUser(t, srv)
+	appendMsg(t, other, "before") // UID 1
+	appendMsg(t, other, "doomed") // UID 2
+	state := filepath.Join(t.TempDir(), "state.json")
+	args := []string{"watch", "--stream", stream, "--json", "--once", "--state", state}
+
+	code, stdout, stderr := runCmd(t, args...)
+	if code != 0 {
+		t.Fatalf("first run: exit %d: %s", code, stderr)
+	}
+	objs := jsonLines(t, stdout)
+	if len(objs) != 1 || objs[0]["event"] != "resynced" || objs[0]["text"] != "baseline" {
+		t.Fatalf("first run printed %v, want one baseline resync", objs)
+	}
+	uidvalidity := objs[0]["uidvalidity"]
+
+	appendMsg(t, other, "Grüße aus Köln") // UID 3
+	appendMsg(t, other, "second")         // UID 4
+	r, err := other.Select(context.Background(), "INBOX", false)
+	must(t, "SELECT", r, err)
+	r, err = other.UID(context.Background(), "STORE", "1", "+FLAGS", `(\Flagged)`)
+	must(t, "STORE", r, err)
+	r, err = other.UID(context.Background(), "STORE", "2", "+FLAGS.SILENT", `(\Deleted)`)
+	must(t, "STORE", r, err)
+	r, err = other.Expunge(context.Background())
+	must(t, "EXPUNGE", r, err)
+
+	code, stdout, stderr = runCmd(t, args...)
+	if code != 0 {
+		t.Fatalf("second run: exit %d: %s", code, stderr)
+	}
+	objs = jsonLines(t, stdout)
+	news := events(objs, "new")
+	if got := uidsOf(news); !slices.Equal(got, []int{3, 4}) {
+		t.Fatalf("new UIDs %v, want [3 4]\n%s", got, stdout)
+	}
+	first := news[0]
+	for k, want := range map[string]any{"event": "new", "mailbox": "INBOX", "uidvalidity": uidvalidity, "uid": 3.0,
+		"from": "ada@example.org", "subject": "Grüße aus Köln", "message_id": "<Grüße-aus-Köln@example.org>"} {
+		if first[k] != want {
+			t.Errorf("new event: %s = %v, want %v (%v)", k, first[k], want, first)
+		}
+	}
+	if first["account"] == "" || first["time"] == nil {
+		t.Errorf("new event without account or time: %v", first)
+	}
+	if ts, _ := first["time"].(string); ts != "" {
+		if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+			t.Errorf("time %q: %v", ts, err)
+		}
+	}
+	if got := uidsOf(events(objs, "expunge")); !slices.Equal(got, []int{2}) {
+		t.Errorf("expunged UIDs %v, want [2]", got)
+	}
+	flags := events(objs, "flags")
+	if len(flags) != 1 || flags[0]["uid"] != 1.0 || !slices.Contains(flags[0]["flags"].([]any), any(`\Flagged`)) || flags[0]["modseq"] == nil {
+		t.Errorf("flags events %v, want one for UID 1 with \\Flagged and a modseq", flags)
+	}
+
+	code, stdout, stderr = runCmd(t, args...)
+	if code != 0 {
+		t.Fatalf("third run: exit %d: %s", code, stderr)
+	}
+	objs = jsonLines(t, stdout)
+	if len(objs) != 1 || objs[0]["event"] != "resynced" {
+		t.Errorf("third run printed %v, want only a resync", objs)
+	}
+}
+
+// TestWatchExec runs --exec per event: the event in IMAPKIT_* variables and
+// as a JSON line on stdin.
+func TestWatchExec(t *testing.T) {
+	srv := dovecot.StartT(t)
+	stream, other := dovecotUser(t, srv)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state.json")
+	lines, vars := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "vars")
+	exec := `cat >> ` + lines + `; echo "$IMAPKIT_EVENT $IMAPKIT_UID $IMAPKIT_MAILBOX $IMAPKIT_SUBJECT|$IMAPKIT_FROM|$IMAPKIT_COUNT" >> ` + vars
+	args := []string{"watch", "--stream", stream, "--once", "--state", state, "--exec", exec}
+	if code, _, stderr := runCmd(t, args...); code != 0 {
+		t.Fatalf("baseline run: exit %d: %s", code, stderr)
+	}
+	appendMsg(t, other, "first")
+	appendMsg(t, other, "second")
+	code, stdout, stderr := runCmd(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "new") || !strings.Contains(stdout, `subject="second"`) {
+		t.Errorf("text output lacks the events:\n%s", stdout)
+	}
+	b, err := os.ReadFile(vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSpace(string(b)), "\n")
+	// The baseline run's resync, then the second run's events, its resync
+	// last.
+	want := []string{"resynced 0 INBOX ||1", "new 1 INBOX first|ada@example.org|1", "new 2 INBOX second|ada@example.org|1", "resynced 0 INBOX ||1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("--exec saw\n%q\nwant\n%q", got, want)
+	}
+	b, err = os.ReadFile(lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := jsonLines(t, string(b))
+	if got := uidsOf(events(objs, "new")); !slices.Equal(got, []int{1, 2}) {
+		t.Errorf("JSON on stdin: new UIDs %v, want [1 2]", got)
+	}
+}
+
+// TestWatchStreaming runs "watch" until interrupted: new mail is printed as
+// it arrives, and an interrupt ends it with exit code 0.
+func TestWatchStreaming(t *testing.T) {
+	srv := dovecot.StartT(t)
+	stream, other := dovecotUser(t, srv)
+	inv := start("watch", "--stream", stream, "--json", "--mailbox", "INBOX")
+	waitOutput(t, "output", &inv.stdout, `"event":"resynced"`)
+	appendMsg(t, other, "live")
+	waitOutput(t, "output", &inv.stdout, `"subject":"live"`)
+	inv.cancel()
+	if code := inv.wait(t, 5*time.Second); code != 0 {
+		t.Fatalf("exit %d after interrupt: %s", code, inv.stderr.String())
+	}
+	objs := jsonLines(t, inv.stdout.String())
+	news := events(objs, "new")
+	if len(news) != 1 || news[0]["uid"] != 1.0 || news[0]["account"] != "local" {
+		t.Errorf("new events %v", news)
+	}
+}
+
+// TestIdle runs "idle" while another connection appends: each untagged
+// response is a JSON line (one per batch with --burst), and the command
+// exits 0 when the duration ends.
+func TestIdle(t *testing.T) {
+	srv := dovecot.StartT(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "responses", want: `{"type":"EXISTS","data":["2"]}`},
+		{name: "burst", args: []string{"--burst", "300ms"}, want: `{"burst":[{"type":"EXISTS","data":["2"]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			stream, other := dovecotUser(t, srv)
+			appendMsg(t, other, "one")
+			args := append([]string{"idle", "--stream", stream, "--duration", "2s", "--json", "--debug"}, tc.args...)
+			inv := start(args...)
+			// --debug traces the protocol on stderr: append once IDLE runs.
+			waitOutput(t, "trace", &inv.stderr, "+ idling")
+			began := time.Now()
+			appendMsg(t, other, "two")
+			if code := inv.wait(t, 10*time.Second); code != 0 {
+				t.Fatalf("exit %d: %s", code, inv.stderr.String())
+			}
+			if d := time.Since(began); d > 3*time.Second {
+				t.Errorf("idle ran %v after IDLE began, want about 2 s", d)
+			}
+			out := inv.stdout.String()
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("stdout lacks %s:\n%s", tc.want, out)
+			}
+			jsonLines(t, out) // every line is JSON
+		})
+	}
+}
+
+// TestDemo runs the demo: it needs no setup and prints new mail, a flag
+// change and an expunge.
+func TestDemo(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		json bool
+	}{{name: "text"}, {name: "json", json: true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"demo", "--messages", "2", "--every", "200ms"}
+			if tc.json {
+				args = append(args, "--json")
+			}
+			code, stdout, stderr := runCmd(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if tc.json {
+				var objs []map[string]any
+				for _, line := range strings.Split(stdout, "\n") {
+					if strings.HasPrefix(line, "{") {
+						objs = append(objs, jsonLines(t, line)...)
+					}
+				}
+				if got := uidsOf(events(objs, "new")); !slices.Equal(got, []int{1, 2}) {
+					t.Errorf("new UIDs %v, want [1 2]\n%s", got, stdout)
+				}
+				if len(events(objs, "flags")) == 0 || len(events(objs, "expunge")) != 1 {
+					t.Errorf("want flags and one expunge:\n%s", stdout)
+				}
+				return
+			}
+			for _, want := range []string{"resynced", "new          demo/INBOX uid=1", `subject="Welcome to imapkit"`,
+				"new          demo/INBOX uid=2", `subject="Grüße aus Köln"`, "flags        demo/INBOX uid=1", "expunge      demo/INBOX uid=1", "demo: done"} {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("output lacks %q:\n%s", want, stdout)
+				}
+			}
+		})
+	}
+}

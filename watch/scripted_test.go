@@ -1,0 +1,176 @@
+package watch_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imapkit/imap"
+	"github.com/imapkit/imap/internal/imaptest"
+	"github.com/imapkit/imap/watch"
+)
+
+// script is a fake server's answers: for each command (its arguments
+// after the tag, e.g. "UID SEARCH ALL"), a queue of untagged lines to send
+// before "OK"; the last entry repeats. IDLE answers are sent after "+".
+type script map[string][][]string
+
+type scriptedServer struct {
+	mu sync.Mutex
+	s  script
+}
+
+func (ss *scriptedServer) next(cmd string) ([]string, bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	q, ok := ss.s[cmd]
+	if !ok {
+		// A command prefix: "UID FETCH 3:4" for "UID FETCH 3:4 (UID FLAGS)".
+		for k, v := range ss.s {
+			if strings.HasPrefix(cmd, k+" ") {
+				q, ok, cmd = v, true, k
+				break
+			}
+		}
+	}
+	if !ok || len(q) == 0 {
+		return nil, ok
+	}
+	lines := q[0]
+	if len(q) > 1 {
+		ss.s[cmd] = q[1:]
+	}
+	return lines, true
+}
+
+// newScripted starts a fake IMAP server (IMAP4rev1 IDLE) that answers from
+// the script.
+func newScripted(t *testing.T, sc script) *imaptest.Server {
+	ss := &scriptedServer{s: sc}
+	answer := func(name string) imaptest.CommandFunc {
+		return func(s *imaptest.Session, tag, args string) {
+			cmd := strings.TrimSpace(name + " " + args)
+			lines, ok := ss.next(cmd)
+			if !ok {
+				_ = s.Send(tag + " BAD unexpected command " + cmd)
+				return
+			}
+			_ = s.Send(append(lines, tag+" OK "+name+" completed")...)
+		}
+	}
+	return imaptest.NewServer(t, imaptest.Config{
+		Capabilities: "IDLE",
+		Commands: map[string]imaptest.CommandFunc{
+			"EXAMINE": answer("EXAMINE"),
+			"UID":     answer("UID"),
+			"IDLE": func(s *imaptest.Session, tag, args string) {
+				lines, _ := ss.next("IDLE")
+				_ = s.Send(append([]string{"+ idling"}, lines...)...)
+				if line, err := s.ReadLine(); err != nil || !strings.EqualFold(line, "DONE") {
+					return
+				}
+				_ = s.Send(tag + " OK IDLE completed")
+			},
+		},
+	})
+}
+
+func scriptedDialer(addr string) watch.Dialer {
+	return func(ctx context.Context) (*imap.Client, error) {
+		c, err := imap.Dial(ctx, addr, &imap.Options{InsecureAuth: true, Timeout: 5 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.Login(ctx, "u", "p"); err != nil {
+			c.Shutdown()
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// TestScripted plays server behaviours that a real server produces only
+// by chance: a message expunged between the watcher's SEARCH and its
+// FETCH, and EXPUNGEs sent during a UID SEARCH (before its result), which
+// make sequence numbers ambiguous.
+func TestScripted(t *testing.T) {
+	examine := [][]string{{"* 2 EXISTS", "* OK [UIDVALIDITY 7] UIDs valid", "* OK [UIDNEXT 3] Predicted next UID"}}
+	for _, tc := range []struct {
+		name   string
+		script script
+		want   []string // the events after the baseline, as "kind uid"
+	}{
+		{
+			name: "expunged before fetch",
+			script: script{
+				"EXAMINE INBOX":  examine,
+				"UID SEARCH ALL": {{"* SEARCH 1 2"}},
+				"IDLE": {
+					{"* 4 EXISTS"},  // UIDs 3 and 4
+					{"* 3 EXPUNGE"}, // now UID 4: UID 3 went during the FETCH
+					{},
+				},
+				"UID SEARCH UID 3:*": {{"* SEARCH 3 4"}},
+				// UID 3 is gone by the time of the FETCH: only 4 answers,
+				// and the EXPUNGE of 3 follows.
+				"UID FETCH 3:4": {{"* 4 FETCH (UID 4 FLAGS (\\Recent))", "* 3 EXPUNGE"}},
+			},
+			want: []string{"new 4", "expunge 4"},
+		},
+		{
+			name: "expunge during search",
+			script: script{
+				"EXAMINE INBOX": examine,
+				// The first search's EXPUNGE comes before its result: is
+				// the result before or after it? The watcher asks again.
+				"UID SEARCH ALL": {{"* 2 EXPUNGE", "* 2 EXISTS", "* SEARCH 1 3"}, {"* SEARCH 1 3"}},
+				"IDLE": {
+					{"* 2 EXPUNGE"}, // UID 3
+					{},
+				},
+			},
+			want: []string{"expunge 3"},
+		},
+		{
+			name: "flag change during fetch of new mail",
+			script: script{
+				"EXAMINE INBOX":      examine,
+				"UID SEARCH ALL":     {{"* SEARCH 1 2"}},
+				"IDLE":               {{"* 3 EXISTS"}, {}},
+				"UID SEARCH UID 3:*": {{"* SEARCH 3"}},
+				// A flag change of message 1 (by someone else) and one of
+				// the new message arrive with the answer.
+				"UID FETCH 3": {{"* 1 FETCH (UID 1 FLAGS (\\Seen))", "* 3 FETCH (UID 3 FLAGS ())", "* 3 FETCH (UID 3 FLAGS (\\Flagged))"}},
+			},
+			want: []string{"flags 1 [\\Seen]", "new 3 [\\Flagged]"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newScripted(t, tc.script)
+			opts := fastOptions()
+			opts.Inactivity = time.Minute
+			opts.Envelope = false
+			r := startWatcher(t, scriptedDialer(srv.Addr), opts, false)
+			r.waitFor("baseline", count(watch.EventResynced, "INBOX", 1))
+			evs := r.waitFor(strings.Join(tc.want, ", "), func(evs []watch.Event) bool {
+				return len(evs) >= 1+len(tc.want)
+			})
+			r.stop()
+			evs = r.events()
+			var got []string
+			for _, ev := range evs[1:] {
+				s := fmt.Sprintf("%s %d", ev.Kind, ev.UID)
+				if ev.Kind == watch.EventFlags || strings.Contains(strings.Join(tc.want, " "), "[") && ev.Kind == watch.EventNew {
+					s += " [" + strings.Join(ev.Flags, " ") + "]"
+				}
+				got = append(got, s)
+			}
+			if strings.Join(got, "; ") != strings.Join(tc.want, "; ") {
+				t.Errorf("events after the baseline:\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
