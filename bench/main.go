@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -120,10 +121,22 @@ func run() error {
 	flag.BoolVar(&cfg.python, "python", true, "include Python imaplib when python3 is installed")
 	flag.BoolVar(&cfg.quick, "quick", false, "small smoke run: 1,000 messages, smaller workloads, 2 runs")
 	flag.StringVar(&only, "only", "", "comma-separated sections to run: memory,fetch-meta,fetch-body,big,search,burst,push (default all)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the benchmark process to `file`")
 	flag.Parse()
 
 	if serve != "" {
 		return serveReplay(serve)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if cfg.quick {
 		set := map[string]bool{}

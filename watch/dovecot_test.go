@@ -2,6 +2,7 @@ package watch_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"slices"
 	"testing"
@@ -512,4 +513,39 @@ func freeAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// TestDovecotBulkExpunge deletes 500 messages at once under a watcher with
+// a state file: each is reported expunged exactly once, without a state
+// file write per message holding the watcher up.
+func TestDovecotBulkExpunge(t *testing.T) {
+	srv := dovecot.StartT(t)
+	acct := newAccount(t, srv)
+	const total = 500
+	var msgs [][]byte
+	for i := 0; i < total; i++ {
+		msgs = append(msgs, message(fmt.Sprintf("bulk %d", i)))
+	}
+	if err := srv.DeliverMaildir(acct.user, "INBOX", msgs); err != nil {
+		t.Fatal(err)
+	}
+	m := acct.other(t)
+	opts := fastOptions()
+	opts.StateFile = t.TempDir() + "/state.json"
+	r := startWatcher(t, acct.dialer(srv.Addr), opts, false)
+	r.waitFor("baseline", count(watch.EventResynced, "INBOX", 1))
+	start := time.Now()
+	m.expunge("INBOX", seq(1, total)...)
+	evs := r.waitFor("500 Expunge events", count(watch.EventExpunge, "INBOX", total))
+	t.Logf("500 expunges reported %v after the EXPUNGE", time.Since(start))
+	m.append("INBOX")
+	evs = r.waitFor("New 501", has(watch.EventNew, "INBOX", total+1))
+	seen := map[uint32]bool{}
+	for _, ev := range ofKind(evs, watch.EventExpunge, "INBOX") {
+		if seen[ev.UID] || ev.UID < 1 || ev.UID > total {
+			t.Errorf("unexpected %s", describe(ev))
+		}
+		seen[ev.UID] = true
+	}
+	checkExactlyOnce(t, evs, "INBOX", []uint32{total + 1})
 }

@@ -2,6 +2,7 @@ package watch_test
 
 import (
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,7 +15,8 @@ import (
 // connection appends 200 messages: the proxy cuts it, Dovecot's imap
 // process is killed, or the proxy freezes it (a server that takes bytes
 // and never answers). Every appended UID must be reported as New exactly
-// once, after a Disconnected and a Reconnected.
+// once, after a Disconnected and a Reconnected. The same holds when the
+// watcher itself is stopped and restarted with its state file.
 func TestDovecotFaults(t *testing.T) {
 	srv := dovecot.StartT(t)
 	cut := func(t *testing.T, px *proxy, _ *account) {
@@ -36,11 +38,14 @@ func TestDovecotFaults(t *testing.T) {
 		name      string
 		fault     func(t *testing.T, px *proxy, acct *account)
 		mailboxes []string // watched; the mail goes to the last one
+		restart   bool     // instead of a fault, restart the watcher
 	}{
 		{name: "cut", fault: cut},
 		{name: "kill", fault: kill},
 		{name: "freeze", fault: freeze},
 		{name: "notify-kill", fault: kill, mailboxes: []string{"INBOX", "Lists"}},
+		{name: "restart", restart: true},
+		{name: "notify-restart", restart: true, mailboxes: []string{"INBOX", "Lists"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -54,8 +59,11 @@ func TestDovecotFaults(t *testing.T) {
 			px := newProxy(t, srv.Addr)
 			opts := fastOptions(tc.mailboxes...)
 			opts.Inactivity = time.Second
-			r := startWatcher(t, acct.dialerTimeout(px.Addr(), 2*time.Second), opts, false)
+			opts.StateFile = t.TempDir() + "/state.json"
+			dial := acct.dialerTimeout(px.Addr(), 2*time.Second)
+			r := startWatcher(t, dial, opts, false)
 			r.waitFor("baseline", count(watch.EventResynced, mailbox, 1))
+			var earlier []watch.Event // events of the watchers stopped
 
 			const total = 200
 			var appended atomic.Int32
@@ -76,16 +84,25 @@ func TestDovecotFaults(t *testing.T) {
 				for appended.Load() < at {
 					time.Sleep(time.Millisecond)
 				}
+				if tc.restart {
+					r.stop()
+					earlier = append(earlier, r.events()...)
+					r = startWatcher(t, dial, opts, false)
+					r.waitFor("resync", count(watch.EventResynced, mailbox, 1))
+					continue
+				}
 				tc.fault(t, px, acct)
 				r.waitFor("Reconnected", count(watch.EventReconnected, "", i+1))
 			}
 			if err := <-errc; err != nil {
 				t.Fatal(err)
 			}
-			evs := r.waitFor("all 200 New", allNew(mailbox, total))
+			all := func(evs []watch.Event) []watch.Event { return append(slices.Clone(earlier), evs...) }
+			r.waitFor("all 200 New", func(evs []watch.Event) bool { return allNew(mailbox, total)(all(evs)) })
+			evs := all(r.events())
 			checkExactlyOnce(t, evs, mailbox, seq(1, total))
 			checkOrder(t, evs)
-			if n := len(ofKind(evs, watch.EventDisconnected, "")); n < 2 {
+			if n := len(ofKind(evs, watch.EventDisconnected, "")); !tc.restart && n < 2 {
 				t.Errorf("%d Disconnected events, want at least 2", n)
 			}
 		})

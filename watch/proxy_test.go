@@ -211,3 +211,20 @@ func (p *proxy) close() {
 	p.Cut()
 	p.wg.Wait()
 }
+
+// TestProxyFilter checks the capability stripping the polling tests rely
+// on, in both places a server lists capabilities.
+func TestProxyFilter(t *testing.T) {
+	p := &proxy{strip: []string{"IDLE"}}
+	for _, tc := range []struct{ in, want string }{
+		{"* CAPABILITY IMAP4rev1 IDLE NOTIFY\r\n", "* CAPABILITY IMAP4rev1 NOTIFY\r\n"},
+		{"* OK [CAPABILITY IMAP4rev1 SASL-IR IDLE LITERAL+] Dovecot ready.\r\n", "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+] Dovecot ready.\r\n"},
+		{"a1 OK [CAPABILITY IMAP4rev1 idle] Logged in\r\n", "a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n"},
+		{"a2 OK Idle completed.\r\n", "a2 OK Idle completed.\r\n"},
+		{"* 1 FETCH (FLAGS (IDLE))\r\n", "* 1 FETCH (FLAGS (IDLE))\r\n"},
+	} {
+		if got := string(p.filter([]byte(tc.in))); got != tc.want {
+			t.Errorf("filter(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

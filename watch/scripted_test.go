@@ -174,3 +174,45 @@ func TestScripted(t *testing.T) {
 		})
 	}
 }
+
+// TestLoginRefused: a login refused for good ends Run with the error; one
+// refused for now (too many connections) is retried.
+func TestLoginRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, reply string
+		fatal       bool
+	}{
+		{name: "bad credentials", reply: "NO [AUTHENTICATIONFAILED] Authentication failed.", fatal: true},
+		{name: "too many connections", reply: "NO [UNAVAILABLE] Too many simultaneous connections."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := imaptest.NewServer(t, imaptest.Config{
+				Capabilities: "IDLE",
+				Commands: map[string]imaptest.CommandFunc{
+					"LOGIN": func(s *imaptest.Session, tag, _ string) { _ = s.Send(tag + " " + tc.reply) },
+				},
+			})
+			w, err := watch.New(scriptedDialer(srv.Addr), fastOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- w.Run(ctx) }()
+			disconnected := 0
+			for ev := range w.Events() {
+				if ev.Kind == watch.EventDisconnected {
+					disconnected++
+				}
+			}
+			err = <-done
+			switch {
+			case tc.fatal && (err == nil || !strings.Contains(err.Error(), "AUTHENTICATIONFAILED")):
+				t.Errorf("Run = %v, want the login error", err)
+			case !tc.fatal && (err != nil || disconnected == 0):
+				t.Errorf("Run = %v after %d Disconnected events, want retries until cancelled", err, disconnected)
+			}
+		})
+	}
+}

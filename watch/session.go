@@ -47,6 +47,7 @@ type box struct {
 	stale      bool      // uids no longer maps sequence numbers: ignore them until the resync
 	announce   bool      // report Resynced after the next sync (new connection, overflow)
 	newModSeq  uint64    // highest MODSEQ seen in New events since the last commit
+	unsaved    bool      // st changed since it was last written
 	noAt       time.Time // last resync caused by an untagged NO
 	status     statusSeen
 }
@@ -142,6 +143,7 @@ func (s *session) serveConn(ctx context.Context, c *imap.Client) error {
 	}()
 	defer close(done)
 	err := s.serve(ctx, c)
+	s.flush()
 	if err == errOnceDone || ctx.Err() != nil {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.w.opts.ProbeTimeout)
 		c.Logout(lctx)
@@ -157,8 +159,7 @@ func (s *session) noteUnavailable(err error) {
 	if err == nil {
 		return
 	}
-	msg := strings.ToUpper(err.Error())
-	if strings.Contains(msg, "[UNAVAILABLE]") || strings.Contains(msg, "TOO MANY") || strings.Contains(msg, "[LIMIT]") {
+	if temporary(err) {
 		s.hint = 30 * time.Second
 	}
 }
@@ -245,7 +246,11 @@ func (s *session) idleWait(idler *imap.Idler) error {
 		if blocked {
 			wait = min(wait, roomPoll)
 		}
-		r, ok, err := idler.Next(wait)
+		r, ok, err := idler.Next(0) // what is already here
+		if err == nil && !ok {
+			s.flush()
+			r, ok, err = idler.Next(wait)
+		}
 		if err != nil {
 			if errors.Is(err, imap.ErrIdleEnded) && !errors.Is(err, imap.ErrAbort) {
 				return nil // the server ended IDLE: start a new one
@@ -265,6 +270,7 @@ func (s *session) idleWait(idler *imap.Idler) error {
 		s.handle(r)
 		if s.needsCommand() {
 			// Collect the rest of a burst before leaving IDLE.
+			defer s.flush()
 			for {
 				r, ok, err := idler.Next(50 * time.Millisecond)
 				if err != nil || !ok {
@@ -506,6 +512,7 @@ func (s *session) handleCached(c *imap.Client) {
 	for _, d := range alerts {
 		s.handle(imap.Response{Type: "ALERT", Data: []imap.Datum{d}})
 	}
+	s.flush()
 }
 
 // splitResponses groups cached fragments back into responses: a response
@@ -589,7 +596,7 @@ func (s *session) handle(r imap.Response) {
 		}
 		if n, err := strconv.ParseUint(strings.TrimSpace(text), 10, 64); err == nil && n > p.st.HighestModSeq {
 			p.st.HighestModSeq = n
-			s.save(p)
+			p.unsaved = true
 		}
 	case "STATUS":
 		sts, err := imap.ParseStatus(r.Data)
@@ -652,7 +659,7 @@ func (s *session) fetched(p *box, msg *imap.Message) {
 	}
 	if !p.dirty && msg.ModSeq > p.st.HighestModSeq {
 		p.st.HighestModSeq = msg.ModSeq
-		s.save(p)
+		p.unsaved = true
 	}
 }
 
@@ -670,7 +677,7 @@ func (s *session) expunged(b *box, uid uint32) {
 		b.undelivered = append(b.undelivered, uid)
 	}
 	b.st.UIDs = encodeUIDs(b.knownUIDs())
-	s.save(b)
+	b.unsaved = true
 }
 
 // knownUIDs is the UID set to remember: the messages reported and still
@@ -693,15 +700,29 @@ func (s *session) commit() {
 	for _, b := range s.boxes {
 		if b.st != nil && !b.dirty && b.newModSeq > b.st.HighestModSeq {
 			b.st.HighestModSeq = b.newModSeq
-			s.save(b)
+			b.unsaved = true
 		}
 		b.newModSeq = 0
 	}
+	s.flush()
 }
 
+// save writes b's state (to the state file, if any).
 func (s *session) save(b *box) {
+	b.unsaved = false
 	if err := s.w.state.put(b.key, b.st); err != nil {
 		s.w.opts.Logger.Error("watch: cannot save state", "error", err)
+	}
+}
+
+// flush saves what changed one response at a time (expunges, flag
+// changes) once a burst of responses has been handled, so that a bulk
+// delete costs one write of the state file, not one per message.
+func (s *session) flush() {
+	for _, b := range s.boxes {
+		if b.unsaved && b.st != nil {
+			s.save(b)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,9 +124,22 @@ func (w *Watcher) plan(ctx context.Context) ([]group, error) {
 }
 
 // fatal reports whether a failure to connect is not worth retrying: the
-// server answered, and refused (a LOGIN rejected with NO, say).
+// server answered, and refused (a LOGIN rejected with NO, say) for a
+// reason other than a temporary one such as too many connections.
 func fatal(err error) bool {
-	return errors.Is(err, imap.ErrCommand)
+	return errors.Is(err, imap.ErrCommand) && !temporary(err)
+}
+
+// temporary reports whether err says the server is unavailable or
+// overloaded for now.
+func temporary(err error) bool {
+	msg := strings.ToUpper(err.Error())
+	for _, s := range []string{"[UNAVAILABLE]", "[LIMIT]", "[INUSE]", "[SERVERBUG]", "TOO MANY", "TRY AGAIN", "TEMPORAR"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // emit delivers ev without ever blocking. It reports false when the buffer

@@ -285,46 +285,63 @@ func TestWatchOnce(t *testing.T) {
 	}
 }
 
-// TestWatchExec runs --exec per event: the event in IMAPKIT_* variables and
-// as a JSON line on stdin.
+// TestWatchExec runs --exec per event and per burst: the (last) event in
+// IMAPKIT_* variables, every event as a JSON line on stdin.
 func TestWatchExec(t *testing.T) {
 	srv := dovecot.StartT(t)
-	stream, other := dovecotUser(t, srv)
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state.json")
-	lines, vars := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "vars")
-	exec := `cat >> ` + lines + `; echo "$IMAPKIT_EVENT $IMAPKIT_UID $IMAPKIT_MAILBOX $IMAPKIT_SUBJECT|$IMAPKIT_FROM|$IMAPKIT_COUNT" >> ` + vars
-	args := []string{"watch", "--stream", stream, "--once", "--state", state, "--exec", exec}
-	if code, _, stderr := runCmd(t, args...); code != 0 {
-		t.Fatalf("baseline run: exit %d: %s", code, stderr)
-	}
-	appendMsg(t, other, "first")
-	appendMsg(t, other, "second")
-	code, stdout, stderr := runCmd(t, args...)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	if !strings.Contains(stdout, "new") || !strings.Contains(stdout, `subject="second"`) {
-		t.Errorf("text output lacks the events:\n%s", stdout)
-	}
-	b, err := os.ReadFile(vars)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := strings.Split(strings.TrimSpace(string(b)), "\n")
-	// The baseline run's resync, then the second run's events, its resync
-	// last.
-	want := []string{"resynced 0 INBOX ||1", "new 1 INBOX first|ada@example.org|1", "new 2 INBOX second|ada@example.org|1", "resynced 0 INBOX ||1"}
-	if !slices.Equal(got, want) {
-		t.Errorf("--exec saw\n%q\nwant\n%q", got, want)
-	}
-	b, err = os.ReadFile(lines)
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs := jsonLines(t, string(b))
-	if got := uidsOf(events(objs, "new")); !slices.Equal(got, []int{1, 2}) {
-		t.Errorf("JSON on stdin: new UIDs %v, want [1 2]", got)
+	for _, tc := range []struct {
+		name  string
+		burst string
+		// The --exec runs of the baseline run, then of the second run,
+		// whose resync comes last.
+		want []string
+	}{
+		{name: "per event", want: []string{"resynced 0 INBOX ||1",
+			"new 1 INBOX first|ada@example.org|1", "new 2 INBOX second|ada@example.org|1", "resynced 0 INBOX ||1"}},
+		{name: "per burst", burst: "1s", want: []string{"resynced 0 INBOX ||1", "resynced 0 INBOX ||3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			stream, other := dovecotUser(t, srv)
+			dir := t.TempDir()
+			state := filepath.Join(dir, "state.json")
+			lines, vars := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "vars")
+			exec := `cat >> ` + lines + `; echo "$IMAPKIT_EVENT $IMAPKIT_UID $IMAPKIT_MAILBOX $IMAPKIT_SUBJECT|$IMAPKIT_FROM|$IMAPKIT_COUNT" >> ` + vars
+			args := []string{"watch", "--stream", stream, "--once", "--state", state, "--exec", exec}
+			if tc.burst != "" {
+				args = append(args, "--exec-burst", tc.burst)
+			}
+			if code, _, stderr := runCmd(t, args...); code != 0 {
+				t.Fatalf("baseline run: exit %d: %s", code, stderr)
+			}
+			appendMsg(t, other, "first")
+			appendMsg(t, other, "second")
+			code, stdout, stderr := runCmd(t, args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if !strings.Contains(stdout, "new") || !strings.Contains(stdout, `subject="second"`) {
+				t.Errorf("text output lacks the events:\n%s", stdout)
+			}
+			b, err := os.ReadFile(vars)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Split(strings.TrimSpace(string(b)), "\n"); !slices.Equal(got, tc.want) {
+				t.Errorf("--exec saw\n%q\nwant\n%q", got, tc.want)
+			}
+			b, err = os.ReadFile(lines)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs := jsonLines(t, string(b))
+			if got := uidsOf(events(objs, "new")); !slices.Equal(got, []int{1, 2}) {
+				t.Errorf("JSON on stdin: new UIDs %v, want [1 2]", got)
+			}
+			if n := len(events(objs, "resynced")); n != 2 {
+				t.Errorf("JSON on stdin: %d resyncs, want 2", n)
+			}
+		})
 	}
 }
 

@@ -19,6 +19,9 @@ import (
 const (
 	minBuffer = 256
 	maxBuffer = 64 << 10
+	// maxStable is the largest buffer in stable mode, where buffers become
+	// the memory of results. (256 KiB measured no better than 64 KiB.)
+	maxStable = 64 << 10
 	// literalChunk is the first allocation for a large literal: a server
 	// that claims a huge literal and then stops sending costs only about
 	// what it really sent.
@@ -167,7 +170,7 @@ func (r *Reader) fill() error {
 			if r.w-r.r >= size/2 {
 				size *= 2 // a long line: grow
 			}
-			size = min(max(size, minBuffer, 2*(r.w-r.r)), max(maxBuffer, 2*(r.w-r.r)))
+			size = min(max(size, minBuffer, 2*(r.w-r.r)), max(maxStable, 2*(r.w-r.r)))
 			nb := make([]byte, size)
 			r.w = copy(nb, r.buf[r.r:r.w])
 			r.r = 0
@@ -176,7 +179,7 @@ func (r *Reader) fill() error {
 		n, err := r.read(r.buf[r.w:])
 		r.w += n
 		if n > 0 {
-			if r.w == len(r.buf) && len(r.buf) < maxBuffer {
+			if r.w == len(r.buf) && len(r.buf) < maxStable {
 				// Reads fill the buffer: use bigger ones from now on.
 				nb := make([]byte, 2*len(r.buf))
 				r.w = copy(nb, r.buf[r.r:r.w])
