@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"io"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -64,6 +65,9 @@ type Client struct {
 	curWant   string
 	pinned    []pinRef
 	pinnedAll bool
+
+	sink    func(header []byte) io.Writer // FetchTo's literal destination
+	sinkErr error                         // first error of a sink writer
 }
 
 type pinRef struct {

@@ -26,6 +26,9 @@ type command struct {
 	errNO  bool   // a tagged NO is also an error (it always is, see run)
 	auth   func(ctx context.Context, challenge []byte) ([]byte, error)
 	onDone func(status string)
+	// reuse keeps the read buffer reusable (headers are copied) instead of
+	// handing out stable buffers: right when literals are streamed away.
+	reuse bool
 }
 
 // rawArg is an argument sent as given, after checking that no control
@@ -149,7 +152,7 @@ func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 	defer stop()
 	// Results reference the read buffers while the command runs; after it,
 	// the reader goes back to a small reusable buffer.
-	c.rd.SetStable(true)
+	c.rd.SetStable(!cmd.reuse)
 	c.curWant = cmd.want
 	defer func() {
 		c.unpin()

@@ -3,10 +3,13 @@ package imap_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -396,3 +399,62 @@ func TestDovecotAuth(t *testing.T) {
 		})
 	}
 }
+
+// TestDovecotFetchTo streams bodies to writers: a 20 MB message passes with
+// bounded memory, and a failing writer leaves the connection usable.
+func TestDovecotFetchTo(t *testing.T) {
+	srv := dovecot.StartT(t)
+	c, user := dovecotClient(t, srv, "plain")
+	ctx := context.Background()
+	big := append([]byte("Subject: big\r\n\r\n"), bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n"), 20<<20/64)...)
+	msgs := [][]byte{[]byte("Subject: small one\r\n\r\nhi\r\n"), big, []byte("Subject: small two\r\n\r\nho\r\n")}
+	if err := srv.DeliverMaildir(user, "INBOX", msgs); err != nil {
+		t.Fatal(err)
+	}
+	must(t, "EXAMINE")(c.Select(ctx, "INBOX", true))
+
+	hashes := map[int]hash.Hash{}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	res, err := c.FetchTo(ctx, "1:*", "BODY.PEEK[]", func(header []byte) io.Writer {
+		var seq int
+		fmt.Sscanf(string(header), "%d", &seq)
+		h := sha256.New()
+		hashes[seq] = h
+		return h
+	})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
+		t.Errorf("streaming a 20 MB body allocated %d bytes", grew)
+	}
+	for i, m := range msgs {
+		want := sha256.Sum256(m)
+		if h := hashes[i+1]; h == nil || !bytes.Equal(h.Sum(nil), want[:]) {
+			t.Errorf("message %d: streamed body differs", i+1)
+		}
+	}
+	if n := len(res.Data); n != 6 || res.Data[0].Literal == nil || len(res.Data[0].Literal) != 0 {
+		t.Errorf("result data: %d datums, first %+v", n, res.Data[0])
+	}
+
+	// A writer that fails: the command reports it, the connection survives.
+	boom := errors.New("disk full")
+	_, err = c.FetchTo(ctx, "2", "BODY.PEEK[]", func([]byte) io.Writer { return failWriter{boom} })
+	if !errors.Is(err, boom) || !errors.Is(err, imap.ErrCommand) {
+		t.Fatalf("FetchTo with failing writer: %v", err)
+	}
+	must(t, "NOOP")(c.Noop(ctx))
+	// nil from the sink keeps the literal in memory, as Fetch does.
+	res, err = c.FetchTo(ctx, "1", "BODY.PEEK[]", func([]byte) io.Writer { return nil })
+	if err != nil || !bytes.Equal(res.Data[0].Literal, msgs[0]) {
+		t.Fatalf("FetchTo keeping in memory: %v", err)
+	}
+}
+
+type failWriter struct{ err error }
+
+func (w failWriter) Write([]byte) (int, error) { return 0, w.err }

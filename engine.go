@@ -318,9 +318,22 @@ func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte
 			return nil, c.abort(cmd, wire.ErrLiteralLimit, "server sent a literal of %d bytes (limit %d)", n, limit)
 		}
 		c.rs = readState{ctx: ctx}
-		lit, err := c.rd.ReadLiteral(n, 0)
-		if err != nil {
-			return nil, c.readError(ctx, cmd, err, false)
+		var lit []byte
+		if w := c.literalWriter(typ, datum); w != nil {
+			// Streamed (FetchTo): bounded memory, an empty literal as marker.
+			werr, _, err := c.rd.CopyLiteral(w, n)
+			if err != nil {
+				return nil, c.readError(ctx, cmd, err, false)
+			}
+			if werr != nil && c.sinkErr == nil {
+				c.sinkErr = werr
+			}
+			lit = []byte{}
+		} else {
+			var err error
+			if lit, err = c.rd.ReadLiteral(n, 0); err != nil {
+				return nil, c.readError(ctx, cmd, err, false)
+			}
 		}
 		total += n
 		c.tr.recvLiteral(len(lit))

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -22,6 +23,7 @@ func kitContenders() *kitSuite {
 	return &kitSuite{
 		fetch:      kitFetch,
 		fetchTyped: kitFetchTyped,
+		stream:     kitFetchStream,
 		search:     kitSearch,
 		burst:      kitBurst,
 		push:       kitPush,
@@ -86,6 +88,26 @@ func kitFetch(items string) sessionFunc {
 		defer c.Shutdown()
 		sp.Start()
 		res, err := c.Fetch(ctx, "1:*", items)
+		n := countFetchStarts(res.Data)
+		sp.Stop()
+		if err != nil {
+			return 0, err
+		}
+		return n, kitLogout(ctx, c)
+	}
+}
+
+// kitFetchStream runs FETCH 1:* items with FetchTo, streaming every literal
+// to io.Discard.
+func kitFetchStream(items string) sessionFunc {
+	return func(ctx context.Context, addr, mailbox string, sp *span) (int, error) {
+		c, err := kitDial(ctx, addr, nil, mailbox)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Shutdown()
+		sp.Start()
+		res, err := c.FetchTo(ctx, "1:*", items, func([]byte) io.Writer { return io.Discard })
 		n := countFetchStarts(res.Data)
 		sp.Stop()
 		if err != nil {

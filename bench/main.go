@@ -52,11 +52,12 @@ const formatVersion = 1
 
 // Contender names.
 const (
-	nameFloor    = "floor (framing only)"
-	nameKitRaw   = "imapkit raw"
-	nameKitTyped = "imapkit typed"
-	nameGoimap   = "go-imap v2"
-	namePython   = "Python imaplib"
+	nameFloor     = "floor (framing only)"
+	nameKitRaw    = "imapkit raw"
+	nameKitTyped  = "imapkit typed"
+	nameKitStream = "imapkit FetchTo"
+	nameGoimap    = "go-imap v2"
+	namePython    = "Python imaplib"
 )
 
 // config holds the command-line settings.
@@ -86,6 +87,7 @@ func (c *config) runs(section string) bool { return len(c.only) == 0 || c.only[s
 type kitSuite struct {
 	fetch      func(items string) sessionFunc
 	fetchTyped func(items string) sessionFunc
+	stream     func(items string) sessionFunc
 	search     sessionFunc
 	burst      func(want int, interval time.Duration) sessionFunc
 	push       pushFunc
@@ -372,8 +374,9 @@ func workloads(cfg *config, kit *kitSuite, python bool) []*workload {
 		}
 		return w
 	}
-	var kitFetchRaw, kitFetchTyped, kitFetchBody, kitSearch, kitBurst0, kitBurst1 sessionFunc
+	var kitFetchRaw, kitFetchTyped, kitFetchBody, kitStream, kitSearch, kitBurst0, kitBurst1 sessionFunc
 	if kit != nil {
+		kitStream = kit.stream("BODY.PEEK[]")
 		kitFetchRaw = kit.fetch(metaItems)
 		kitFetchTyped = kit.fetchTyped(metaItems)
 		kitFetchBody = kit.fetch("BODY.PEEK[]")
@@ -393,7 +396,8 @@ func workloads(cfg *config, kit *kitSuite, python bool) []*workload {
 		add(&workload{id: "fetch-body", title: fmt.Sprintf("FETCH 1:* BODY.PEEK[], %d messages", m),
 			mailbox: record.MailboxMain, kind: replay.KindFetchBody},
 			contender{name: nameFloor, fn: floorSession(record.CmdFetchBody), expect: m},
-			contender{name: nameKitRaw, fn: kitFetchBody, expect: m},
+			contender{name: nameKitRaw, fn: kitFetchBody, expect: m, note: "Fetch: every body kept in memory, as imaplib does"},
+			contender{name: nameKitStream, fn: kitStream, expect: m, note: "FetchTo: each body streamed to io.Discard through a 64 KiB chunk: bounded memory"},
 			contender{name: nameGoimap, fn: goimapFetchBody, expect: m, note: "Fetch(...).Collect(): every body read into memory"},
 			contender{name: namePython, python: true, expect: m},
 		),
@@ -401,6 +405,7 @@ func workloads(cfg *config, kit *kitSuite, python bool) []*workload {
 			mailbox: record.MailboxBig, kind: replay.KindFetchBody},
 			contender{name: nameFloor, fn: floorSession(record.CmdFetchBody), expect: 1},
 			contender{name: nameKitRaw, fn: kitFetchBody, expect: 1},
+			contender{name: nameKitStream, fn: kitStream, expect: 1},
 			contender{name: nameGoimap, fn: goimapFetchBody, expect: 1},
 			contender{name: namePython, python: true, expect: 1},
 		),

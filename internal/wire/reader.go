@@ -429,3 +429,62 @@ func clip(b []byte) []byte {
 // Pending returns how many bytes of an interrupted literal are held, so a
 // caller can tell whether a timed-out read made progress.
 func (r *Reader) Pending() int64 { return int64(len(r.lit)) }
+
+// copyChunk bounds the memory CopyLiteral uses, whatever the literal's size.
+const copyChunk = 64 << 10
+
+// CopyLiteral copies a literal of n bytes to w without holding it in
+// memory. If w fails, the rest of the literal is still consumed, so the
+// stream stays in sync, and w's error is returned with ok true; ok false
+// means the source failed and the stream cannot be trusted.
+func (r *Reader) CopyLiteral(w io.Writer, n int64) (werr error, ok bool, err error) {
+	if n < 0 {
+		return nil, false, fmt.Errorf("%w: %d bytes", ErrLiteralLimit, n)
+	}
+	write := func(b []byte) {
+		if werr == nil {
+			if _, e := w.Write(b); e != nil {
+				werr = e
+			}
+		}
+	}
+	var chunk []byte
+	for n > 0 {
+		if b := min64(n, int64(r.w-r.r)); b > 0 {
+			write(r.buf[r.r : r.r+int(b)])
+			r.r += int(b)
+			r.scanned = 0
+			n -= b
+			continue
+		}
+		var e error
+		if n < copyChunk {
+			// Small remainder: refill the buffer, which also picks up the
+			// lines that follow in the same read.
+			e = r.fill()
+			if e == nil {
+				continue
+			}
+		} else {
+			// Large remainder: read straight through one reusable chunk.
+			if chunk == nil {
+				chunk = make([]byte, copyChunk)
+			}
+			m, err := r.read(chunk)
+			if m > 0 {
+				write(chunk[:m])
+				n -= int64(m)
+				continue
+			}
+			e = err
+			if e == nil {
+				e = io.ErrNoProgress
+			}
+		}
+		if e == io.EOF {
+			e = io.ErrUnexpectedEOF
+		}
+		return werr, false, e
+	}
+	return werr, true, nil
+}
