@@ -216,3 +216,33 @@ func TestLoginRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestAlert: "[ALERT] text" during IDLE reaches the consumer with its text
+// (RFC 3501: the client must show it).
+func TestAlert(t *testing.T) {
+	srv := newScripted(t, script{
+		"EXAMINE INBOX":  {{"* 2 EXISTS", "* OK [UIDVALIDITY 7] UIDs valid", "* OK [UIDNEXT 3] Predicted next UID"}},
+		"UID SEARCH ALL": {{"* SEARCH 1 2"}},
+		"IDLE":           {{"* OK [ALERT] Mailbox is 95% full"}, {}},
+	})
+	opts := fastOptions()
+	opts.Inactivity = time.Minute
+	r := startWatcher(t, scriptedDialer(srv.Addr), opts, false)
+	evs := r.waitFor("alert", func(evs []watch.Event) bool {
+		for _, ev := range evs {
+			if ev.Kind == watch.EventAlert {
+				return true
+			}
+		}
+		return false
+	})
+	r.stop()
+	for _, ev := range evs {
+		if ev.Kind == watch.EventAlert {
+			if ev.Text != "Mailbox is 95% full" || ev.Mailbox != "INBOX" {
+				t.Errorf("alert %+v", ev)
+			}
+			return
+		}
+	}
+}

@@ -480,6 +480,7 @@ func (s *session) handleCached(c *imap.Client) {
 	statuses := splitResponses("STATUS", c.Response("STATUS").Data)
 	modseqs := c.Response("HIGHESTMODSEQ").Data
 	alerts := c.Response("ALERT").Data
+	oks := c.Response("OK").Data // for "[ALERT] text" (cleared by the next command)
 
 	for _, d := range expunges {
 		s.handle(imap.Response{Type: "EXPUNGE", Data: []imap.Datum{d}})
@@ -511,6 +512,9 @@ func (s *session) handleCached(c *imap.Client) {
 	}
 	for _, d := range alerts {
 		s.handle(imap.Response{Type: "ALERT", Data: []imap.Datum{d}})
+	}
+	for _, d := range oks {
+		s.alert(s.selected, string(d.Text))
 	}
 	s.flush()
 }
@@ -608,7 +612,10 @@ func (s *session) handle(r imap.Response) {
 				b.dirty = true
 			}
 		}
+	case "OK":
+		s.alert(p, text)
 	case "NO":
+		s.alert(p, text)
 		// Trouble with the selected mailbox (Dovecot says "Internal error"
 		// when it was deleted and recreated under us): look again.
 		if p != nil && time.Since(p.noAt) > noResyncInterval {
@@ -616,12 +623,29 @@ func (s *session) handle(r imap.Response) {
 			p.dirty, p.stale = true, true
 		}
 	case "ALERT":
-		mb := s.mailboxes[0]
-		if p != nil {
-			mb = p.name
+		// The code's own data, which servers rarely send: the text to show
+		// follows the bracket of the OK or NO that carried it (see alert).
+		if text != "" {
+			s.emitAlert(p, text)
 		}
-		s.w.emit(Event{Kind: EventAlert, Mailbox: mb, Text: text})
 	}
+}
+
+// alert reports an "[ALERT] text" at the start of an OK or NO response:
+// RFC 3501 says the client must show that text to the user.
+func (s *session) alert(p *box, text string) {
+	const code = "[ALERT]"
+	if len(text) >= len(code) && strings.EqualFold(text[:len(code)], code) {
+		s.emitAlert(p, strings.TrimSpace(text[len(code):]))
+	}
+}
+
+func (s *session) emitAlert(p *box, text string) {
+	mb := s.mailboxes[0]
+	if p != nil {
+		mb = p.name
+	}
+	s.w.emit(Event{Kind: EventAlert, Mailbox: mb, Text: text})
 }
 
 // parseVanished parses the data of a VANISHED response (RFC 7162):

@@ -103,7 +103,8 @@ func firstLine(b []byte) string {
 
 // options builds the client options.
 func (f *connFlags) options(stderr io.Writer) (*imap.Options, error) {
-	opts := &imap.Options{InsecureAuth: f.plaintext, Timeout: f.timeout}
+	// A --stream command's own diagnostics go where ours go.
+	opts := &imap.Options{InsecureAuth: f.plaintext, Timeout: f.timeout, StreamStderr: stderr}
 	if f.caFile != "" {
 		pem, err := os.ReadFile(f.caFile)
 		if err != nil {

@@ -77,10 +77,11 @@ func waitOutput(t *testing.T, what string, out *buffer, want string) {
 	}
 }
 
-// runCmd runs a command line to its end.
+// runCmd runs a command line to its end, as main does.
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	inv := start(args...)
+	inv := &invocation{code: make(chan int, 1), cancel: func() {}}
+	go func() { inv.code <- run(args, &inv.stdout, &inv.stderr) }()
 	code = inv.wait(t, 30*time.Second)
 	return code, inv.stdout.String(), inv.stderr.String()
 }
