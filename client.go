@@ -1,11 +1,11 @@
 package imap
 
 import (
-	"io"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
+	"io"
 	"net"
 	"slices"
 	"strings"
