@@ -80,26 +80,22 @@ func countFetchStarts(data []imap.Datum) int {
 
 // kitFetch runs FETCH 1:* items through the raw API.
 func kitFetch(items string) sessionFunc {
-	return func(ctx context.Context, addr, mailbox string, sp *span) (int, error) {
-		c, err := kitDial(ctx, addr, nil, mailbox)
-		if err != nil {
-			return 0, err
-		}
-		defer c.Shutdown()
-		sp.Start()
-		res, err := c.Fetch(ctx, "1:*", items)
-		n := countFetchStarts(res.Data)
-		sp.Stop()
-		if err != nil {
-			return 0, err
-		}
-		return n, kitLogout(ctx, c)
-	}
+	return kitFetchWith(func(ctx context.Context, c *imap.Client) (imap.Result, error) {
+		return c.Fetch(ctx, "1:*", items)
+	})
 }
 
 // kitFetchStream runs FETCH 1:* items with FetchTo, streaming every literal
 // to io.Discard.
 func kitFetchStream(items string) sessionFunc {
+	return kitFetchWith(func(ctx context.Context, c *imap.Client) (imap.Result, error) {
+		return c.FetchTo(ctx, "1:*", items, func([]byte) io.Writer { return io.Discard })
+	})
+}
+
+// kitFetchWith times fetch on a fresh session and counts the FETCH
+// responses it returned.
+func kitFetchWith(fetch func(context.Context, *imap.Client) (imap.Result, error)) sessionFunc {
 	return func(ctx context.Context, addr, mailbox string, sp *span) (int, error) {
 		c, err := kitDial(ctx, addr, nil, mailbox)
 		if err != nil {
@@ -107,7 +103,7 @@ func kitFetchStream(items string) sessionFunc {
 		}
 		defer c.Shutdown()
 		sp.Start()
-		res, err := c.FetchTo(ctx, "1:*", items, func([]byte) io.Writer { return io.Discard })
+		res, err := fetch(ctx, c)
 		n := countFetchStarts(res.Data)
 		sp.Stop()
 		if err != nil {
