@@ -34,6 +34,7 @@ type Error struct {
 	Err     error  // the underlying cause, such as a network error, if any
 }
 
+// Error returns "imap: COMMAND: [connection aborted: ][STATUS: ]text[: cause]".
 func (e *Error) Error() string {
 	cmd := e.Command
 	if cmd == "" {

@@ -112,7 +112,9 @@ func (c *Client) ID(ctx context.Context, fields ...string) (Result, error) {
 
 // Response returns and clears the cached untagged data of type code (for
 // example "EXISTS", "UIDVALIDITY" or "ALERT"). Data is nil when none is
-// cached. Like imaplib, Response("NO") always returns nothing.
+// cached. Like imaplib, Response("NO") always returns nothing. While an
+// Idler's Next is waiting in another goroutine, Response waits for it to
+// return (responses then go to the Idler, not the cache).
 func (c *Client) Response(code string) Response {
 	c.mu.Lock()
 	defer c.mu.Unlock()
