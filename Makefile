@@ -1,0 +1,32 @@
+# make test: every test, on a fresh Debian machine too (installs Dovecot when
+# missing; needs root for that). .ci/run calls it.
+# make bench: regenerate docs/benchmarks.md.  make demo: the main job, zero setup.
+
+.PHONY: test deps check race benchsmoke fuzzsmoke bench demo
+
+test: deps check race benchsmoke fuzzsmoke
+
+deps:
+	@bash scripts/deps.sh
+
+check:
+	@echo "== gofmt"; out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l . lists:"; echo "$$out"; exit 1; fi
+	@echo "== go vet"; go vet ./...
+
+race:
+	@echo "== go test -race"
+	go test -race -count=1 ./...
+
+benchsmoke:
+	@echo "== benchmarks (smoke, one iteration each)"
+	go test -run '^$$' -bench . -benchtime 1x ./...
+
+fuzzsmoke:
+	@echo "== fuzz targets (smoke)"
+	@bash scripts/fuzzsmoke.sh
+
+bench:
+	go run ./bench
+
+demo:
+	go run ./cmd/imapkit demo
