@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/md5"
@@ -39,17 +40,24 @@ func (c *Client) Login(ctx context.Context, user, password string) (Result, erro
 	if l.err != nil {
 		return Result{}, l.err
 	}
+	// The password as given and as sent (escaped inside a quoted string).
+	secrets := [][]byte{[]byte(password)}
+	if q := l.args[1].text; len(q) >= 2 && q != password {
+		secrets = append(secrets, []byte(q[1:len(q)-1]))
+	}
 	return c.authCmd(ctx, &command{name: "LOGIN", args: l.args}, func() error {
 		if c.has("LOGINDISABLED") {
 			return cmdError("LOGIN", "server advertises LOGINDISABLED")
 		}
 		return nil
-	})
+	}, secrets...)
 }
 
 // authCmd runs an authentication command: it checks the state and the
 // transport, and on success moves to AUTH and refreshes the capabilities.
-func (c *Client) authCmd(ctx context.Context, cmd *command, precheck func() error) (Result, error) {
+// secrets (and whatever the command adds with addSecret while it runs) are
+// scrubbed from everything the server sends meanwhile.
+func (c *Client) authCmd(ctx context.Context, cmd *command, precheck func() error, secrets ...[]byte) (Result, error) {
 	if c.State() == StateIdling {
 		return Result{}, c.checkStateLocked(cmd.name)
 	}
@@ -67,7 +75,10 @@ func (c *Client) authCmd(ctx context.Context, cmd *command, precheck func() erro
 		}
 	}
 	c.pop("CAPABILITY")
+	c.secrets = new([][]byte)
+	c.addSecret(secrets...)
 	res, err := c.run(ctx, cmd)
+	c.secrets = nil
 	if err != nil {
 		return res, err
 	}
@@ -100,7 +111,9 @@ func (c *Client) Authenticate(ctx context.Context, mechanism string, fn AuthFunc
 				fnErr = err
 				return []byte("*"), nil
 			}
-			return encodeResponse(resp), nil
+			enc := encodeResponse(resp)
+			c.addSecret(resp, enc)
+			return enc, nil
 		}}
 	res, err := c.authCmd(ctx, cmd, nil)
 	if err != nil {
@@ -126,6 +139,7 @@ func (c *Client) AuthenticateSASL(ctx context.Context, client sasl.Client) (Resu
 	args := []arg{mechArg}
 	saslIR := c.has("SASL-IR")
 	pendingIR := ir
+	secrets := saslSecrets(ir)
 	if ir != nil && saslIR {
 		text := string(encodeResponse(ir))
 		if text == "" {
@@ -151,9 +165,10 @@ func (c *Client) AuthenticateSASL(ctx context.Context, client sasl.Client) (Resu
 				saslErr = err
 				return []byte("*"), nil
 			}
+			c.addSecret(saslSecrets(resp)...)
 			return encodeResponse(resp), nil
 		}}
-	res, err := c.authCmd(ctx, cmd, nil)
+	res, err := c.authCmd(ctx, cmd, nil, secrets...)
 	if err != nil {
 		if e, ok := err.(*Error); ok && saslErr != nil && e.Err == nil && e.Kind == ErrCommand {
 			e.Err = saslErr
@@ -211,3 +226,61 @@ func (x *xoauth2) Start() (string, []byte, error) {
 // Next answers the server's error challenge with an empty response, which
 // makes the server finish with NO.
 func (x *xoauth2) Next(challenge []byte) ([]byte, error) { return []byte{}, nil }
+
+// minSecret is the shortest credential scrubbed from server responses:
+// hiding every occurrence of a shorter one would mangle the text, and such
+// a credential hides nothing anyway.
+const minSecret = 4
+
+// redacted replaces a credential in what the server sent.
+var redacted = []byte("<redacted>")
+
+// addSecret adds credentials to scrub until the authentication command
+// ends. c.mu must be held.
+func (c *Client) addSecret(secrets ...[]byte) {
+	for _, s := range secrets {
+		if len(s) >= minSecret {
+			*c.secrets = append(*c.secrets, s)
+		}
+	}
+}
+
+// scrub replaces the credentials of the running authentication command in
+// line, a line the server sent, before it is traced, logged, parsed, cached
+// or quoted in an error: a server may echo a password or a SASL payload
+// back (in a NO, a BAD, a BYE or garbage). line is returned as is when it
+// holds none, which is always the case outside authentication.
+func (c *Client) scrub(line []byte) []byte {
+	if c.secrets == nil {
+		return line
+	}
+	for _, s := range *c.secrets {
+		if bytes.Contains(line, s) {
+			line = bytes.ReplaceAll(line, s, redacted)
+		}
+	}
+	return line
+}
+
+// saslSecrets returns the credentials in a SASL response: the response,
+// its base64 form, and the parts that carry the secret alone — the
+// password of PLAIN ("authzid NUL authcid NUL passwd") and the token of
+// XOAUTH2 and OAUTHBEARER ("...^Aauth=Bearer TOKEN^A^A").
+func saslSecrets(resp []byte) [][]byte {
+	if len(resp) == 0 {
+		return nil
+	}
+	out := [][]byte{resp, encodeResponse(resp)}
+	if f := bytes.Split(resp, []byte{0}); len(f) == 3 {
+		out = append(out, f[2])
+	}
+	for _, f := range bytes.Split(resp, []byte{1}) {
+		if v, ok := bytes.CutPrefix(f, []byte("auth=")); ok {
+			out = append(out, v)
+			if tok, ok := bytes.CutPrefix(v, []byte("Bearer ")); ok {
+				out = append(out, tok)
+			}
+		}
+	}
+	return out
+}

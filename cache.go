@@ -8,6 +8,7 @@ package imap
 type cache struct {
 	entries []cacheEntry
 	count   int // data held, for Options.MaxCached
+	evicted int // data dropped with the oldest type, for Client.Dropped
 }
 
 type cacheEntry struct {
@@ -43,6 +44,8 @@ func (k *cache) list(typ string) *[]Datum {
 		return &k.entries[i].data
 	}
 	if len(k.entries) >= maxCacheTypes {
+		// Fix (limits): count what is evicted, as Dropped promises.
+		k.evicted += len(k.entries[0].data)
 		k.count -= len(k.entries[0].data)
 		k.entries = append(k.entries[:0], k.entries[1:]...)
 	}

@@ -50,6 +50,12 @@ type Client struct {
 	capture *Idler // when set, untagged responses go to the Idler
 	byeText []byte // text of a BYE seen on this connection
 
+	// secrets holds the credentials of the authentication command running
+	// (see scrub), nil otherwise: a server echoing them back must not get
+	// them into a trace, a log or an error. A pointer, to keep idle
+	// clients small.
+	secrets *[][]byte
+
 	utf8         atomic.Bool
 	readOnly     bool
 	continuation []byte
@@ -58,6 +64,11 @@ type Client struct {
 	closeFn func() error
 
 	rs readState // how the next network read is bounded
+
+	// skipUntil is when (Unix nanoseconds) the rest of a line longer than
+	// MaxLine, being skipped, must have arrived (see beforeRead); zero
+	// when none is.
+	skipUntil int64
 
 	// Cache entries added during a command that the command does not
 	// return: they reference read buffers, and are copied out when the
@@ -248,11 +259,12 @@ func (c *Client) Conn() net.Conn {
 }
 
 // Dropped returns how many untagged data were dropped because the cache
-// reached Options.MaxCached.
+// (or an Idler's queue) reached Options.MaxCached, or held too many
+// response types.
 func (c *Client) Dropped() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.dropped
+	return c.dropped + c.cache.evicted
 }
 
 // Shutdown closes the connection without logging out, like imaplib's

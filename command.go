@@ -247,6 +247,15 @@ func (c *Client) nonSyncOK(n int) bool {
 func (c *Client) waitContinuation(ctx context.Context, name, tag string) (*response, error) {
 	for {
 		r, err := c.readResponse(ctx, name, phaseCommand)
+		if err != nil && errors.Is(err, wire.ErrLineTooLong) && errors.Is(err, ErrCommand) && !isOwnTooLong(err, tag) {
+			// Fix (limits): a command error here would leave the server
+			// waiting for the literal while the client goes on with the
+			// next command. Only a skipped completion of this command
+			// ends it cleanly.
+			var tl *wire.LineTooLongError
+			errors.As(err, &tl)
+			return nil, c.abort(name, tl, "line too long while waiting to send a literal")
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -280,6 +289,12 @@ func (c *Client) complete(ctx context.Context, cmd *command, tag string) (*respo
 				// stays usable, as ErrCommand promises, then report it.
 				if tooLong == nil {
 					tooLong = err
+				}
+				if isOwnTooLong(err, tag) {
+					// Fix (limits): the skipped line was this command's
+					// completion; waiting for it would only end in a
+					// timeout.
+					return nil, tooLong
 				}
 				continue
 			}

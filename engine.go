@@ -89,6 +89,19 @@ func (c *Client) beforeRead() error {
 	if !c.rs.idle {
 		d = c.opDeadline()
 	}
+	if c.rd.Discarding() && c.opts.Timeout > 0 {
+		// Fix (limits): a line past MaxLine is skipped only if its rest
+		// arrives within one Timeout in all. Every read of a server
+		// trickling an endless line makes progress, so the per-read
+		// timeout alone would keep the client for up to 16 × (MaxLine +
+		// 1 KiB) bytes: hours at a byte per 50 ms.
+		if c.skipUntil == 0 {
+			c.skipUntil = time.Now().Add(c.opts.Timeout).UnixNano()
+		}
+		if until := time.Unix(0, c.skipUntil); d.IsZero() || until.Before(d) {
+			d = until
+		}
+	}
 	c.conn.SetReadDeadline(d)
 	// Checked after setting the deadline: a cancellation racing with us
 	// either shows here or its AfterFunc overrides our deadline.
@@ -99,7 +112,17 @@ func (c *Client) beforeRead() error {
 // deadline; otherwise every read by the operation timeout.
 func (c *Client) readLine(ctx context.Context, idle bool, deadline time.Time) ([]byte, error) {
 	c.rs = readState{ctx: ctx, idle: idle, deadline: deadline}
-	return c.rd.ReadLine()
+	line, err := c.rd.ReadLine()
+	if !c.rd.Discarding() {
+		c.skipUntil = 0 // no over-long line in progress
+	}
+	return line, err
+}
+
+// skipExpired reports whether an over-long line being skipped did not end
+// in time (see beforeRead).
+func (c *Client) skipExpired() bool {
+	return c.rd.Discarding() && c.skipUntil != 0 && time.Now().UnixNano() >= c.skipUntil
 }
 
 // own returns line as response data: the line itself when the reader is in
@@ -126,6 +149,7 @@ func (c *Client) readResponse(ctx context.Context, cmd string, phase readPhase, 
 	if err != nil {
 		return response{}, c.readError(ctx, cmd, err, phase == phaseIdle)
 	}
+	line = c.scrub(line)
 	c.tr.recv(line)
 	var r response
 	switch {
@@ -157,17 +181,25 @@ func (c *Client) readError(ctx context.Context, cmd string, err error, startWait
 		if literalSize(tooLong.Tail) >= 0 {
 			return c.abort(cmd, err, "line too long, ending in a literal")
 		}
-		return &Error{Command: cmd, Kind: ErrCommand, Text: err.Error(), Err: wire.ErrLineTooLong}
+		return &Error{Command: cmd, Kind: ErrCommand, Text: err.Error(), Err: lineTooLong{tooLong}}
 	case ctx.Err() != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ctx.Err())):
 		if startWait {
 			return &Error{Command: cmd, Kind: ErrCommand, Text: "interrupted", Err: ctx.Err()}
 		}
 		return c.abort(cmd, ctx.Err(), "interrupted in the middle of a response")
+	case errors.Is(err, os.ErrDeadlineExceeded) && c.skipExpired():
+		return c.abort(cmd, err, "a line longer than MaxLine (%d bytes) did not end within the timeout (%v)", c.opts.MaxLine, c.opts.Timeout)
 	case startWait && errors.Is(err, os.ErrDeadlineExceeded):
 		return errStartTimeout
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return c.abort(cmd, err, "timed out waiting for the server")
 	case errors.Is(err, wire.ErrUnterminated):
+		if c.secrets != nil {
+			// Fix (secrets): the reader's error quotes the partial line,
+			// which may echo a credential; during authentication, leave
+			// it out.
+			return c.abort(cmd, nil, "socket error: %v", wire.ErrUnterminated)
+		}
 		return c.abort(cmd, nil, "socket error: %v", err)
 	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) || isClosedErr(err) || isReset(err):
 		if c.byeText != nil {
@@ -176,6 +208,22 @@ func (c *Client) readError(ctx context.Context, cmd string, err error, startWait
 		return c.abort(cmd, err, "socket error: EOF")
 	}
 	return c.abort(cmd, err, "socket error")
+}
+
+// lineTooLong is the Err of the command error for a skipped over-long
+// line: it reads as wire.ErrLineTooLong, as before, and keeps the details
+// (the line's head shows whether it was a command's completion).
+type lineTooLong struct{ *wire.LineTooLongError }
+
+func (e lineTooLong) Error() string { return wire.ErrLineTooLong.Error() }
+func (e lineTooLong) Unwrap() error { return e.LineTooLongError }
+
+// isOwnTooLong reports whether err is a skipped over-long line that was the
+// tagged completion of tag.
+func isOwnTooLong(err error, tag string) bool {
+	var tl *wire.LineTooLongError
+	return errors.As(err, &tl) && errors.Is(err, ErrCommand) &&
+		len(tl.Head) > len(tag) && string(tl.Head[:len(tag)]) == tag && tl.Head[len(tag)] == ' '
 }
 
 // abort marks the connection unusable, closes it and returns the error.
@@ -340,12 +388,19 @@ func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte
 		if toCache {
 			c.cacheAppend(typ, Datum{Text: datum, Literal: lit})
 		} else {
+			if len(data) >= c.opts.MaxCached {
+				// Fix (limits): a response captured whole (by an Idler)
+				// is bounded like the cache; its parts cannot be dropped
+				// without corrupting it.
+				return nil, c.abort(cmd, nil, "response %s has more than %d literals (MaxCached)", typ, c.opts.MaxCached)
+			}
 			data = append(data, Datum{Text: datum, Literal: lit})
 		}
 		line, err := c.readLine(ctx, false, time.Time{})
 		if err != nil {
 			return nil, c.readError(ctx, cmd, err, false)
 		}
+		line = c.scrub(line)
 		c.tr.recv(line)
 		datum = c.own(line)
 		n = literalSize(datum)

@@ -223,6 +223,9 @@ func markerSize(line []byte) (int, bool) {
 }
 
 func cloneData(data []imap.Datum) []imap.Datum {
+	if data == nil {
+		return nil
+	}
 	out := make([]imap.Datum, len(data))
 	for i, d := range data {
 		out[i].Text = bytes.Clone(d.Text)

@@ -128,7 +128,19 @@ func (id *Idler) waitContinuation(ctx context.Context, tag string) (*response, e
 	}
 }
 
-func (id *Idler) enqueue(r Response) { id.queue = append(id.queue, r) }
+func (id *Idler) enqueue(r Response) {
+	if max := id.c.opts.MaxCached; len(id.queue) >= max {
+		// Fix (limits): bound the queue as the cache is bounded. Responses
+		// before "+" are all queued at once, so a server flooding them
+		// could otherwise exhaust memory. Drop the oldest half, counted in
+		// Dropped.
+		drop := (len(id.queue) + 1) / 2
+		id.queue = append([]Response(nil), id.queue[drop:]...)
+		id.c.dropped += drop
+		id.c.tr.event("idle queue full, dropped responses", "count", drop)
+	}
+	id.queue = append(id.queue, r)
+}
 
 // spill moves undelivered responses into the client's cache, fragment by
 // fragment, as imaplib does on leaving the idle context.

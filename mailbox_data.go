@@ -72,10 +72,14 @@ func leadingNumber(text []byte, max uint64) uint64 {
 	var n uint64
 	start := i
 	for ; i < len(text) && isDigit(text[i]); i++ {
-		n = n*10 + uint64(text[i]-'0')
-		if n > max {
+		d := uint64(text[i] - '0')
+		if n > (max-d)/10 {
+			// Fix: checked before multiplying. Checking after let n*10 wrap
+			// around for 64-bit values: HIGHESTMODSEQ 20000000000000000000
+			// gave 1553255926290448384 instead of 0.
 			return 0
 		}
+		n = n*10 + d
 	}
 	if i == start || (i < len(text) && text[i] != ' ') {
 		return 0

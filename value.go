@@ -10,10 +10,15 @@ import (
 	"unsafe"
 )
 
-// maxNesting bounds how deeply parenthesised lists may nest in response
-// data. Real responses stay well below it (a BODYSTRUCTURE needs one level
-// per MIME nesting level and two or three more for its fields); deeper data
-// is rejected as hostile instead of being followed.
+// MaxNesting bounds how deeply parenthesised lists may nest in the data
+// the typed parsers (ParseFetch, ParseList, ...) read, the list of a FETCH
+// response itself counting as one level. Real responses stay well below it
+// (a BODYSTRUCTURE needs one level per MIME nesting level and two or three
+// more for its fields); deeper data is a *ParseError ("lists nested more
+// than 100 deep"), so hostile data cannot make the parsers recurse without
+// bound.
+const MaxNesting = maxNesting
+
 const maxNesting = 100
 
 // ParseError reports response data that does not follow the IMAP grammar.

@@ -427,8 +427,8 @@ func (r *report) markdown() string {
 	}
 
 	p("## Reproducing\n\n")
-	p("```\ngo run ./bench            # this report; recordings are cached in the user cache directory\ngo run ./bench -quick     # smoke run, printed to stdout\ngo test -run '^$' -bench . ./bench   # micro-benchmarks on synthetic responses\n"+
-		"go test -run '^$' -bench . ./internal/wire   # the wire reader: framing vs a bare bufio.Reader, CopyLiteral\n"+
+	p("```\ngo run ./bench            # this report; recordings are cached in the user cache directory\ngo run ./bench -quick     # smoke run, printed to stdout\ngo test -run '^$' -bench . ./bench   # micro-benchmarks on synthetic responses\n" +
+		"go test -run '^$' -bench . ./internal/wire   # the wire reader: framing vs a bare bufio.Reader, CopyLiteral\n" +
 		"go test -run '^$' -bench 'ParseFetch|FrameFetch|FetchMeta10k' .   # the typed parser, and raw FETCH vs the floor in one run\n```\n\n")
 	p("The first run needs Dovecot (`apt-get install dovecot-imapd`) to record the responses; without it the suite falls back to synthesized responses and says so above.\n")
 	return b.String()

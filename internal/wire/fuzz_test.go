@@ -59,7 +59,7 @@ func frameMode(r io.Reader, maxLine int, stable bool) string {
 		if err != nil {
 			var tl *LineTooLongError
 			if errors.As(err, &tl) {
-				fmt.Fprintf(&out, "toolong %q\n", tl.Tail)
+				fmt.Fprintf(&out, "toolong %q %q\n", tl.Head, tl.Tail)
 				continue
 			}
 			fmt.Fprintf(&out, "err %v\n", errors.Is(err, ErrUnterminated) || err == io.EOF)
