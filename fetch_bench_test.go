@@ -10,15 +10,19 @@ import (
 	"testing"
 
 	"github.com/imapkit/imap"
+	"github.com/imapkit/imap/bench/record"
 	"github.com/imapkit/imap/bench/replay"
-	"github.com/imapkit/imap/bench/synth"
 )
 
 // BenchmarkFetchMeta10k compares, in one run, the raw FETCH path of a
-// 10,000-message metadata response with a reader that only frames the same
+// 10,000-message metadata response — recorded from a real Dovecot and
+// replayed by a loopback stand-in — with a reader that only frames the same
 // bytes (the floor). The ratio of the two is the figure that matters.
 func BenchmarkFetchMeta10k(b *testing.B) {
-	set := synth.Set(synth.Config{Seed: 1, Messages: 10000})
+	set, err := record.Record(context.Background(), record.Config{Seed: 1, Messages: 10000, BigSize: 1024, SearchN: 10, ExpungeN: 10})
+	if err != nil {
+		b.Fatalf("recording from Dovecot: %v", err)
+	}
 	srv, err := replay.Listen("127.0.0.1:0", replay.Config{Set: set})
 	if err != nil {
 		b.Fatal(err)
