@@ -41,34 +41,7 @@ func ParseList(data []Datum) ([]ListEntry, error) { return parseList(data, false
 func ParseListUTF8(data []Datum) ([]ListEntry, error) { return parseList(data, true) }
 
 func parseList(data []Datum, utf8 bool) ([]ListEntry, error) {
-	n := countResponses(data)
-	if n == 0 {
-		return nil, nil
-	}
-	out := make([]ListEntry, 0, n)
-	var s scanner
-	var firstErr error
-	for rest := data; len(rest) > 0; {
-		resp, r, complete := nextResponse(rest)
-		rest = r
-		if isEmptyResponse(resp) {
-			continue
-		}
-		s.reset(resp)
-		var e ListEntry
-		err := s.listEntry(&e, utf8)
-		if err == nil && !complete {
-			err = &ParseError{Offset: -1, Msg: "data ends in a literal"}
-		}
-		if err != nil {
-			if firstErr == nil {
-				firstErr = withContext(err, "LIST", 0, "")
-			}
-			continue
-		}
-		out = append(out, e)
-	}
-	return out, firstErr
+	return parseEach(data, "LIST", func(s *scanner, e *ListEntry) error { return s.listEntry(e, utf8) })
 }
 
 func (s *scanner) listEntry(e *ListEntry, utf8 bool) error {

@@ -42,34 +42,7 @@ func (d *StatusData) Has(item StatusItems) bool { return d.Present&item == item 
 // A malformed response does not stop the others: ParseStatus returns every
 // entry it could parse and a *ParseError for the first failure.
 func ParseStatus(data []Datum) ([]StatusData, error) {
-	n := countResponses(data)
-	if n == 0 {
-		return nil, nil
-	}
-	out := make([]StatusData, 0, n)
-	var s scanner
-	var firstErr error
-	for rest := data; len(rest) > 0; {
-		resp, r, complete := nextResponse(rest)
-		rest = r
-		if isEmptyResponse(resp) {
-			continue
-		}
-		s.reset(resp)
-		var d StatusData
-		err := s.status(&d)
-		if err == nil && !complete {
-			err = &ParseError{Offset: -1, Msg: "data ends in a literal"}
-		}
-		if err != nil {
-			if firstErr == nil {
-				firstErr = withContext(err, "STATUS", 0, "")
-			}
-			continue
-		}
-		out = append(out, d)
-	}
-	return out, firstErr
+	return parseEach(data, "STATUS", (*scanner).status)
 }
 
 func (s *scanner) status(d *StatusData) error {

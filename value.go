@@ -778,3 +778,38 @@ func eqFold(b []byte, upper string) bool {
 	}
 	return true
 }
+
+// parseEach parses every response of data (see nextResponse) with parse,
+// one value per response. A malformed response does not stop the others:
+// it returns every value it could parse and a *ParseError, naming typ, for
+// the first failure.
+func parseEach[T any](data []Datum, typ string, parse func(*scanner, *T) error) ([]T, error) {
+	n := countResponses(data)
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]T, 0, n)
+	var s scanner
+	var firstErr error
+	for rest := data; len(rest) > 0; {
+		resp, r, complete := nextResponse(rest)
+		rest = r
+		if isEmptyResponse(resp) {
+			continue
+		}
+		s.reset(resp)
+		var v T
+		err := parse(&s, &v)
+		if err == nil && !complete {
+			err = &ParseError{Offset: -1, Msg: "data ends in a literal"}
+		}
+		if err != nil {
+			if firstErr == nil {
+				firstErr = withContext(err, typ, 0, "")
+			}
+			continue
+		}
+		out = append(out, v)
+	}
+	return out, firstErr
+}
