@@ -34,7 +34,6 @@ type Client struct {
 	host   string // for TLS server name verification
 	secure bool   // TLS, or a local stream
 	isTLS  bool
-	stream bool
 
 	caps     atomic.Pointer[capabilities]
 	welcome  []byte
@@ -42,7 +41,6 @@ type Client struct {
 
 	tagPrefix string
 	tagNum    int
-	curTag    string // tag of the command being run, for idle
 
 	cache   cache
 	dropped int
@@ -56,9 +54,8 @@ type Client struct {
 	// clients small.
 	secrets *[][]byte
 
-	utf8         atomic.Bool
-	readOnly     bool
-	continuation []byte
+	utf8     atomic.Bool
+	readOnly bool
 
 	broken  *Error // sticky: set once the connection is aborted
 	closeFn func() error
@@ -94,7 +91,7 @@ func NewClient(conn net.Conn, opts *Options) (*Client, error) {
 }
 
 func newClient(ctx context.Context, conn net.Conn, opts *Options, host string, stream bool, closeFn func() error) (*Client, error) {
-	c := &Client{conn: conn, host: host, stream: stream, closeFn: closeFn}
+	c := &Client{conn: conn, host: host, closeFn: closeFn}
 	if opts != nil {
 		c.opts = *opts
 	}

@@ -23,7 +23,6 @@ type command struct {
 	check  string // name in the state table; defaults to name
 	args   []arg
 	want   string // untagged type returned as data; "" returns the tagged text
-	errNO  bool   // a tagged NO is also an error (it always is, see run)
 	auth   func(ctx context.Context, challenge []byte) ([]byte, error)
 	onDone func(status string)
 	// reuse keeps the read buffer reusable (headers are copied) instead of
@@ -187,7 +186,6 @@ func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 // completion before taking a literal, it is returned as done.
 func (c *Client) send(ctx context.Context, cmd *command) (tag string, done *response, err error) {
 	tag = c.nextTag()
-	c.curTag = tag
 	line := make([]byte, 0, 64)
 	line = append(append(append(line, tag...), ' '), cmd.name...)
 	trace := c.tr.enabled()
@@ -261,7 +259,6 @@ func (c *Client) waitContinuation(ctx context.Context, name, tag string) (*respo
 		}
 		switch r.kind {
 		case kindContinuation:
-			c.continuation = r.text
 			return nil, nil
 		case kindTagged:
 			if r.tag != tag {
@@ -311,7 +308,6 @@ func (c *Client) complete(ctx context.Context, cmd *command, tag string) (*respo
 			done := r // copy: returning &r would move every response to the heap
 			return &done, nil
 		case kindContinuation:
-			c.continuation = r.text
 			if cmd.auth == nil {
 				// A stray "+" is not ours to answer; imaplib ignores it too.
 				continue

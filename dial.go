@@ -17,7 +17,7 @@ const (
 // unless Options.InsecureAuth is set; use StartTLS or DialStartTLS.
 func Dial(ctx context.Context, addr string, opts *Options) (*Client, error) {
 	addr, host := withPort(addr, IMAP4Port)
-	conn, err := dialTCP(ctx, addr, opts)
+	conn, err := dialTCP(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -29,7 +29,7 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Client, error) {
 // name unless Options.TLSConfig says otherwise.
 func DialTLS(ctx context.Context, addr string, opts *Options) (*Client, error) {
 	addr, host := withPort(addr, IMAP4SSLPort)
-	conn, err := dialTCP(ctx, addr, opts)
+	conn, err := dialTCP(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func DialStartTLS(ctx context.Context, addr string, opts *Options) (*Client, err
 	return c, nil
 }
 
-func dialTCP(ctx context.Context, addr string, opts *Options) (net.Conn, error) {
+func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {

@@ -205,6 +205,9 @@ func (c *Client) readError(ctx context.Context, cmd string, err error, startWait
 		if c.byeText != nil {
 			return c.abort(cmd, nil, "server said BYE: %s", c.byeText)
 		}
+		if isReset(err) {
+			return c.abort(cmd, err, "socket error: connection reset")
+		}
 		return c.abort(cmd, err, "socket error: EOF")
 	}
 	return c.abort(cmd, err, "socket error")

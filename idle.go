@@ -116,7 +116,6 @@ func (id *Idler) waitContinuation(ctx context.Context, tag string) (*response, e
 		}
 		switch r.kind {
 		case kindContinuation:
-			c.continuation = r.text
 			return nil, nil
 		case kindTagged:
 			if r.tag != tag {
