@@ -82,14 +82,24 @@ func (m *Message) FindSection(name string) (Section, bool) {
 // ParseFetch returns every message it could parse and, if any failed, a
 // *ParseError for the first failure, naming the message's sequence number
 // and the item.
-func ParseFetch(data []Datum) ([]*Message, error) {
+func ParseFetch(data []Datum) ([]*Message, error) { return Parser{}.ParseFetch(data) }
+
+// Parser is the typed FETCH parser with configurable limits. The zero
+// Parser is what ParseFetch and ParseFetchResponse use.
+type Parser struct {
+	// MaxNesting bounds list nesting (0 means the default, MaxNesting).
+	MaxNesting int
+}
+
+// ParseFetch is the package's ParseFetch with p's limits.
+func (p Parser) ParseFetch(data []Datum) ([]*Message, error) {
 	n := countResponses(data)
 	if n == 0 {
 		return nil, nil
 	}
 	msgs := make([]Message, n)
 	out := make([]*Message, 0, n)
-	var s scanner
+	s := scanner{limit: p.MaxNesting}
 	var firstErr error
 	for rest := data; len(rest) > 0; {
 		resp, r, complete := nextResponse(rest)
@@ -114,7 +124,10 @@ func ParseFetch(data []Datum) ([]*Message, error) {
 // ParseFetchResponse parses one FETCH response, as delivered by an Idler or
 // by (*Client).Response: r.Type must be "FETCH" and r.Data must hold exactly
 // one response.
-func ParseFetchResponse(r Response) (*Message, error) {
+func ParseFetchResponse(r Response) (*Message, error) { return Parser{}.ParseFetchResponse(r) }
+
+// ParseFetchResponse is the package's ParseFetchResponse with p's limits.
+func (p Parser) ParseFetchResponse(r Response) (*Message, error) {
 	if !strings.EqualFold(r.Type, "FETCH") {
 		return nil, &ParseError{Type: "FETCH", Offset: -1, Msg: "response type is " + quoteForError(r.Type)}
 	}
@@ -125,7 +138,7 @@ func ParseFetchResponse(r Response) (*Message, error) {
 	if len(rest) > 0 {
 		return nil, &ParseError{Type: "FETCH", Offset: -1, Msg: "more than one response"}
 	}
-	var s scanner
+	s := scanner{limit: p.MaxNesting}
 	m := new(Message)
 	if err := s.fetch(resp, m, complete); err != nil {
 		return nil, err

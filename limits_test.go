@@ -359,3 +359,29 @@ func TestLimitTimeout(t *testing.T) {
 		t.Fatalf("stall detected after %v", d)
 	}
 }
+
+// TestLimitMaxNestingConfigurable: Parser.MaxNesting (and through it
+// Options.MaxNesting) moves the bound both ways.
+func TestLimitMaxNestingConfigurable(t *testing.T) {
+	nested := func(depth int) []imap.Datum {
+		body := strings.Repeat("(", depth-1) + `"text" "plain" NIL NIL NIL "7bit" 1 1` + strings.Repeat(")", depth-1)
+		return []imap.Datum{{Text: []byte("1 (BODYSTRUCTURE " + body + ")")}}
+	}
+	for _, tc := range []struct {
+		limit, depth int
+		ok           bool
+	}{
+		{5, 5, true},
+		{5, 6, false},
+		{0, imap.MaxNesting, true},
+		{0, imap.MaxNesting + 1, false},
+		{300, 250, true},
+	} {
+		_, err := imap.Parser{MaxNesting: tc.limit}.ParseFetch(nested(tc.depth))
+		if ok := err == nil; ok != tc.ok {
+			t.Errorf("limit %d, depth %d: err %v", tc.limit, tc.depth, err)
+		} else if !ok && !strings.Contains(err.Error(), "nested more than") {
+			t.Errorf("limit %d, depth %d: unexpected error %v", tc.limit, tc.depth, err)
+		}
+	}
+}

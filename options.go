@@ -57,6 +57,10 @@ type Options struct {
 	// and counted in (*Client).Dropped.
 	MaxCached int
 
+	// MaxNesting bounds list nesting in the typed results of FetchMessages
+	// (default MaxNesting).
+	MaxNesting int
+
 	// InsecureAuth allows LOGIN and AUTHENTICATE on a connection that is
 	// neither TLS nor a local stream. Without it, sending credentials in
 	// plaintext is refused before anything is sent.

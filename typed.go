@@ -8,7 +8,7 @@ func (c *Client) FetchMessages(ctx context.Context, set, items string) ([]*Messa
 	if err != nil {
 		return nil, err
 	}
-	return ParseFetch(res.Data)
+	return Parser{MaxNesting: c.opts.MaxNesting}.ParseFetch(res.Data)
 }
 
 // SelectMailbox is Select followed by ParseMailboxData over the data the

@@ -10,9 +10,10 @@ import (
 	"unsafe"
 )
 
-// MaxNesting bounds how deeply parenthesised lists may nest in the data
-// the typed parsers (ParseFetch, ParseList, ...) read, the list of a FETCH
-// response itself counting as one level. Real responses stay well below it
+// MaxNesting is the default bound on how deeply parenthesised lists may
+// nest in the data the typed parsers (ParseFetch, ParseList, ...) read, the
+// list of a FETCH response itself counting as one level; Parser and
+// Options.MaxNesting change it. Real responses stay well below it
 // (a BODYSTRUCTURE needs one level per MIME nesting level and two or three
 // more for its fields); deeper data is a *ParseError ("lists nested more
 // than 100 deep"), so hostile data cannot make the parsers recurse without
@@ -137,6 +138,7 @@ type scanner struct {
 	pos   int    // position in text
 	base  int    // offset of text[0] in the whole response
 	depth int    // current list nesting
+	limit int    // nesting bound; 0 means MaxNesting
 
 	// Allocation pools shared by all the responses one call parses, and
 	// scratch stacks for building slices of unknown length.
@@ -285,8 +287,12 @@ func (s *scanner) open() error {
 	if s.peek() != '(' {
 		return s.unexpected(`"("`)
 	}
-	if s.depth >= maxNesting {
-		return s.errorf("lists nested more than %d deep", maxNesting)
+	limit := s.limit
+	if limit <= 0 {
+		limit = maxNesting
+	}
+	if s.depth >= limit {
+		return s.errorf("lists nested more than %d deep", limit)
 	}
 	s.depth++
 	s.pos++
