@@ -31,7 +31,9 @@ func Example() {
 		}
 		return c, nil
 	}
-	w, err := watch.New(dial, &watch.Options{Mailboxes: []string{"INBOX"}, Envelope: true})
+	// A short Inactivity makes a silent link get probed quickly; 5 minutes
+	// is the default.
+	w, err := watch.New(dial, &watch.Options{Mailboxes: []string{"INBOX"}, Envelope: true, Inactivity: 2 * time.Second})
 	if err != nil {
 		panic(err)
 	}

@@ -65,6 +65,11 @@ func newScripted(t *testing.T, sc script) *imaptest.Server {
 		Capabilities: "IDLE",
 		Commands: map[string]imaptest.CommandFunc{
 			"EXAMINE": answer("EXAMINE"),
+			// NOOP answers from the script when it has an entry, else OK.
+			"NOOP": func(s *imaptest.Session, tag, args string) {
+				lines, _ := ss.next("NOOP")
+				_ = s.Send(append(lines, tag+" OK NOOP completed")...)
+			},
 			"UID":     answer("UID"),
 			"IDLE": func(s *imaptest.Session, tag, args string) {
 				lines, _ := ss.next("IDLE")
@@ -245,4 +250,39 @@ func TestAlert(t *testing.T) {
 			return
 		}
 	}
+}
+
+// TestChangeBeforeIdle: a server that reports a change made between
+// commands only in answer to the next command, and says nothing when IDLE
+// starts (go-imap's memory server does this). The watcher asks before every
+// IDLE, so the new message is reported at once rather than at the next
+// IDLE restart.
+func TestChangeBeforeIdle(t *testing.T) {
+	srv := newScripted(t, script{
+		"EXAMINE INBOX":      {{"* 2 EXISTS", "* OK [UIDVALIDITY 7] UIDs valid", "* OK [UIDNEXT 3] Predicted next UID"}},
+		"UID SEARCH ALL":     {{"* SEARCH 1 2"}},
+		"NOOP":               {{"* 3 EXISTS"}, {}},
+		"IDLE":               {{}}, // silent
+		"UID SEARCH UID 3:*": {{"* SEARCH 3"}},
+		"UID FETCH 3":        {{"* 3 FETCH (UID 3 FLAGS ())"}},
+	})
+	opts := fastOptions()
+	opts.Inactivity = time.Minute
+	opts.IdleRestart = time.Minute
+	opts.Envelope = false
+	r := startWatcher(t, scriptedDialer(srv.Addr), opts, false)
+	start := time.Now()
+	evs := r.waitFor("new 3", func(evs []watch.Event) bool {
+		for _, ev := range evs {
+			if ev.Kind == watch.EventNew && ev.UID == 3 {
+				return true
+			}
+		}
+		return false
+	})
+	r.stop()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("new mail reported after %v", d)
+	}
+	_ = evs
 }

@@ -208,6 +208,20 @@ func (s *session) serve(ctx context.Context, c *imap.Client) error {
 // idleOnce runs one IDLE command until its restart interval, a change that
 // needs a command, or a dead link.
 func (s *session) idleOnce(ctx context.Context, c *imap.Client) error {
+	// Before every IDLE, ask: some servers (go-imap's, for one) report a
+	// change made since the last command only in answer to the next
+	// command, not when IDLE starts, so mail delivered between a sync and
+	// IDLE would wait for the next restart. NOOP makes them say it now.
+	pctx, cancel := context.WithTimeout(ctx, s.w.opts.ProbeTimeout)
+	_, err := c.Noop(pctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	s.handleCached(c)
+	if s.needsCommand() {
+		return nil // catch up first; IDLE on the next round
+	}
 	d := s.w.opts.IdleRestart
 	if len(s.extras) > 0 && !s.notify {
 		d = min(d, s.w.opts.PollInterval)
