@@ -70,7 +70,7 @@ func newScripted(t *testing.T, sc script) *imaptest.Server {
 				lines, _ := ss.next("NOOP")
 				_ = s.Send(append(lines, tag+" OK NOOP completed")...)
 			},
-			"UID":     answer("UID"),
+			"UID": answer("UID"),
 			"IDLE": func(s *imaptest.Session, tag, args string) {
 				lines, _ := ss.next("IDLE")
 				_ = s.Send(append([]string{"+ idling"}, lines...)...)
