@@ -357,7 +357,11 @@ func TestDovecotMailboxes(t *testing.T) {
 						t.Errorf("unexpected %s", describe(ev))
 					}
 				case watch.EventFlags:
-					if !(ev.Mailbox == "Lists" && ev.UID == 1 || ev.Mailbox == "Alerts" && ev.UID == 2) {
+					// expunge stores \Deleted, then expunges: a watcher that
+					// looks in between rightly reports the \Deleted flag.
+					expunged := ev.Mailbox == "Lists" && ev.UID == 2 || ev.Mailbox == "INBOX" && ev.UID == 1
+					if !(ev.Mailbox == "Lists" && ev.UID == 1 || ev.Mailbox == "Alerts" && ev.UID == 2 ||
+						expunged && slices.Contains(ev.Flags, `\Deleted`)) {
 						t.Errorf("unexpected %s", describe(ev))
 					}
 				case watch.EventDisconnected:
