@@ -74,6 +74,8 @@ type Client struct {
 	pinned    []pinRef
 	pinnedAll bool
 
+	each *eachState // FetchEach's function, while it runs
+
 	sink    func(header []byte) io.Writer // FetchTo's literal destination
 	sinkErr error                         // first error of a sink writer
 }

@@ -28,6 +28,9 @@ type command struct {
 	// reuse keeps the read buffer reusable (headers are copied) instead of
 	// handing out stable buffers: right when literals are streamed away.
 	reuse bool
+	// each receives the responses of type want one by one instead of the
+	// result (FetchEach).
+	each func(Response) error
 }
 
 // rawArg is an argument sent as given, after checking that no control
@@ -153,7 +156,11 @@ func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 	// the reader goes back to a small reusable buffer.
 	c.rd.SetStable(!cmd.reuse)
 	c.curWant = cmd.want
+	if cmd.each != nil {
+		c.each = &eachState{cmd: cmd.name, fn: cmd.each}
+	}
 	defer func() {
+		c.each = nil
 		c.unpin()
 		c.rd.SetStable(false)
 		c.rd.Shrink()
@@ -179,7 +186,11 @@ func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 			return Result{}, err
 		}
 	}
-	return c.finish(cmd, done)
+	res, err := c.finish(cmd, done)
+	if err == nil && c.each != nil && c.each.err != nil {
+		err = eachError(cmd.name, c.each.err)
+	}
+	return res, err
 }
 
 // send writes cmd, handling literals. If the server answers with a tagged

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -326,6 +327,37 @@ func TestDovecotFetch5000(t *testing.T) {
 		if nonRecent(m.Flags) != len(strings.Fields(want.flags)) {
 			t.Errorf("message %d: flags %v, want %q", i, m.Flags, want.flags)
 		}
+	}
+
+	// The streaming forms give the same: FetchEach hands over Fetch's data
+	// response by response, and FetchMessages (and UIDFetchMessages) what
+	// ParseFetch makes of it, reading every body through one reused buffer.
+	const items = "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY.PEEK[])"
+	var each []imap.Datum
+	responses := 0
+	if _, err := c.FetchEach(ctx, "1:*", items, func(r imap.Response) error {
+		responses++
+		for _, d := range r.Data {
+			d.Text = bytes.Clone(d.Text)
+			if d.Literal != nil {
+				d.Literal = append([]byte{}, d.Literal...)
+			}
+			each = append(each, d)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if responses != n || !reflect.DeepEqual(each, res.Data) {
+		t.Fatalf("FetchEach: %d responses, data equal to Fetch's: %v", responses, reflect.DeepEqual(each, res.Data))
+	}
+	typed, err := c.FetchMessages(ctx, "1:*", items)
+	if err != nil || !reflect.DeepEqual(typed, got) {
+		t.Fatalf("FetchMessages: %d messages (%v), equal to ParseFetch's: %v", len(typed), err, reflect.DeepEqual(typed, got))
+	}
+	byUID, err := c.UIDFetchMessages(ctx, "1:*", items)
+	if err != nil || !reflect.DeepEqual(byUID, got) {
+		t.Fatalf("UIDFetchMessages: %d messages (%v), equal to ParseFetch's: %v", len(byUID), err, reflect.DeepEqual(byUID, got))
 	}
 }
 

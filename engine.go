@@ -316,7 +316,10 @@ func (c *Client) parseUntagged(ctx context.Context, cmd string, r *response, lin
 	}
 	r.text = datum
 	if r.resp.Type == "BYE" {
-		c.byeText = datum
+		c.byeText = clone(datum)
+	}
+	if c.each != nil && c.capture == nil && r.resp.Type == c.curWant {
+		return c.deliverEach(ctx, cmd, r.resp.Type, datum)
 	}
 	if literalSize(datum) < 0 {
 		// The common case: no literal, one datum, no intermediate slice.
@@ -336,10 +339,10 @@ func (c *Client) parseUntagged(ctx context.Context, cmd string, r *response, lin
 	}
 	if c.capture == nil {
 		// Fragments go straight into the cache, as imaplib stores them.
-		_, err := c.readLiterals(ctx, cmd, r.resp.Type, datum, true)
+		_, err := c.readLiterals(ctx, cmd, r.resp.Type, datum, true, nil)
 		return err
 	}
-	data, err := c.readLiterals(ctx, cmd, r.resp.Type, datum, false)
+	data, err := c.readLiterals(ctx, cmd, r.resp.Type, datum, false, nil)
 	if err != nil {
 		return err
 	}
@@ -353,10 +356,9 @@ func (c *Client) parseUntagged(ctx context.Context, cmd string, r *response, lin
 // pair per literal, then the trailing text.
 //
 // With toCache the fragments are appended to the cache as they arrive and
-// no slice is returned.
-func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte, toCache bool) ([]Datum, error) {
+// no slice is returned; otherwise they are appended to data.
+func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte, toCache bool, data []Datum) ([]Datum, error) {
 	n := literalSize(datum)
-	var data []Datum
 	var total int64
 	for n >= 0 {
 		limit := c.opts.MaxLiteral
@@ -507,13 +509,38 @@ func (c *Client) cacheAppend(typ string, data ...Datum) {
 		copy(grown, list)
 		list = grown
 	}
-	if c.rd.Stable() && typ != c.curWant && !c.pinnedAll {
+	if c.each != nil && c.rd.Stable() {
+		// FetchEach reuses the read buffer after each response: what is
+		// kept must be copied now, not when the command ends.
+		data = ownData(data)
+	} else if c.rd.Stable() && typ != c.curWant && !c.pinnedAll {
 		for i := range data {
 			c.pinned = append(c.pinned, pinRef{typ, len(list) + i})
 		}
 	}
 	*lp = append(list, data...)
 	c.cache.count += len(data)
+}
+
+// ownData returns data with its bytes copied into one allocation.
+func ownData(data []Datum) []Datum {
+	n := 0
+	for _, d := range data {
+		n += len(d.Text) + len(d.Literal)
+	}
+	buf := make([]byte, 0, n)
+	out := make([]Datum, len(data))
+	for i, d := range data {
+		start := len(buf)
+		buf = append(buf, d.Text...)
+		out[i].Text = buf[start:len(buf):len(buf)]
+		if d.Literal != nil {
+			start = len(buf)
+			buf = append(buf, d.Literal...)
+			out[i].Literal = buf[start:len(buf):len(buf)]
+		}
+	}
+	return out
 }
 
 // unpin copies the cache entries a command left behind out of the read

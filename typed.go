@@ -2,13 +2,51 @@ package imap
 
 import "context"
 
-// FetchMessages is Fetch followed by ParseFetch: the typed form of a FETCH.
+// FetchMessages is the typed form of a FETCH: it gives what Fetch followed
+// by ParseFetch gives, but parses each response as it is read (FetchEach),
+// so the raw response is never held in memory and the messages share no
+// memory with the read buffer.
+//
+// A malformed response does not stop the others from being parsed: the
+// messages parsed are returned with a *ParseError for the first failure.
+// If the command fails (NO, say), the messages received before the failure
+// are returned with the command's error.
 func (c *Client) FetchMessages(ctx context.Context, set, items string) ([]*Message, error) {
-	res, err := c.Fetch(ctx, set, items)
+	return c.fetchMessages(ctx, "FETCH", set, items)
+}
+
+// UIDFetchMessages is FetchMessages for UID FETCH: set holds UIDs.
+func (c *Client) UIDFetchMessages(ctx context.Context, set, items string) ([]*Message, error) {
+	return c.fetchMessages(ctx, "UID FETCH", set, items)
+}
+
+func (c *Client) fetchMessages(ctx context.Context, name, set, items string) ([]*Message, error) {
+	s := scanner{limit: c.opts.MaxNesting, own: true}
+	var (
+		msgs     []*Message
+		msgSlab  slab[Message]
+		parseErr error
+	)
+	_, err := c.fetchEach(ctx, name, set, items, func(r Response) error {
+		resp, _, complete := nextResponse(r.Data)
+		if isEmptyResponse(resp) {
+			return nil
+		}
+		m := msgSlab.one()
+		if err := s.fetch(resp, m, complete); err != nil {
+			*m = Message{}
+			if parseErr == nil {
+				parseErr = err
+			}
+			return nil
+		}
+		msgs = append(msgs, m)
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return msgs, err
 	}
-	return Parser{MaxNesting: c.opts.MaxNesting}.ParseFetch(res.Data)
+	return msgs, parseErr
 }
 
 // SelectMailbox is Select followed by ParseMailboxData over the data the

@@ -140,6 +140,11 @@ type scanner struct {
 	depth int    // current list nesting
 	limit int    // nesting bound; 0 means MaxNesting
 
+	// own makes the byte values handed out (Section.Data, RawItem.Value)
+	// copies instead of slices of the input, for input that is about to
+	// be overwritten (FetchMessages parses straight from the read buffer).
+	own bool
+
 	// Allocation pools shared by all the responses one call parses, and
 	// scratch stacks for building slices of unknown length.
 	arena     strArena
@@ -178,6 +183,9 @@ func (s *scanner) mark() mark { return mark{s.si, s.pos} }
 // form, with CRLF after each literal marker.
 func (s *scanner) rawSince(m mark) []byte {
 	if m.si == s.si {
+		if s.own {
+			return s.arena.bytes(s.text[m.pos:s.pos])
+		}
 		return s.text[m.pos:s.pos:s.pos]
 	}
 	n := 0
@@ -540,6 +548,9 @@ func (s *scanner) nbytes() ([]byte, error) {
 	if esc {
 		return unescape(make([]byte, 0, len(raw)), raw), nil
 	}
+	if s.own {
+		return s.arena.bytes(raw), nil
+	}
 	return raw, nil
 }
 
@@ -654,6 +665,18 @@ func (a *strArena) str(b []byte) string {
 	p := a.alloc(n)
 	copy(p, b)
 	return unsafe.String(&p[0], n)
+}
+
+// bytes returns a copy of b, never nil: short ones carved from the arena
+// (each capped, so appending to one cannot reach a neighbour, and never
+// shared with a string), long ones in their own allocation.
+func (a *strArena) bytes(b []byte) []byte {
+	if len(b) == 0 {
+		return []byte{}
+	}
+	p := a.alloc(len(b))
+	copy(p, b)
+	return p
 }
 
 // lower returns b lower-cased (ASCII only) as a string.

@@ -22,7 +22,9 @@ import (
 func kitContenders() *kitSuite {
 	return &kitSuite{
 		fetch:      kitFetch,
+		fetchEach:  kitFetchEach,
 		fetchTyped: kitFetchTyped,
+		fetchParse: kitFetchParse,
 		stream:     kitFetchStream,
 		search:     kitSearch,
 		burst:      kitBurst,
@@ -85,6 +87,29 @@ func kitFetch(items string) sessionFunc {
 	})
 }
 
+// kitFetchEach runs FETCH 1:* items with FetchEach, counting the
+// responses as they are handed over.
+func kitFetchEach(items string) sessionFunc {
+	return func(ctx context.Context, addr, mailbox string, sp *span) (int, error) {
+		c, err := kitDial(ctx, addr, nil, mailbox)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Shutdown()
+		n := 0
+		sp.Start()
+		_, err = c.FetchEach(ctx, "1:*", items, func(r imap.Response) error {
+			n += countFetchStarts(r.Data)
+			return nil
+		})
+		sp.Stop()
+		if err != nil {
+			return 0, err
+		}
+		return n, kitLogout(ctx, c)
+	}
+}
+
 // kitFetchStream runs FETCH 1:* items with FetchTo, streaming every literal
 // to io.Discard.
 func kitFetchStream(items string) sessionFunc {
@@ -113,8 +138,29 @@ func kitFetchWith(fetch func(context.Context, *imap.Client) (imap.Result, error)
 	}
 }
 
-// kitFetchTyped runs FETCH 1:* items and parses the data into Messages.
+// kitFetchTyped runs FETCH 1:* items through the typed API,
+// FetchMessages, which parses each response as it is read.
 func kitFetchTyped(items string) sessionFunc {
+	return kitTyped(func(ctx context.Context, c *imap.Client) ([]*imap.Message, error) {
+		return c.FetchMessages(ctx, "1:*", items)
+	})
+}
+
+// kitFetchParse runs FETCH 1:* items through the raw API and then parses
+// the whole result: Fetch followed by ParseFetch.
+func kitFetchParse(items string) sessionFunc {
+	return kitTyped(func(ctx context.Context, c *imap.Client) ([]*imap.Message, error) {
+		res, err := c.Fetch(ctx, "1:*", items)
+		if err != nil {
+			return nil, err
+		}
+		return imap.ParseFetch(res.Data)
+	})
+}
+
+// kitTyped times fetch on a fresh session and checks the messages it
+// returned.
+func kitTyped(fetch func(context.Context, *imap.Client) ([]*imap.Message, error)) sessionFunc {
 	return func(ctx context.Context, addr, mailbox string, sp *span) (int, error) {
 		c, err := kitDial(ctx, addr, nil, mailbox)
 		if err != nil {
@@ -122,11 +168,7 @@ func kitFetchTyped(items string) sessionFunc {
 		}
 		defer c.Shutdown()
 		sp.Start()
-		res, err := c.Fetch(ctx, "1:*", items)
-		var msgs []*imap.Message
-		if err == nil {
-			msgs, err = imap.ParseFetch(res.Data)
-		}
+		msgs, err := fetch(ctx, c)
 		sp.Stop()
 		if err != nil {
 			return 0, err

@@ -54,7 +54,9 @@ const formatVersion = 1
 const (
 	nameFloor     = "floor (framing only)"
 	nameKitRaw    = "imapkit raw"
+	nameKitEach   = "imapkit FetchEach"
 	nameKitTyped  = "imapkit typed"
+	nameKitParse  = "imapkit Fetch+ParseFetch"
 	nameKitStream = "imapkit FetchTo"
 	nameGoimap    = "go-imap v2"
 	namePython    = "Python imaplib"
@@ -79,6 +81,20 @@ type config struct {
 	python       bool
 	quick        bool
 	only         map[string]bool
+	contenders   string // if set, run only contenders whose name contains one of these comma-separated words
+}
+
+// runsContender reports whether the -contenders filter lets name run.
+func (c *config) runsContender(name string) bool {
+	if c.contenders == "" {
+		return true
+	}
+	for _, w := range strings.Split(c.contenders, ",") {
+		if w = strings.TrimSpace(w); w != "" && strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *config) runs(section string) bool { return len(c.only) == 0 || c.only[section] }
@@ -86,7 +102,9 @@ func (c *config) runs(section string) bool { return len(c.only) == 0 || c.only[s
 // kitSuite holds our client's contenders; nil when built with -tags nokit.
 type kitSuite struct {
 	fetch      func(items string) sessionFunc
+	fetchEach  func(items string) sessionFunc
 	fetchTyped func(items string) sessionFunc
+	fetchParse func(items string) sessionFunc
 	stream     func(items string) sessionFunc
 	search     sessionFunc
 	burst      func(want int, interval time.Duration) sessionFunc
@@ -123,6 +141,7 @@ func run() error {
 	flag.BoolVar(&cfg.python, "python", true, "include Python imaplib when python3 is installed")
 	flag.BoolVar(&cfg.quick, "quick", false, "small smoke run: 1,000 messages, smaller workloads, 2 runs")
 	flag.StringVar(&only, "only", "", "comma-separated sections to run: memory,fetch-meta,fetch-body,big,search,burst,push (default all)")
+	flag.StringVar(&cfg.contenders, "contenders", "", "comma-separated words: run only the FETCH, SEARCH and burst contenders whose name contains one (for profiling; the report then lacks rows)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the benchmark process to `file`")
 	flag.Parse()
 
@@ -374,11 +393,13 @@ func workloads(cfg *config, kit *kitSuite, python bool) []*workload {
 		}
 		return w
 	}
-	var kitFetchRaw, kitFetchTyped, kitFetchBody, kitStream, kitSearch, kitBurst0, kitBurst1 sessionFunc
+	var kitFetchRaw, kitFetchEach, kitFetchTyped, kitFetchParse, kitFetchBody, kitStream, kitSearch, kitBurst0, kitBurst1 sessionFunc
 	if kit != nil {
 		kitStream = kit.stream("BODY.PEEK[]")
 		kitFetchRaw = kit.fetch(metaItems)
+		kitFetchEach = kit.fetchEach(metaItems)
 		kitFetchTyped = kit.fetchTyped(metaItems)
+		kitFetchParse = kit.fetchParse(metaItems)
 		kitFetchBody = kit.fetch("BODY.PEEK[]")
 		kitSearch = kit.search
 		kitBurst0 = kit.burst(cfg.expungeN, 0)
@@ -388,8 +409,10 @@ func workloads(cfg *config, kit *kitSuite, python bool) []*workload {
 		add(&workload{id: "fetch-meta", title: fmt.Sprintf("FETCH 1:* %s, %d messages", metaItems, m),
 			mailbox: record.MailboxMain, kind: replay.KindFetchMeta, items: 5 * m},
 			contender{name: nameFloor, fn: floorSession(record.CmdFetchMeta), expect: m},
-			contender{name: nameKitRaw, fn: kitFetchRaw, expect: m},
-			contender{name: nameKitTyped, fn: kitFetchTyped, expect: m, note: "raw FETCH plus imap.ParseFetch into []*imap.Message"},
+			contender{name: nameKitRaw, fn: kitFetchRaw, expect: m, note: "Fetch: every response kept in memory in imaplib's shape, as imaplib does"},
+			contender{name: nameKitEach, fn: kitFetchEach, expect: m, note: "FetchEach: each response handed to a function as it is read, in imaplib's shape, then forgotten"},
+			contender{name: nameKitTyped, fn: kitFetchTyped, expect: m, note: "FetchMessages: each response parsed into an *imap.Message as it is read; the raw bytes are not kept"},
+			contender{name: nameKitParse, fn: kitFetchParse, expect: m, note: "Fetch, then imap.ParseFetch over the whole raw result: both forms held at once"},
 			contender{name: nameGoimap, fn: goimapFetchMeta, expect: m, note: "Fetch(...).Collect() with Flags, InternalDate, RFC822Size, Envelope, BodyStructure{Extended: true}. In v2.0.0-beta.8 its decoder reads every string literal with io.Copy into a strings.Builder, which allocates a 32 KiB copy buffer per literal; Dovecot sends 8-bit ENVELOPE strings (raw UTF-8 names and subjects) as literals"},
 			contender{name: namePython, python: true, expect: m},
 		),
@@ -453,6 +476,9 @@ func (wr *workloadResult) row(name string) *rowResult {
 func runWorkload(ctx context.Context, cfg *config, addr string, w *workload) *workloadResult {
 	wr := &workloadResult{w: w}
 	for _, c := range w.contenders {
+		if !cfg.runsContender(c.name) {
+			continue
+		}
 		log.Printf("%-10s %-22s %d runs", w.id, c.name, cfg.n)
 		var ss []sample
 		var err error

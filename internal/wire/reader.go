@@ -75,6 +75,13 @@ type Reader struct {
 
 	// stable: bytes handed out are never overwritten (see SetStable).
 	stable bool
+	// released: in stable mode, buf[:released] is no longer referenced by
+	// anything handed out (see Release), so it may be overwritten.
+	released int
+	// held is the last buffer given up in stable mode since the last
+	// Release (what was handed out from it may still be in use), and spare
+	// one given up before a Release, free for reuse.
+	held, spare []byte
 
 	// BeforeRead, if set, runs before each read from the source, so that a
 	// caller can set a deadline per read (progress) rather than per line;
@@ -108,7 +115,8 @@ func NewReader(src io.Reader, maxLine int) *Reader {
 func (r *Reader) Reset(src io.Reader) {
 	r.src = src
 	r.buf = nil
-	r.r, r.w, r.scanned = 0, 0, 0
+	r.r, r.w, r.scanned, r.released = 0, 0, 0, 0
+	r.held, r.spare = nil, nil
 	r.discarding = 0
 	r.head, r.tail = nil, nil
 	r.lit, r.litWant = nil, 0
@@ -133,6 +141,37 @@ func (r *Reader) SetStable(on bool) {
 		}
 	}
 	r.stable = on
+	r.released = 0
+	r.held, r.spare = nil, nil
+}
+
+// Release declares, in stable mode, that nothing handed out so far is
+// referenced any more: when the buffer runs out of room, the unread bytes
+// move to its start instead of to fresh memory. A caller that hands each
+// response to a callback and then forgets it (FetchEach) reads a response
+// of any size through one buffer, as out of stable mode, yet without
+// copying a line or literal. Anything handed out later is stable again
+// until the next Release.
+func (r *Reader) Release() {
+	if r.stable {
+		r.released = r.r
+		if r.held != nil {
+			r.spare, r.held = r.held, nil
+		}
+	}
+}
+
+// newStable returns a buffer of size bytes for stable mode, recycling the
+// spare one when it fits, and keeps the current one as held.
+func (r *Reader) newStable(size int) []byte {
+	if r.buf != nil {
+		r.held = r.buf
+	}
+	if sp := r.spare; sp != nil && len(sp) == size {
+		r.spare = nil
+		return sp
+	}
+	return make([]byte, size)
 }
 
 // Stable reports whether stable mode is on.
@@ -169,13 +208,19 @@ func (r *Reader) Fill() error {
 // fill reads more bytes from src into the buffer, making room first.
 func (r *Reader) fill() error {
 	if r.stable {
+		if r.buf != nil && r.w == len(r.buf) && r.r > 0 && r.released == r.r && r.w-r.r <= len(r.buf)/2 {
+			// Everything before r.r is released: reuse the buffer.
+			r.w = copy(r.buf, r.buf[r.r:r.w])
+			r.r, r.released = 0, 0
+		}
 		if r.buf == nil || r.w == len(r.buf) {
+			r.released = 0
 			size := len(r.buf)
 			if r.w-r.r >= size/2 {
 				size *= 2 // a long line: grow
 			}
 			size = min(max(size, minBuffer, 2*(r.w-r.r)), max(maxStable, 2*(r.w-r.r)))
-			nb := make([]byte, size)
+			nb := r.newStable(size)
 			r.w = copy(nb, r.buf[r.r:r.w])
 			r.r = 0
 			r.buf = nb
@@ -185,9 +230,9 @@ func (r *Reader) fill() error {
 		if n > 0 {
 			if r.w == len(r.buf) && len(r.buf) < maxStable {
 				// Reads fill the buffer: use bigger ones from now on.
-				nb := make([]byte, 2*len(r.buf))
+				nb := r.newStable(2 * len(r.buf))
 				r.w = copy(nb, r.buf[r.r:r.w])
-				r.r = 0
+				r.r, r.released = 0, 0
 				r.buf = nb
 			}
 			return nil
@@ -352,6 +397,19 @@ func (r *Reader) ReadLiteral(n, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d bytes (limit %d)", ErrLiteralLimit, n, max)
 	}
 	if r.lit == nil || r.litWant != n {
+		if r.stable && n <= maxStable/2 {
+			// Small enough for the buffer: read it there, so that it
+			// needs no memory of its own (and, after a Release, none
+			// at all). Bytes received stay buffered if a read fails.
+			for int64(r.w-r.r) < n {
+				if err := r.fill(); err != nil {
+					if err == io.EOF {
+						err = io.ErrUnexpectedEOF
+					}
+					return nil, err
+				}
+			}
+		}
 		if r.stable && int64(r.w-r.r) >= n {
 			lit := r.buf[r.r : r.r+int(n) : r.r+int(n)]
 			r.r += int(n)

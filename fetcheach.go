@@ -1,0 +1,96 @@
+package imap
+
+import (
+	"context"
+	"fmt"
+)
+
+// FetchEach runs FETCH like Fetch, but hands each FETCH response to fn as
+// soon as it has been read instead of collecting them: the memory it takes
+// does not grow with the number of messages, and no byte is copied on the
+// way. The result's Data is empty; other untagged data (EXISTS, EXPUNGE,
+// ...) is cached as usual.
+//
+// r.Data aliases the client's read buffer and is valid only until fn
+// returns: copy what you keep (ParseFetchResponse copies every string, but
+// not section bytes; FetchMessages is the typed form that keeps nothing of
+// the buffer).
+//
+// fn runs on the caller's goroutine, between reads; it must not use the
+// Client. Once fn returns an error, fn is not called again, the rest of the
+// response is still read so that the connection stays usable, and FetchEach
+// returns fn's first error, wrapped in an *Error of kind ErrCommand, when the
+// command completes.
+func (c *Client) FetchEach(ctx context.Context, set, items string, fn func(r Response) error) (Result, error) {
+	return c.fetchEach(ctx, "FETCH", set, items, fn)
+}
+
+// UIDFetchEach is FetchEach for UID FETCH: set holds UIDs.
+func (c *Client) UIDFetchEach(ctx context.Context, set, items string, fn func(r Response) error) (Result, error) {
+	return c.fetchEach(ctx, "UID FETCH", set, items, fn)
+}
+
+func (c *Client) fetchEach(ctx context.Context, name, set, items string, fn func(Response) error) (Result, error) {
+	var l argList
+	l.add(rawArg(name, set))
+	l.add(rawArg(name, items))
+	if l.err != nil {
+		return Result{}, l.err
+	}
+	if fn == nil {
+		return Result{}, cmdError(name, "no function to hand the responses to")
+	}
+	return c.exec(ctx, &command{name: name, check: "FETCH", args: l.args, want: "FETCH", each: fn})
+}
+
+// eachState is the per-command state of FetchEach while it runs.
+type eachState struct {
+	cmd  string
+	fn   func(Response) error
+	err  error   // fn's first error
+	data []Datum // one response's fragments, reused
+}
+
+// deliverEach reads the rest of a response of the command's type (the
+// literals announced at the end of datum and the lines after them) and
+// hands it to the FetchEach function. Nothing of it is kept, so the read
+// buffer is released for reuse afterwards.
+func (c *Client) deliverEach(ctx context.Context, cmd, typ string, datum []byte) error {
+	e := c.each
+	data := e.data[:0]
+	if literalSize(datum) < 0 {
+		data = append(data, Datum{Text: datum})
+	} else {
+		var err error
+		if data, err = c.readLiterals(ctx, cmd, typ, datum, false, data); err != nil {
+			return err
+		}
+	}
+	if e.err == nil {
+		e.err = c.callEach(Response{Type: typ, Data: data})
+	}
+	clear(data) // keep no reference to the buffer
+	e.data = data[:0]
+	c.rd.Release()
+	return nil
+}
+
+// callEach runs the FetchEach function. A panic in it leaves the response
+// half read, so the connection is marked broken before the panic goes on:
+// the next command fails cleanly instead of reading the rest as a reply.
+func (c *Client) callEach(r Response) (err error) {
+	ok := false
+	defer func() {
+		if !ok {
+			c.abort(c.each.cmd, nil, "the FetchEach function panicked")
+		}
+	}()
+	err = c.each.fn(r)
+	ok = true
+	return err
+}
+
+// eachError wraps the FetchEach function's error for the command's result.
+func eachError(cmd string, err error) error {
+	return &Error{Command: cmd, Kind: ErrCommand, Text: fmt.Sprintf("the function given responses failed: %v", err), Err: err}
+}

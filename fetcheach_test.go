@@ -1,0 +1,268 @@
+package imap_test
+
+// FetchEach and the streaming FetchMessages through the scripted server:
+// the responses handed over are exactly what Fetch returns, other untagged
+// data survives the reuse of the read buffer, a failing or panicking
+// function leaves the connection in a known state, and memory does not
+// grow with the size of the response.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/imapkit/imap"
+	"github.com/imapkit/imap/internal/imaptest"
+)
+
+// bigFetch writes n FETCH responses, every third with literals, and an
+// EXISTS and an EXPUNGE in the middle, then completes the command. The
+// bytes are prepared once, so that serving them allocates little.
+func bigFetch(n int) imaptest.CommandFunc {
+	body := []byte(bigFetchBody(n))
+	return func(s *imaptest.Session, tag, _ string) {
+		for rest := body; len(rest) > 0; {
+			k := min(len(rest), 32<<10)
+			if s.Write(rest[:k]) != nil {
+				return
+			}
+			rest = rest[k:]
+		}
+		_ = s.Send(tag + " OK FETCH completed")
+	}
+}
+
+func bigFetchBody(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		switch i % 3 {
+		case 0:
+			subj := fmt.Sprintf("Grüße %d", i)
+			fmt.Fprintf(&b, "* %d FETCH (UID %d ENVELOPE (\"d\" {%d}\r\n%s ((NIL NIL \"a\" \"x\")) NIL NIL NIL NIL NIL NIL NIL) BODY[] {%d}\r\nbody %d\r\n)\r\n",
+				i, 100+i, len(subj), subj, len(fmt.Sprintf("body %d\r\n", i)), i)
+		default:
+			fmt.Fprintf(&b, "* %d FETCH (UID %d FLAGS (\\Seen) RFC822.SIZE %d)\r\n", i, 100+i, 1000+i)
+		}
+		if i == n/2 {
+			b.WriteString("* 4242 EXISTS\r\n* 7 EXPUNGE\r\n")
+		}
+	}
+	return b.String()
+}
+
+func bigFetchClient(t *testing.T, n int, extra map[string]imaptest.CommandFunc) *imap.Client {
+	t.Helper()
+	cmds := map[string]imaptest.CommandFunc{"FETCH": bigFetch(n), "UID": bigFetch(n)}
+	for k, v := range extra {
+		cmds[k] = v
+	}
+	srv := plain.server(t, imaptest.Config{Commands: cmds})
+	c := plain.connect(t, srv, nil)
+	login(t, c)
+	mustOK(t)(c.Select(context.Background(), "INBOX", false))
+	return c
+}
+
+// deepCopy returns data with every byte copied, so that it can be kept
+// past a FetchEach call.
+func deepCopy(data []imap.Datum) []imap.Datum {
+	out := make([]imap.Datum, len(data))
+	for i, d := range data {
+		out[i].Text = slices.Clone(d.Text)
+		if d.Literal != nil {
+			out[i].Literal = append([]byte{}, d.Literal...)
+		}
+	}
+	return out
+}
+
+func TestFetchEachMatchesFetch(t *testing.T) {
+	t.Parallel()
+	const n = 3000 // about 150 KiB: the read buffer is reused many times
+	c := bigFetchClient(t, n, nil)
+	ctx := context.Background()
+	c.Response("EXISTS") // SELECT's
+	res := mustOK(t)(c.Fetch(ctx, "1:*", "(UID)"))
+	wantExists := texts(c.Response("EXISTS").Data)
+	wantExpunge := texts(c.Response("EXPUNGE").Data)
+
+	for _, uid := range []bool{false, true} {
+		var got []imap.Datum
+		responses := 0
+		fn := func(r imap.Response) error {
+			if r.Type != "FETCH" {
+				t.Errorf("type %q", r.Type)
+			}
+			responses++
+			got = append(got, deepCopy(r.Data)...)
+			return nil
+		}
+		var each imap.Result
+		var err error
+		if uid {
+			each, err = c.UIDFetchEach(ctx, "1:*", "(UID)", fn)
+		} else {
+			each, err = c.FetchEach(ctx, "1:*", "(UID)", fn)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if each.Status != "OK" || len(each.Data) != 0 {
+			t.Errorf("result %q with %d data, want OK and none", each.Status, len(each.Data))
+		}
+		if responses != n {
+			t.Errorf("%d responses handed over, want %d", responses, n)
+		}
+		if g, w := repr("FETCH", got), repr("FETCH", res.Data); g != w {
+			t.Fatalf("FetchEach data differs from Fetch's:\n got %.300s\nwant %.300s", g, w)
+		}
+		// Data cached during FetchEach was copied before the buffer was
+		// reused for later responses.
+		if got := texts(c.Response("EXISTS").Data); !slices.Equal(got, wantExists) {
+			t.Errorf("EXISTS after FetchEach %q, want %q", got, wantExists)
+		}
+		if got := texts(c.Response("EXPUNGE").Data); !slices.Equal(got, wantExpunge) {
+			t.Errorf("EXPUNGE after FetchEach %q, want %q", got, wantExpunge)
+		}
+	}
+	mustOK(t)(c.Noop(ctx))
+}
+
+func TestFetchMessagesStreamsLikeParseFetch(t *testing.T) {
+	t.Parallel()
+	const n = 3000
+	c := bigFetchClient(t, n, nil)
+	ctx := context.Background()
+	res := mustOK(t)(c.Fetch(ctx, "1:*", "(UID)"))
+	want, err := imap.ParseFetch(res.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, uid := range []bool{false, true} {
+		var got []*imap.Message
+		if uid {
+			got, err = c.UIDFetchMessages(ctx, "1:*", "(UID)")
+		} else {
+			got, err = c.FetchMessages(ctx, "1:*", "(UID)")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n || !reflect.DeepEqual(got, want) {
+			t.Fatalf("FetchMessages gave %d messages, differing from ParseFetch's %d", len(got), len(want))
+		}
+		// Nothing of the messages lives in the read buffer: another big
+		// command overwrites it, and the messages stay the same.
+		mustOK(t)(c.Fetch(ctx, "1:*", "(UID)"))
+		if !reflect.DeepEqual(got, want) {
+			t.Fatal("messages changed when the read buffer was reused")
+		}
+		last := got[n-1]
+		if s, ok := last.FindSection("BODY[]"); !ok || string(s.Data) != fmt.Sprintf("body %d\r\n", n) {
+			t.Fatalf("last message's BODY[] %q", s.Data)
+		}
+	}
+}
+
+func TestFetchEachFunctionError(t *testing.T) {
+	t.Parallel()
+	c := bigFetchClient(t, 500, nil)
+	ctx := context.Background()
+	stop := errors.New("enough")
+	calls := 0
+	_, err := c.FetchEach(ctx, "1:*", "(UID)", func(r imap.Response) error {
+		calls++
+		if calls == 10 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || !errors.Is(err, imap.ErrCommand) {
+		t.Fatalf("error %v: want the function's error, as ErrCommand", err)
+	}
+	if calls != 10 {
+		t.Errorf("function called %d times after failing at 10", calls)
+	}
+	// The rest of the response was read: the next command works.
+	mustOK(t)(c.Noop(ctx))
+	if got := texts(c.Response("EXISTS").Data); !slices.Contains(got, "4242") {
+		t.Errorf("EXISTS after the failed function %q: the rest of the response was not read", got)
+	}
+}
+
+func TestFetchEachFunctionPanic(t *testing.T) {
+	t.Parallel()
+	c := bigFetchClient(t, 500, nil)
+	ctx := context.Background()
+	func() {
+		defer func() {
+			if p := recover(); p != "boom" {
+				t.Fatalf("recovered %v, want the function's panic", p)
+			}
+		}()
+		c.FetchEach(ctx, "1:*", "(UID)", func(imap.Response) error { panic("boom") })
+	}()
+	// Half a response was left unread: the connection must not be used.
+	if _, err := c.Noop(ctx); !errors.Is(err, imap.ErrAbort) {
+		t.Fatalf("NOOP after a panic in the function: %v, want ErrAbort", err)
+	}
+}
+
+func TestFetchEachRefusals(t *testing.T) {
+	t.Parallel()
+	srv := plain.server(t, imaptest.Config{Commands: map[string]imaptest.CommandFunc{
+		"FETCH": func(s *imaptest.Session, tag, _ string) {
+			_ = s.Send("* 1 FETCH (UID 5)", tag+" NO some messages could not be fetched")
+		},
+	}})
+	c := plain.connect(t, srv, nil)
+	login(t, c)
+	ctx := context.Background()
+	mustOK(t)(c.Select(ctx, "INBOX", false))
+	if _, err := c.FetchEach(ctx, "1:*", "(UID)", nil); !errors.Is(err, imap.ErrCommand) {
+		t.Errorf("nil function: %v", err)
+	}
+	if _, err := c.FetchEach(ctx, "1:*\r\nA LOGOUT", "(UID)", func(imap.Response) error { return nil }); !errors.Is(err, imap.ErrCommand) {
+		t.Errorf("CRLF in the set: %v", err)
+	}
+	n := 0
+	_, err := c.FetchEach(ctx, "1:*", "(UID)", func(imap.Response) error { n++; return nil })
+	var e *imap.Error
+	if !errors.As(err, &e) || e.Status != "NO" || n != 1 {
+		t.Errorf("NO completion: %v after %d responses", err, n)
+	}
+	msgs, err := c.FetchMessages(ctx, "1:*", "(UID)")
+	if !errors.Is(err, imap.ErrCommand) || len(msgs) != 1 || msgs[0].UID != 5 {
+		t.Errorf("FetchMessages on NO: %d messages, %v; want the one received and the error", len(msgs), err)
+	}
+}
+
+// TestFetchEachBoundedMemory checks that what FetchEach allocates does not
+// grow with the response: a 10x larger response costs about the same.
+func TestFetchEachBoundedMemory(t *testing.T) {
+	alloc := func(n int) uint64 {
+		c := bigFetchClient(t, n, nil)
+		ctx := context.Background()
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		_, err := c.FetchEach(ctx, "1:*", "(UID)", func(imap.Response) error { return nil })
+		runtime.ReadMemStats(&m1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m1.TotalAlloc - m0.TotalAlloc
+	}
+	small, large := alloc(2000), alloc(20000) // about 100 KiB and 1 MiB of responses
+	t.Logf("allocated %d bytes for 2,000 responses, %d for 20,000", small, large)
+	// The scripted server runs in this process and allocates too, so
+	// allow slack; a FetchEach keeping the data would take over 1 MiB more.
+	if large > small+512<<10 {
+		t.Fatalf("FetchEach allocated %d bytes for 20,000 responses and %d for 2,000: memory grows with the response", large, small)
+	}
+}
