@@ -107,6 +107,73 @@ func ExampleDial() {
 	// Subject: Hello
 }
 
+// Fetch typed messages: each FETCH response is parsed as it is read, so
+// the raw response is never held in memory.
+func ExampleClient_FetchMessages() {
+	addr := exampleServer(map[string]string{
+		"FETCH": "* 1 FETCH (UID 7 FLAGS (\\Seen) ENVELOPE (\"Mon, 1 Jun 2026 10:00:00 +0000\" {7}\r\nGrüße ((\"Ada\" NIL \"ada\" \"example.org\")) NIL NIL NIL NIL NIL NIL \"<1@example.org>\"))\r\n" +
+			"* 2 FETCH (UID 9 FLAGS () ENVELOPE (NIL \"Lunch?\" ((NIL NIL \"bob\" \"example.org\")) NIL NIL NIL NIL NIL NIL NIL))\r\n" +
+			"TAG OK FETCH completed\r\n",
+	})
+	ctx := context.Background()
+	c, err := imap.Dial(ctx, addr, &imap.Options{InsecureAuth: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Logout(ctx)
+	if _, err := c.Login(ctx, "alice", "secret"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.Select(ctx, "INBOX", true); err != nil {
+		log.Fatal(err)
+	}
+	msgs, err := c.FetchMessages(ctx, "1:*", "(UID FLAGS ENVELOPE)")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, m := range msgs {
+		fmt.Println(m.UID, m.HasFlag(`\Seen`), m.Envelope.Subject, m.Envelope.From[0].Addr())
+	}
+	// Output:
+	// 7 true Grüße ada@example.org
+	// 9 false Lunch? bob@example.org
+}
+
+// Walk a large mailbox in constant memory: FetchEach hands over each raw
+// response as it is read; copy what you keep.
+func ExampleClient_FetchEach() {
+	addr := exampleServer(map[string]string{
+		"FETCH": "* 1 FETCH (UID 7 RFC822.SIZE 1200)\r\n* 2 FETCH (UID 9 RFC822.SIZE 56000)\r\nTAG OK FETCH completed\r\n",
+	})
+	ctx := context.Background()
+	c, err := imap.Dial(ctx, addr, &imap.Options{InsecureAuth: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Logout(ctx)
+	if _, err := c.Login(ctx, "alice", "secret"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.Select(ctx, "INBOX", true); err != nil {
+		log.Fatal(err)
+	}
+	var total int64
+	_, err = c.FetchEach(ctx, "1:*", "(UID RFC822.SIZE)", func(r imap.Response) error {
+		m, err := imap.ParseFetchResponse(r) // or keep bytes.Clone(r.Data[0].Text)
+		if err != nil {
+			return err
+		}
+		total += m.Size
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("bytes in mailbox:", total)
+	// Output:
+	// bytes in mailbox: 57200
+}
+
 // Wait for changes to the selected mailbox with IDLE, for a limited time.
 func ExampleClient_Idle() {
 	addr := exampleServer(map[string]string{ // a local fake server
