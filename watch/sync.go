@@ -75,12 +75,8 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 	b.undelivered = owed
 	// Flags changed while we were away.
 	if prev.HighestModSeq > 0 && md.HighestModSeq > prev.HighestModSeq && prev.LastUID > 0 && c.Has("CONDSTORE") {
-		res, err := c.UID(ctx, "FETCH", "1:"+strconv.FormatUint(uint64(prev.LastUID), 10),
+		msgs, err := c.UIDFetchMessages(ctx, "1:"+strconv.FormatUint(uint64(prev.LastUID), 10),
 			"(UID FLAGS) (CHANGEDSINCE "+strconv.FormatUint(prev.HighestModSeq, 10)+")")
-		if err != nil {
-			return err
-		}
-		msgs, err := imap.ParseFetch(res.Data)
 		if err != nil {
 			return err
 		}
@@ -198,11 +194,7 @@ func (s *session) reportNew(ctx context.Context, c *imap.Client, b *box) error {
 		n := min(len(fresh), chunk)
 		part := fresh[:n]
 		fresh = fresh[n:]
-		res, err := c.UID(ctx, "FETCH", imap.FormatSequenceSet(part), items)
-		if err != nil {
-			return err
-		}
-		msgs, err := imap.ParseFetch(res.Data)
+		msgs, err := c.UIDFetchMessages(ctx, imap.FormatSequenceSet(part), items)
 		if err != nil {
 			return err
 		}
