@@ -7,6 +7,7 @@ package imap_test
 // grow with the size of the response.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -265,4 +266,71 @@ func TestFetchEachBoundedMemory(t *testing.T) {
 	if large > small+512<<10 {
 		t.Fatalf("FetchEach allocated %d bytes for 20,000 responses and %d for 2,000: memory grows with the response", large, small)
 	}
+}
+
+// fetchOutcome runs one FETCH over a scripted stream (greeting, LOGIN and
+// SELECT answers, then the FETCH's) with Fetch or FetchEach and returns the
+// FETCH data it saw and the kind of error.
+func fetchOutcome(stream []byte, mode string) (data string, kind error) {
+	conn := &scriptConn{r: bytesReader(stream)}
+	opts := &imap.Options{TagPrefix: "A", InsecureAuth: true, MaxLine: 4096, MaxLiteral: 1 << 16, MaxResponseLiterals: 1 << 16}
+	c, err := imap.NewClient(conn, opts)
+	if err != nil {
+		return "", errKind(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Login(ctx, "user", "pass"); err != nil {
+		return "", errKind(err)
+	}
+	if _, err := c.Select(ctx, "INBOX", false); err != nil {
+		return "", errKind(err)
+	}
+	switch mode {
+	case "Fetch":
+		res, err := c.Fetch(ctx, "1:*", "(UID BODY.PEEK[])")
+		if err != nil {
+			// On NO or BAD the FETCH data stays cached, as in imaplib.
+			return repr("FETCH", c.Cached("FETCH")), errKind(err)
+		}
+		return repr("FETCH", res.Data), nil
+	default: // FetchEach
+		var got []imap.Datum
+		_, err := c.FetchEach(ctx, "1:*", "(UID BODY.PEEK[])", func(r imap.Response) error {
+			got = append(got, deepCopy(r.Data)...)
+			return nil
+		})
+		return repr("FETCH", got), errKind(err)
+	}
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+func errKind(err error) error {
+	for _, k := range []error{imap.ErrCommand, imap.ErrAbort, imap.ErrReadOnly} {
+		if errors.Is(err, k) {
+			return k
+		}
+	}
+	return err
+}
+
+// FuzzFetchEach checks, on arbitrary server output, that FetchEach hands
+// over exactly the FETCH data Fetch returns, or keeps cached on NO (the
+// buffer reuse never shows), and fails the same way.
+func FuzzFetchEach(f *testing.F) {
+	head := "* OK [CAPABILITY IMAP4rev1] hi\r\nA0 OK logged in\r\n* 2 EXISTS\r\nA1 OK [READ-WRITE] done\r\n"
+	f.Add([]byte(head + "* 1 FETCH (UID 1 BODY[] {5}\r\nhello)\r\n* 3 EXISTS\r\n* 2 FETCH (UID 2 BODY[] {0}\r\n)\r\nA2 OK done\r\n"))
+	f.Add([]byte(head + "* 1 FETCH (UID 1 BODY[] {5}\r\nhel"))
+	f.Add([]byte(head + bigFetchBody(200) + "A2 OK done\r\n"))
+	f.Add([]byte(head + bigFetchBody(50) + "A2 NO partly\r\n"))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		fetchData, fetchErr := fetchOutcome(stream, "Fetch")
+		eachData, eachErr := fetchOutcome(stream, "FetchEach")
+		if fetchErr != eachErr {
+			t.Fatalf("Fetch failed with %v, FetchEach with %v", fetchErr, eachErr)
+		}
+		if (fetchErr == nil || fetchErr == imap.ErrCommand) && fetchData != eachData {
+			t.Fatalf("FETCH data differs:\nFetch     %.400s\nFetchEach %.400s", fetchData, eachData)
+		}
+	})
 }

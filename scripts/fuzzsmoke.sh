@@ -6,7 +6,7 @@
 set -euo pipefail
 t="${FUZZTIME:-20000x}"
 run() { echo "-- $1 ($2)"; go test -run '^$' -fuzz "^$1\$" -fuzztime "$t" "$2"; }
-for target in FuzzSession FuzzUntaggedLine FuzzParseFetch FuzzParse FuzzInternaldate FuzzQuote FuzzDecodeMailbox; do
+for target in FuzzSession FuzzFetchEach FuzzUntaggedLine FuzzParseFetch FuzzParse FuzzInternaldate FuzzQuote FuzzDecodeMailbox; do
 	run "$target" .
 done
 run FuzzReaderSplit ./internal/wire
