@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/imapkit/imap/internal/wire"
 )
@@ -61,6 +62,11 @@ type Client struct {
 	closeFn func() error
 
 	rs readState // how the next network read is bounded
+
+	// readDL is the read deadline last set on conn, valid while readDLSet
+	// (see setReadDeadline).
+	readDL    time.Time
+	readDLSet bool
 
 	// skipUntil is when (Unix nanoseconds) the rest of a line longer than
 	// MaxLine, being skipped, must have arrived (see beforeRead); zero

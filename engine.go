@@ -63,6 +63,7 @@ func (c *Client) watch(ctx context.Context) (stop func()) {
 	return func() {
 		if !stopFn() {
 			<-fired
+			c.readDLSet = false // overridden by the interruption
 		}
 	}
 }
@@ -102,10 +103,23 @@ func (c *Client) beforeRead() error {
 			d = until
 		}
 	}
-	c.conn.SetReadDeadline(d)
+	c.setReadDeadline(d)
 	// Checked after setting the deadline: a cancellation racing with us
 	// either shows here or its AfterFunc overrides our deadline.
 	return c.rs.ctx.Err()
+}
+
+// setReadDeadline sets the connection's read deadline unless it is already
+// d. Skipping the call is not only cheaper: the runtime timer code beneath
+// SetReadDeadline is deep, and called under a parked Idler's read it would
+// double that goroutine's stack to 4 KiB for good (the GC shrinks a stack
+// only when less than a quarter of it is in use).
+func (c *Client) setReadDeadline(d time.Time) {
+	if c.readDLSet && d.Equal(c.readDL) {
+		return
+	}
+	c.conn.SetReadDeadline(d)
+	c.readDL, c.readDLSet = d, true
 }
 
 // readLine reads one line. In an idle wait the first read is bounded by

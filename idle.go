@@ -30,6 +30,7 @@ type Idler struct {
 	ended     error // why the server ended IDLE, or the abort that ended it
 	closed    bool
 	closeErr  error
+	stopWatch func() // ends the cancellation watch of a wait (see startWait)
 }
 
 // Idle starts IDLE and waits for the server's go-ahead. duration bounds how
@@ -171,16 +172,30 @@ func (id *Idler) Ended() error {
 // never cut; bytes of a line that had not completed when timeout expired
 // are kept for the next call.
 func (id *Idler) Next(timeout time.Duration) (Response, bool, error) {
-	until := time.Now().Add(timeout)
 	if timeout <= 0 {
-		until = time.Time{}
-		return id.next(true, until)
+		return id.next(true, time.Time{})
 	}
+	until := id.park(timeout)
+	return id.next(false, until)
+}
+
+// park is Next's wait: wait, for at most timeout and until the Idler's
+// deadline, in one small frame (Next's own frame is large, and both stay on
+// the stack of the parked goroutine; see wait). It returns the end of the
+// wait, which next keeps to.
+//
+//go:noinline
+func (id *Idler) park(timeout time.Duration) (until time.Time) {
+	until = time.Now().Add(timeout)
 	if !id.deadline.IsZero() && id.deadline.Before(until) {
 		until = id.deadline
 	}
-	id.wait(false, until)
-	return id.next(false, until)
+	if id.startWait(until) {
+		defer id.endWait()
+		id.c.setReadDeadline(until) // see wait
+		id.c.rd.Fill()
+	}
+	return until
 }
 
 // next delivers one response. poll reads only what is buffered; otherwise it
@@ -261,23 +276,48 @@ func (id *Idler) next(poll bool, until time.Time) (Response, bool, error) {
 // passes, when nothing is queued. next does the parsing (a deeper stack)
 // only once data is there, so that thousands of parked Idlers keep the
 // smallest goroutine stacks. Errors are left for next to meet again.
+//
+// Every frame down to the read stays on the stack of the parked goroutine,
+// and the runtime starts new goroutines with the average stack in use
+// (plus an 928-byte guard) rounded up to a power of two: past about 1.1 KiB
+// parked, every new goroutine starts with 4 KiB. Hence the setup in
+// startWait, not inlined here, and Reader.Fill's short path.
 func (id *Idler) wait(poll bool, until time.Time) {
-	if poll {
+	if poll || !id.startWait(until) {
 		return
 	}
+	defer id.endWait()
+	// Set here, so that beforeRead, under Fill, finds it set and skips the
+	// runtime's deep timer code: the goroutine parked below then never
+	// needs more than its first 2 KiB of stack (a stack, once grown, is
+	// shrunk back only when less than a quarter of it is in use).
+	id.c.setReadDeadline(until)
+	id.c.rd.Fill() // a timeout or error recurs in next, which reports it
+}
+
+// startWait prepares wait's read. It returns false when there is nothing
+// to wait for; otherwise it returns with c.mu held and the cancellation
+// watch running, both for endWait to end.
+//
+//go:noinline
+func (id *Idler) startWait(until time.Time) bool {
 	c := id.c
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if id.closed || len(id.queue) > 0 || id.ended != nil || c.broken != nil || c.rd.Buffered() > 0 {
-		return
+	if id.closed || len(id.queue) > 0 || id.ended != nil || c.broken != nil || c.rd.Buffered() > 0 ||
+		(!until.IsZero() && !time.Now().Before(until)) {
+		c.mu.Unlock()
+		return false
 	}
-	if !until.IsZero() && !time.Now().Before(until) {
-		return
-	}
-	stop := c.watch(id.ctx)
-	defer stop()
+	id.stopWatch = c.watch(id.ctx)
 	c.rs = readState{ctx: id.ctx, idle: true, deadline: until}
-	c.rd.Fill() // a timeout or error recurs in next, which reports it
+	return true
+}
+
+// endWait ends what startWait started.
+func (id *Idler) endWait() {
+	id.stopWatch()
+	id.stopWatch = nil
+	id.c.mu.Unlock()
 }
 
 func datumText(r Response) string {

@@ -159,6 +159,25 @@ func (r *Reader) Shrink() {
 // Fill reads more bytes from the source into the buffer (one read). It lets
 // a caller wait for data from a shallow stack before parsing it.
 func (r *Reader) Fill() error {
+	if r.r == r.w && r.buf != nil && !r.stable {
+		// Nothing buffered: read into the start of the buffer. Short, so
+		// that a goroutine parked in the read keeps a small stack.
+		r.r, r.w, r.scanned = 0, 0, 0
+		if r.BeforeRead != nil {
+			if err := r.BeforeRead(); err != nil {
+				return err
+			}
+		}
+		n, err := r.src.Read(r.buf) // not r.read: one frame less
+		r.w = n
+		if n > 0 {
+			return nil
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
 	err := r.fill()
 	if err == io.EOF && r.w > r.r {
 		return nil // let ReadLine report the unterminated line
