@@ -154,7 +154,13 @@ func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 	c.rd.SetStable(!cmd.reuse)
 	c.curWant = cmd.want
 	defer func() {
-		c.unpin()
+		// A small cache is frozen into one allocation (which copies it
+		// out of the read buffers); a large one only has the entries this
+		// command left behind copied out.
+		if !c.cache.freeze() {
+			c.unpin()
+		}
+		c.pinned, c.pinnedAll = nil, false // nil: no capacity kept either
 		c.rd.SetStable(false)
 		c.rd.Shrink()
 	}()

@@ -490,6 +490,7 @@ func (c *Client) store(r Response) {
 }
 
 func (c *Client) cacheAppend(typ string, data ...Datum) {
+	c.cache.thaw()
 	if c.cache.count+len(data) > c.opts.MaxCached {
 		// A server flooding unsolicited data must not exhaust memory: drop
 		// the oldest half of the largest list.
@@ -614,6 +615,12 @@ func upper(b []byte) string {
 			return string(bytes.ToUpper(b))
 		}
 	}
+	return internType(b)
+}
+
+// internType returns b as a string, without allocating for the usual
+// response types and codes: a client keeps them as cache keys.
+func internType(b []byte) string {
 	switch string(b) { // the compiler avoids allocating for these lookups
 	case "FETCH":
 		return "FETCH"
@@ -623,10 +630,42 @@ func upper(b []byte) string {
 		return "EXPUNGE"
 	case "OK":
 		return "OK"
+	case "NO":
+		return "NO"
+	case "BAD":
+		return "BAD"
+	case "BYE":
+		return "BYE"
 	case "RECENT":
 		return "RECENT"
 	case "SEARCH":
 		return "SEARCH"
+	case "ESEARCH":
+		return "ESEARCH"
+	case "FLAGS":
+		return "FLAGS"
+	case "PERMANENTFLAGS":
+		return "PERMANENTFLAGS"
+	case "UIDVALIDITY":
+		return "UIDVALIDITY"
+	case "UIDNEXT":
+		return "UIDNEXT"
+	case "UNSEEN":
+		return "UNSEEN"
+	case "HIGHESTMODSEQ":
+		return "HIGHESTMODSEQ"
+	case "READ-ONLY":
+		return "READ-ONLY"
+	case "READ-WRITE":
+		return "READ-WRITE"
+	case "CAPABILITY":
+		return "CAPABILITY"
+	case "LIST":
+		return "LIST"
+	case "STATUS":
+		return "STATUS"
+	case "VANISHED":
+		return "VANISHED"
 	}
 	return string(b)
 }
