@@ -194,7 +194,7 @@ func (c *Client) send(ctx context.Context, cmd *command) (tag string, done *resp
 	tag = c.nextTag()
 	line := make([]byte, 0, 64)
 	line = append(append(append(line, tag...), ' '), cmd.name...)
-	trace := c.tr.enabled()
+	trace := c.tr().enabled()
 	var tline []byte
 	if trace {
 		tline = append([]byte(nil), line...)
@@ -362,7 +362,7 @@ func (c *Client) write(name string, b, tline []byte) error {
 	if _, err := c.conn.Write(b); err != nil {
 		return c.abort(name, err, "socket error while sending")
 	}
-	c.tr.send(tline)
+	c.tr().send(tline)
 	return nil
 }
 
@@ -371,7 +371,7 @@ func (c *Client) writeLiteral(name string, lit []byte, secret bool) error {
 	if _, err := c.conn.Write(lit); err != nil {
 		return c.abort(name, err, "socket error while sending a literal")
 	}
-	c.tr.sendLiteral(len(lit), secret)
+	c.tr().sendLiteral(len(lit), secret)
 	return nil
 }
 

@@ -164,7 +164,7 @@ func (c *Client) readResponse(ctx context.Context, cmd string, phase readPhase, 
 		return response{}, c.readError(ctx, cmd, err, phase == phaseIdle)
 	}
 	line = c.scrub(line)
-	c.tr.recv(line)
+	c.tr().recv(line)
 	var r response
 	switch {
 	case len(line) >= 2 && line[0] == '*' && line[1] == ' ':
@@ -250,7 +250,7 @@ func (c *Client) abort(cmd string, err error, format string, args ...any) *Error
 		c.broken = &Error{Kind: ErrAbort, Text: "connection is closed after an earlier abort: " + e.Error()}
 		c.setState(StateLogout)
 		c.conn.Close()
-		c.tr.event("aborted", "error", e.Error())
+		c.tr().event("aborted", "error", e.Error())
 	}
 	return e
 }
@@ -390,8 +390,8 @@ func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte
 			if err != nil {
 				return nil, c.readError(ctx, cmd, err, false)
 			}
-			if werr != nil && c.sinkErr == nil {
-				c.sinkErr = werr
+			if werr != nil && c.sink.err == nil {
+				c.sink.err = werr
 			}
 			lit = []byte{}
 		} else {
@@ -401,7 +401,7 @@ func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte
 			}
 		}
 		total += n
-		c.tr.recvLiteral(len(lit))
+		c.tr().recvLiteral(len(lit))
 		if toCache {
 			c.cacheAppend(typ, Datum{Text: datum, Literal: lit})
 		} else {
@@ -418,7 +418,7 @@ func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte
 			return nil, c.readError(ctx, cmd, err, false)
 		}
 		line = c.scrub(line)
-		c.tr.recv(line)
+		c.tr().recv(line)
 		datum = c.own(line)
 		n = literalSize(datum)
 	}
@@ -508,7 +508,7 @@ func (c *Client) cacheAppend(typ string, data ...Datum) {
 				e.data = append([]Datum(nil), e.data[drop:]...)
 				c.cache.count -= drop
 				c.dropped += drop
-				c.tr.event("cache full, dropped untagged data", "type", e.typ, "count", drop)
+				c.tr().event("cache full, dropped untagged data", "type", e.typ, "count", drop)
 			}
 		}
 	}

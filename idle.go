@@ -21,16 +21,17 @@ var ErrIdleEnded = errors.New("server ended IDLE")
 // other command on the Client fails with a state error (state IDLING). It
 // must not be used by several goroutines at once.
 type Idler struct {
-	c         *Client
-	ctx       context.Context
-	tag       string
-	deadline  time.Time // zero: no limit
-	queue     []Response
-	prevState State
-	ended     error // why the server ended IDLE, or the abort that ended it
-	closed    bool
-	closeErr  error
-	stopWatch func() // ends the cancellation watch of a wait (see startWait)
+	c        *Client
+	ctx      context.Context
+	tag      string
+	deadline time.Time // zero: no limit
+	queue    []Response
+	ended    error // why the server ended IDLE, or the abort that ended it
+	closeErr error
+	closed   bool
+	// prevState is the State to return to; small, so that the struct fits
+	// the 128-byte allocation class.
+	prevState int8
 }
 
 // Idle starts IDLE and waits for the server's go-ahead. duration bounds how
@@ -77,9 +78,9 @@ func (c *Client) Idle(ctx context.Context, duration time.Duration) (*Idler, erro
 	if duration > 0 {
 		id.deadline = time.Now().Add(duration)
 	}
-	id.prevState = c.State()
+	id.prevState = int8(c.State())
 	c.setState(StateIdling)
-	c.tr.event("idling", "duration", duration)
+	c.tr().event("idling", "duration", duration)
 	return id, nil
 }
 
@@ -105,7 +106,7 @@ func (id *Idler) waitContinuation(ctx context.Context, tag string) (*response, e
 				}
 				if r == nil {
 					id.tag = tag
-					id.prevState = c.State()
+					id.prevState = int8(c.State())
 					c.setState(StateIdling)
 					if cerr := id.closeLocked(); cerr != nil {
 						return nil, cerr
@@ -137,7 +138,7 @@ func (id *Idler) enqueue(r Response) {
 		drop := (len(id.queue) + 1) / 2
 		id.queue = append([]Response(nil), id.queue[drop:]...)
 		id.c.dropped += drop
-		id.c.tr.event("idle queue full, dropped responses", "count", drop)
+		id.c.tr().event("idle queue full, dropped responses", "count", drop)
 	}
 	id.queue = append(id.queue, r)
 }
@@ -263,7 +264,7 @@ func (id *Idler) next(poll bool, until time.Time) (Response, bool, error) {
 			c.capture = nil
 			id.closed = true
 			if c.broken == nil {
-				c.setState(id.prevState)
+				c.setState(State(id.prevState))
 			}
 			id.spill()
 			return Response{}, false, id.ended
@@ -308,16 +309,17 @@ func (id *Idler) startWait(until time.Time) bool {
 		c.mu.Unlock()
 		return false
 	}
-	id.stopWatch = c.watch(id.ctx)
+	c.stopWait = c.watch(id.ctx)
 	c.rs = readState{ctx: id.ctx, idle: true, deadline: until}
 	return true
 }
 
 // endWait ends what startWait started.
 func (id *Idler) endWait() {
-	id.stopWatch()
-	id.stopWatch = nil
-	id.c.mu.Unlock()
+	c := id.c
+	c.stopWait()
+	c.stopWait = nil
+	c.mu.Unlock()
 }
 
 func datumText(r Response) string {
@@ -425,7 +427,7 @@ func (id *Idler) closeLocked() error {
 		}
 		return id.closeErr
 	}
-	c.setState(id.prevState)
+	c.setState(State(id.prevState))
 	if id.ended != nil && c.byeText != nil {
 		id.closeErr = c.abort("IDLE", nil, "server said BYE: %s", c.byeText)
 		return id.closeErr
