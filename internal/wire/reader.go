@@ -18,7 +18,11 @@ import (
 // by Shrink once the client is idle again.
 const (
 	minBuffer = 256
-	maxBuffer = 64 << 10
+	// idleBuffer is the first buffer out of stable mode, which is where a
+	// connection idles (an Idler parked in a read holds it for hours):
+	// enough for a pushed response line; a longer one grows it.
+	idleBuffer = 128
+	maxBuffer  = 64 << 10
 	// maxStable is the largest buffer in stable mode, where buffers become
 	// the memory of results. (256 KiB measured no better than 64 KiB.)
 	maxStable = 64 << 10
@@ -126,7 +130,7 @@ func (r *Reader) SetStable(on bool) {
 			r.buf = nil
 			r.r, r.w, r.scanned = 0, 0, 0
 		} else {
-			nb := make([]byte, max(minBuffer, r.w-r.r))
+			nb := make([]byte, max(idleBuffer, r.w-r.r))
 			r.w = copy(nb, r.buf[r.r:r.w])
 			r.r = 0
 			r.buf = nb
@@ -150,7 +154,7 @@ func (r *Reader) HasLine() bool {
 // Shrink releases a large buffer once nothing is buffered, so that an idle
 // connection holds only a small one.
 func (r *Reader) Shrink() {
-	if r.r == r.w && cap(r.buf) > minBuffer {
+	if r.r == r.w && cap(r.buf) > idleBuffer {
 		r.buf = nil
 		r.r, r.w, r.scanned = 0, 0, 0
 	}
@@ -222,7 +226,7 @@ func (r *Reader) fill() error {
 		r.r = 0
 	}
 	if r.buf == nil {
-		r.buf = make([]byte, minBuffer)
+		r.buf = make([]byte, idleBuffer)
 	} else if r.w == len(r.buf) {
 		size := 2 * len(r.buf)
 		if size > maxBuffer && r.w-r.r < maxBuffer {
