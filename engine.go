@@ -115,12 +115,14 @@ func (c *Client) beforeRead() error {
 // double that goroutine's stack to 4 KiB for good (the GC shrinks a stack
 // only when less than a quarter of it is in use).
 func (c *Client) setReadDeadline(d time.Time) {
-	if c.readDLSet && d.Equal(c.readDL) {
-		return
+	if !c.readDeadlineIs(d) {
+		c.conn.SetReadDeadline(d)
+		c.readDL, c.readDLSet = d, true
 	}
-	c.conn.SetReadDeadline(d)
-	c.readDL, c.readDLSet = d, true
 }
+
+// readDeadlineIs reports whether d is the read deadline in force.
+func (c *Client) readDeadlineIs(d time.Time) bool { return c.readDLSet && d.Equal(c.readDL) }
 
 // readLine reads one line. In an idle wait the first read is bounded by
 // deadline; otherwise every read by the operation timeout.

@@ -193,8 +193,15 @@ func (id *Idler) park(timeout time.Duration) (until time.Time) {
 	}
 	if id.startWait(until) {
 		defer id.endWait()
-		id.c.setReadDeadline(until) // see wait
-		id.c.rd.Fill()
+		c := id.c
+		c.stopWait = c.watch(id.ctx) // see wait
+		if !c.readDeadlineIs(until) {
+			// setReadDeadline, inlined: one frame less under the
+			// runtime's timer code.
+			c.conn.SetReadDeadline(until)
+			c.readDL, c.readDLSet = until, true
+		}
+		c.rd.Fill()
 	}
 	return until
 }
@@ -280,7 +287,7 @@ func (id *Idler) next(poll bool, until time.Time) (Response, bool, error) {
 //
 // Every frame down to the read stays on the stack of the parked goroutine,
 // and the runtime starts new goroutines with the average stack in use
-// (plus an 928-byte guard) rounded up to a power of two: past about 1.1 KiB
+// (plus a 928-byte guard) rounded up to a power of two: past about 1.1 KiB
 // parked, every new goroutine starts with 4 KiB. Hence the setup in
 // startWait, not inlined here, and Reader.Fill's short path.
 func (id *Idler) wait(poll bool, until time.Time) {
@@ -288,17 +295,21 @@ func (id *Idler) wait(poll bool, until time.Time) {
 		return
 	}
 	defer id.endWait()
-	// Set here, so that beforeRead, under Fill, finds it set and skips the
-	// runtime's deep timer code: the goroutine parked below then never
-	// needs more than its first 2 KiB of stack (a stack, once grown, is
-	// shrunk back only when less than a quarter of it is in use).
-	id.c.setReadDeadline(until)
-	id.c.rd.Fill() // a timeout or error recurs in next, which reports it
+	c := id.c
+	// The watch (with a cancellable ctx, context.AfterFunc) and the
+	// deadline are set here rather than in startWait or beforeRead, under
+	// Fill, which then finds the deadline set and skips the runtime's deep
+	// timer code: from this shallow frame the goroutine never needs more
+	// than its first 2 KiB of stack (a stack, once grown, is shrunk back
+	// only when less than a quarter of it is in use).
+	c.stopWait = c.watch(id.ctx)
+	c.setReadDeadline(until)
+	c.rd.Fill() // a timeout or error recurs in next, which reports it
 }
 
 // startWait prepares wait's read. It returns false when there is nothing
-// to wait for; otherwise it returns with c.mu held and the cancellation
-// watch running, both for endWait to end.
+// to wait for; otherwise it returns with c.mu held, for endWait to release
+// (and to end the cancellation watch the caller starts).
 //
 //go:noinline
 func (id *Idler) startWait(until time.Time) bool {
@@ -309,7 +320,6 @@ func (id *Idler) startWait(until time.Time) bool {
 		c.mu.Unlock()
 		return false
 	}
-	c.stopWait = c.watch(id.ctx)
 	c.rs = readState{ctx: id.ctx, idle: true, deadline: until}
 	return true
 }
@@ -317,8 +327,10 @@ func (id *Idler) startWait(until time.Time) bool {
 // endWait ends what startWait started.
 func (id *Idler) endWait() {
 	c := id.c
-	c.stopWait()
-	c.stopWait = nil
+	if c.stopWait != nil {
+		c.stopWait()
+		c.stopWait = nil
+	}
 	c.mu.Unlock()
 }
 
