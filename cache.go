@@ -61,6 +61,15 @@ func (k *cache) get(typ string) (data []Datum, ok bool) {
 	return nil, false
 }
 
+// has reports whether typ is present.
+func (k *cache) has(typ string) bool {
+	if k.frozen != nil {
+		start, _ := k.find(typ)
+		return start >= 0
+	}
+	return k.index(typ) >= 0
+}
+
 // list returns a pointer to typ's data, creating the entry.
 func (k *cache) list(typ string) *[]Datum {
 	k.thaw()
@@ -78,14 +87,23 @@ func (k *cache) list(typ string) *[]Datum {
 }
 
 // pop removes typ and returns its data (nil when absent).
-func (k *cache) pop(typ string) []Datum {
+func (k *cache) pop(typ string) []Datum { return k.remove(typ, true) }
+
+// drop removes typ, like pop without returning the data.
+func (k *cache) drop(typ string) { k.remove(typ, false) }
+
+func (k *cache) remove(typ string, ret bool) []Datum {
 	if k.frozen != nil {
 		start, end := k.find(typ)
 		if start < 0 {
 			return nil
 		}
-		data := decodeData(k.frozen[start:end])
-		k.count -= len(data)
+		var data []Datum
+		if ret {
+			data = decodeData(k.frozen[start:end])
+		}
+		h, _ := binary.Uvarint(k.frozen[start:end])
+		k.count -= int(h >> 1)
 		// The data returned keeps referencing the old encoding: the rest
 		// moves to a new one.
 		entry := start - len(typ) - uvarintLen(uint64(len(typ)))
@@ -177,7 +195,7 @@ func (k *cache) thaw() {
 	for i := 0; i < len(b); types++ {
 		i = skipEntry(b, i)
 	}
-	entries := make([]cacheEntry, 0, types)
+	entries := make([]cacheEntry, 0, types+1) // room for the command's type
 	all := make([]Datum, 0, k.count)
 	for i := 0; i < len(b); {
 		n, w := binary.Uvarint(b[i:])

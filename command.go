@@ -169,10 +169,10 @@ func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 	}
 	// imaplib: a stale READ-ONLY code means the mailbox changed under us.
 	for _, typ := range []string{"OK", "NO", "BAD"} {
-		c.pop(typ)
+		c.cache.drop(typ)
 	}
-	if _, ok := c.cache.get("READ-ONLY"); ok && !c.readOnly && c.State() == StateSelected {
-		c.pop("READ-ONLY")
+	if c.cache.has("READ-ONLY") && !c.readOnly && c.State() == StateSelected {
+		c.cache.drop("READ-ONLY")
 		return Result{}, &Error{Command: cmd.name, Kind: ErrReadOnly, Text: "mailbox status changed to READ-ONLY"}
 	}
 	tag, done, err := c.send(ctx, cmd)
