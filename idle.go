@@ -299,9 +299,9 @@ func (id *Idler) wait(poll bool, until time.Time) {
 	// The watch (with a cancellable ctx, context.AfterFunc) and the
 	// deadline are set here rather than in startWait or beforeRead, under
 	// Fill, which then finds the deadline set and skips the runtime's deep
-	// timer code: from this shallow frame the goroutine never needs more
-	// than its first 2 KiB of stack (a stack, once grown, is shrunk back
-	// only when less than a quarter of it is in use).
+	// timer code: from this shallow frame, waiting fits in a goroutine's
+	// first 2 KiB of stack (a stack, once grown, is shrunk back only when
+	// less than a quarter of it is in use, which a parked one never is).
 	c.stopWait = c.watch(id.ctx)
 	c.setReadDeadline(until)
 	c.rd.Fill() // a timeout or error recurs in next, which reports it
