@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/imapkit/imap/internal/wire"
 )
@@ -22,22 +23,29 @@ import (
 // A Client is safe for use by several goroutines; commands are serialized.
 // While an Idler is open, every other command fails at once with a state
 // error instead of waiting.
+//
+// Fields are ordered so that the small ones share words: thousands of idle
+// clients add up (the struct fits the 512-byte allocation class).
 type Client struct {
 	mu   sync.Mutex // serializes all I/O
 	conn net.Conn
 	rd   *wire.Reader
-	opts Options
-	tr   tracer
+	opts Options // also the trace destinations (see tr)
 
 	state atomic.Int32 // a State; read without mu for fast state checks
+	utf8  atomic.Bool
 
-	host   string // for TLS server name verification
-	secure bool   // TLS, or a local stream
-	isTLS  bool
+	secure    bool // TLS, or a local stream
+	isTLS     bool
+	readOnly  bool
+	readDLSet bool  // readDL is valid
+	pinnedAll bool  // see pinned
+	protocol  uint8 // index in protocols, plus one; zero: not known yet
 
-	caps     atomic.Pointer[capabilities]
-	welcome  []byte
-	protocol string
+	host string // for TLS server name verification
+
+	caps    atomic.Pointer[capabilities]
+	welcome []byte
 
 	tagPrefix string
 	tagNum    int
@@ -54,13 +62,15 @@ type Client struct {
 	// clients small.
 	secrets *[][]byte
 
-	utf8     atomic.Bool
-	readOnly bool
-
 	broken  *Error // sticky: set once the connection is aborted
 	closeFn func() error
 
-	rs readState // how the next network read is bounded
+	rs       readState // how the next network read is bounded
+	stopWait func()    // ends the cancellation watch of an Idler's wait
+
+	// readDL is the read deadline last set on conn, valid while readDLSet
+	// (see setReadDeadline).
+	readDL time.Time
 
 	// skipUntil is when (Unix nanoseconds) the rest of a line longer than
 	// MaxLine, being skipped, must have arrived (see beforeRead); zero
@@ -70,15 +80,22 @@ type Client struct {
 	// Cache entries added during a command that the command does not
 	// return: they reference read buffers, and are copied out when the
 	// command ends so that a long-lived cache pins no large buffer.
-	curWant   string
-	pinned    []pinRef
-	pinnedAll bool
+	// pinnedAll stands for every entry.
+	curWant string
+	pinned  []pinRef
 
+	sink *fetchSink // FetchTo's literal destination, while it runs
 	each *eachState // FetchEach's function, while it runs
-
-	sink    func(header []byte) io.Writer // FetchTo's literal destination
-	sinkErr error                         // first error of a sink writer
 }
+
+// fetchSink is what FetchTo streams literals to.
+type fetchSink struct {
+	fn  func(header []byte) io.Writer
+	err error // first error of a writer
+}
+
+// protocols are the protocol versions a server may speak, preferred first.
+var protocols = [...]string{"IMAP4REV2", "IMAP4REV1", "IMAP4"}
 
 type pinRef struct {
 	typ string
@@ -101,7 +118,6 @@ func newClient(ctx context.Context, conn net.Conn, opts *Options, host string, s
 	c.rd = wire.NewReader(conn, c.opts.MaxLine)
 	c.rd.BeforeRead = c.beforeRead
 	c.rs.ctx = context.Background()
-	c.tr = newTracer(c.opts.Trace, c.opts.Logger)
 	_, c.isTLS = conn.(*tls.Conn)
 	c.secure = c.isTLS || stream
 	c.tagPrefix = c.opts.TagPrefix
@@ -164,16 +180,16 @@ func (c *Client) greet(ctx context.Context) error {
 	} else if err := c.refreshCaps(ctx); err != nil {
 		return err
 	}
-	for _, v := range []string{"IMAP4REV2", "IMAP4REV1", "IMAP4"} {
+	for i, v := range protocols {
 		if c.has(v) {
-			c.protocol = v
+			c.protocol = uint8(i + 1)
 			break
 		}
 	}
-	if c.protocol == "" {
+	if c.protocol == 0 {
 		return &Error{Kind: ErrCommand, Text: "server not IMAP4 compliant"}
 	}
-	c.tr.event("connected", "state", c.State().String(), "tagprefix", c.tagPrefix)
+	c.tr().event("connected", "state", c.State().String(), "tagprefix", c.tagPrefix)
 	return nil
 }
 
@@ -236,7 +252,12 @@ func (c *Client) Welcome() []byte { return append([]byte(nil), c.welcome...) }
 
 // ProtocolVersion returns "IMAP4REV1" (or "IMAP4REV2", "IMAP4"): the
 // protocol the server speaks, like imaplib's PROTOCOL_VERSION.
-func (c *Client) ProtocolVersion() string { return c.protocol }
+func (c *Client) ProtocolVersion() string {
+	if c.protocol == 0 {
+		return ""
+	}
+	return protocols[c.protocol-1]
+}
 
 // UTF8Enabled reports whether ENABLE UTF8=ACCEPT succeeded.
 func (c *Client) UTF8Enabled() bool { return c.utf8.Load() }

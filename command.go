@@ -161,7 +161,13 @@ func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 	}
 	defer func() {
 		c.each = nil
-		c.unpin()
+		// A small cache is frozen into one allocation (which copies it
+		// out of the read buffers); a large one only has the entries this
+		// command left behind copied out.
+		if !c.cache.freeze() {
+			c.unpin()
+		}
+		c.pinned, c.pinnedAll = nil, false // nil: no capacity kept either
 		c.rd.SetStable(false)
 		c.rd.Shrink()
 	}()
@@ -170,10 +176,10 @@ func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 	}
 	// imaplib: a stale READ-ONLY code means the mailbox changed under us.
 	for _, typ := range []string{"OK", "NO", "BAD"} {
-		c.pop(typ)
+		c.cache.drop(typ)
 	}
-	if _, ok := c.cache.get("READ-ONLY"); ok && !c.readOnly && c.State() == StateSelected {
-		c.pop("READ-ONLY")
+	if c.cache.has("READ-ONLY") && !c.readOnly && c.State() == StateSelected {
+		c.cache.drop("READ-ONLY")
 		return Result{}, &Error{Command: cmd.name, Kind: ErrReadOnly, Text: "mailbox status changed to READ-ONLY"}
 	}
 	tag, done, err := c.send(ctx, cmd)
@@ -199,7 +205,7 @@ func (c *Client) send(ctx context.Context, cmd *command) (tag string, done *resp
 	tag = c.nextTag()
 	line := make([]byte, 0, 64)
 	line = append(append(append(line, tag...), ' '), cmd.name...)
-	trace := c.tr.enabled()
+	trace := c.tr().enabled()
 	var tline []byte
 	if trace {
 		tline = append([]byte(nil), line...)
@@ -367,7 +373,7 @@ func (c *Client) write(name string, b, tline []byte) error {
 	if _, err := c.conn.Write(b); err != nil {
 		return c.abort(name, err, "socket error while sending")
 	}
-	c.tr.send(tline)
+	c.tr().send(tline)
 	return nil
 }
 
@@ -376,7 +382,7 @@ func (c *Client) writeLiteral(name string, lit []byte, secret bool) error {
 	if _, err := c.conn.Write(lit); err != nil {
 		return c.abort(name, err, "socket error while sending a literal")
 	}
-	c.tr.sendLiteral(len(lit), secret)
+	c.tr().sendLiteral(len(lit), secret)
 	return nil
 }
 

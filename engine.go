@@ -63,6 +63,7 @@ func (c *Client) watch(ctx context.Context) (stop func()) {
 	return func() {
 		if !stopFn() {
 			<-fired
+			c.readDLSet = false // overridden by the interruption
 		}
 	}
 }
@@ -102,11 +103,26 @@ func (c *Client) beforeRead() error {
 			d = until
 		}
 	}
-	c.conn.SetReadDeadline(d)
+	c.setReadDeadline(d)
 	// Checked after setting the deadline: a cancellation racing with us
 	// either shows here or its AfterFunc overrides our deadline.
 	return c.rs.ctx.Err()
 }
+
+// setReadDeadline sets the connection's read deadline unless it is already
+// d. Skipping the call is not only cheaper: the runtime timer code beneath
+// SetReadDeadline is deep, and called under a parked Idler's read it would
+// double that goroutine's stack to 4 KiB for good (the GC shrinks a stack
+// only when less than a quarter of it is in use).
+func (c *Client) setReadDeadline(d time.Time) {
+	if !c.readDeadlineIs(d) {
+		c.conn.SetReadDeadline(d)
+		c.readDL, c.readDLSet = d, true
+	}
+}
+
+// readDeadlineIs reports whether d is the read deadline in force.
+func (c *Client) readDeadlineIs(d time.Time) bool { return c.readDLSet && d.Equal(c.readDL) }
 
 // readLine reads one line. In an idle wait the first read is bounded by
 // deadline; otherwise every read by the operation timeout.
@@ -150,7 +166,7 @@ func (c *Client) readResponse(ctx context.Context, cmd string, phase readPhase, 
 		return response{}, c.readError(ctx, cmd, err, phase == phaseIdle)
 	}
 	line = c.scrub(line)
-	c.tr.recv(line)
+	c.tr().recv(line)
 	var r response
 	switch {
 	case len(line) >= 2 && line[0] == '*' && line[1] == ' ':
@@ -236,7 +252,7 @@ func (c *Client) abort(cmd string, err error, format string, args ...any) *Error
 		c.broken = &Error{Kind: ErrAbort, Text: "connection is closed after an earlier abort: " + e.Error()}
 		c.setState(StateLogout)
 		c.conn.Close()
-		c.tr.event("aborted", "error", e.Error())
+		c.tr().event("aborted", "error", e.Error())
 	}
 	return e
 }
@@ -378,8 +394,8 @@ func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte
 			if err != nil {
 				return nil, c.readError(ctx, cmd, err, false)
 			}
-			if werr != nil && c.sinkErr == nil {
-				c.sinkErr = werr
+			if werr != nil && c.sink.err == nil {
+				c.sink.err = werr
 			}
 			lit = []byte{}
 		} else {
@@ -389,7 +405,7 @@ func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte
 			}
 		}
 		total += n
-		c.tr.recvLiteral(len(lit))
+		c.tr().recvLiteral(len(lit))
 		if toCache {
 			c.cacheAppend(typ, Datum{Text: datum, Literal: lit})
 		} else {
@@ -406,7 +422,7 @@ func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte
 			return nil, c.readError(ctx, cmd, err, false)
 		}
 		line = c.scrub(line)
-		c.tr.recv(line)
+		c.tr().recv(line)
 		datum = c.own(line)
 		n = literalSize(datum)
 	}
@@ -478,6 +494,7 @@ func (c *Client) store(r Response) {
 }
 
 func (c *Client) cacheAppend(typ string, data ...Datum) {
+	c.cache.thaw()
 	if c.cache.count+len(data) > c.opts.MaxCached {
 		// A server flooding unsolicited data must not exhaust memory: drop
 		// the oldest half of the largest list.
@@ -495,7 +512,7 @@ func (c *Client) cacheAppend(typ string, data ...Datum) {
 				e.data = append([]Datum(nil), e.data[drop:]...)
 				c.cache.count -= drop
 				c.dropped += drop
-				c.tr.event("cache full, dropped untagged data", "type", e.typ, "count", drop)
+				c.tr().event("cache full, dropped untagged data", "type", e.typ, "count", drop)
 			}
 		}
 	}
@@ -627,6 +644,12 @@ func upper(b []byte) string {
 			return string(bytes.ToUpper(b))
 		}
 	}
+	return internType(b)
+}
+
+// internType returns b as a string, without allocating for the usual
+// response types and codes: a client keeps them as cache keys.
+func internType(b []byte) string {
 	switch string(b) { // the compiler avoids allocating for these lookups
 	case "FETCH":
 		return "FETCH"
@@ -636,10 +659,42 @@ func upper(b []byte) string {
 		return "EXPUNGE"
 	case "OK":
 		return "OK"
+	case "NO":
+		return "NO"
+	case "BAD":
+		return "BAD"
+	case "BYE":
+		return "BYE"
 	case "RECENT":
 		return "RECENT"
 	case "SEARCH":
 		return "SEARCH"
+	case "ESEARCH":
+		return "ESEARCH"
+	case "FLAGS":
+		return "FLAGS"
+	case "PERMANENTFLAGS":
+		return "PERMANENTFLAGS"
+	case "UIDVALIDITY":
+		return "UIDVALIDITY"
+	case "UIDNEXT":
+		return "UIDNEXT"
+	case "UNSEEN":
+		return "UNSEEN"
+	case "HIGHESTMODSEQ":
+		return "HIGHESTMODSEQ"
+	case "READ-ONLY":
+		return "READ-ONLY"
+	case "READ-WRITE":
+		return "READ-WRITE"
+	case "CAPABILITY":
+		return "CAPABILITY"
+	case "LIST":
+		return "LIST"
+	case "STATUS":
+		return "STATUS"
+	case "VANISHED":
+		return "VANISHED"
 	}
 	return string(b)
 }

@@ -31,11 +31,12 @@ func (c *Client) FetchTo(ctx context.Context, set, items string, sink func(heade
 	if err := c.checkState("FETCH"); err != nil {
 		return Result{}, err
 	}
-	c.sink, c.sinkErr = sink, nil
-	defer func() { c.sink, c.sinkErr = nil, nil }()
+	s := &fetchSink{fn: sink}
+	c.sink = s
+	defer func() { c.sink = nil }()
 	res, err := c.run(ctx, &command{name: "FETCH", args: l.args, want: "FETCH", reuse: true})
-	if err == nil && c.sinkErr != nil {
-		err = &Error{Command: "FETCH", Kind: ErrCommand, Text: "writing a streamed literal failed", Err: c.sinkErr}
+	if err == nil && s.err != nil {
+		err = &Error{Command: "FETCH", Kind: ErrCommand, Text: "writing a streamed literal failed", Err: s.err}
 	}
 	return res, err
 }
@@ -46,5 +47,5 @@ func (c *Client) literalWriter(typ string, header []byte) io.Writer {
 	if c.sink == nil || typ != "FETCH" || c.capture != nil {
 		return nil
 	}
-	return c.sink(header)
+	return c.sink.fn(header)
 }

@@ -21,15 +21,17 @@ var ErrIdleEnded = errors.New("server ended IDLE")
 // other command on the Client fails with a state error (state IDLING). It
 // must not be used by several goroutines at once.
 type Idler struct {
-	c         *Client
-	ctx       context.Context
-	tag       string
-	deadline  time.Time // zero: no limit
-	queue     []Response
-	prevState State
-	ended     error // why the server ended IDLE, or the abort that ended it
-	closed    bool
-	closeErr  error
+	c        *Client
+	ctx      context.Context
+	tag      string
+	deadline time.Time // zero: no limit
+	queue    []Response
+	ended    error // why the server ended IDLE, or the abort that ended it
+	closeErr error
+	closed   bool
+	// prevState is the State to return to; small, so that the struct fits
+	// the 128-byte allocation class.
+	prevState int8
 }
 
 // Idle starts IDLE and waits for the server's go-ahead. duration bounds how
@@ -76,9 +78,9 @@ func (c *Client) Idle(ctx context.Context, duration time.Duration) (*Idler, erro
 	if duration > 0 {
 		id.deadline = time.Now().Add(duration)
 	}
-	id.prevState = c.State()
+	id.prevState = int8(c.State())
 	c.setState(StateIdling)
-	c.tr.event("idling", "duration", duration)
+	c.tr().event("idling", "duration", duration)
 	return id, nil
 }
 
@@ -104,7 +106,7 @@ func (id *Idler) waitContinuation(ctx context.Context, tag string) (*response, e
 				}
 				if r == nil {
 					id.tag = tag
-					id.prevState = c.State()
+					id.prevState = int8(c.State())
 					c.setState(StateIdling)
 					if cerr := id.closeLocked(); cerr != nil {
 						return nil, cerr
@@ -136,7 +138,7 @@ func (id *Idler) enqueue(r Response) {
 		drop := (len(id.queue) + 1) / 2
 		id.queue = append([]Response(nil), id.queue[drop:]...)
 		id.c.dropped += drop
-		id.c.tr.event("idle queue full, dropped responses", "count", drop)
+		id.c.tr().event("idle queue full, dropped responses", "count", drop)
 	}
 	id.queue = append(id.queue, r)
 }
@@ -171,16 +173,37 @@ func (id *Idler) Ended() error {
 // never cut; bytes of a line that had not completed when timeout expired
 // are kept for the next call.
 func (id *Idler) Next(timeout time.Duration) (Response, bool, error) {
-	until := time.Now().Add(timeout)
 	if timeout <= 0 {
-		until = time.Time{}
-		return id.next(true, until)
+		return id.next(true, time.Time{})
 	}
+	until := id.park(timeout)
+	return id.next(false, until)
+}
+
+// park is Next's wait: wait, for at most timeout and until the Idler's
+// deadline, in one small frame (Next's own frame is large, and both stay on
+// the stack of the parked goroutine; see wait). It returns the end of the
+// wait, which next keeps to.
+//
+//go:noinline
+func (id *Idler) park(timeout time.Duration) (until time.Time) {
+	until = time.Now().Add(timeout)
 	if !id.deadline.IsZero() && id.deadline.Before(until) {
 		until = id.deadline
 	}
-	id.wait(false, until)
-	return id.next(false, until)
+	if id.startWait(until) {
+		defer id.endWait()
+		c := id.c
+		c.stopWait = c.watch(id.ctx) // see wait
+		if !c.readDeadlineIs(until) {
+			// setReadDeadline, inlined: one frame less under the
+			// runtime's timer code.
+			c.conn.SetReadDeadline(until)
+			c.readDL, c.readDLSet = until, true
+		}
+		c.rd.Fill()
+	}
+	return until
 }
 
 // next delivers one response. poll reads only what is buffered; otherwise it
@@ -248,7 +271,7 @@ func (id *Idler) next(poll bool, until time.Time) (Response, bool, error) {
 			c.capture = nil
 			id.closed = true
 			if c.broken == nil {
-				c.setState(id.prevState)
+				c.setState(State(id.prevState))
 			}
 			id.spill()
 			return Response{}, false, id.ended
@@ -261,23 +284,54 @@ func (id *Idler) next(poll bool, until time.Time) (Response, bool, error) {
 // passes, when nothing is queued. next does the parsing (a deeper stack)
 // only once data is there, so that thousands of parked Idlers keep the
 // smallest goroutine stacks. Errors are left for next to meet again.
+//
+// Every frame down to the read stays on the stack of the parked goroutine,
+// and the runtime starts new goroutines with the average stack in use
+// (plus a 928-byte guard) rounded up to a power of two: past about 1.1 KiB
+// parked, every new goroutine starts with 4 KiB. Hence the setup in
+// startWait, not inlined here, and Reader.Fill's short path.
 func (id *Idler) wait(poll bool, until time.Time) {
-	if poll {
+	if poll || !id.startWait(until) {
 		return
 	}
+	defer id.endWait()
+	c := id.c
+	// The watch (with a cancellable ctx, context.AfterFunc) and the
+	// deadline are set here rather than in startWait or beforeRead, under
+	// Fill, which then finds the deadline set and skips the runtime's deep
+	// timer code: from this shallow frame, waiting fits in a goroutine's
+	// first 2 KiB of stack (a stack, once grown, is shrunk back only when
+	// less than a quarter of it is in use, which a parked one never is).
+	c.stopWait = c.watch(id.ctx)
+	c.setReadDeadline(until)
+	c.rd.Fill() // a timeout or error recurs in next, which reports it
+}
+
+// startWait prepares wait's read. It returns false when there is nothing
+// to wait for; otherwise it returns with c.mu held, for endWait to release
+// (and to end the cancellation watch the caller starts).
+//
+//go:noinline
+func (id *Idler) startWait(until time.Time) bool {
 	c := id.c
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if id.closed || len(id.queue) > 0 || id.ended != nil || c.broken != nil || c.rd.Buffered() > 0 {
-		return
+	if id.closed || len(id.queue) > 0 || id.ended != nil || c.broken != nil || c.rd.Buffered() > 0 ||
+		(!until.IsZero() && !time.Now().Before(until)) {
+		c.mu.Unlock()
+		return false
 	}
-	if !until.IsZero() && !time.Now().Before(until) {
-		return
-	}
-	stop := c.watch(id.ctx)
-	defer stop()
 	c.rs = readState{ctx: id.ctx, idle: true, deadline: until}
-	c.rd.Fill() // a timeout or error recurs in next, which reports it
+	return true
+}
+
+// endWait ends what startWait started.
+func (id *Idler) endWait() {
+	c := id.c
+	if c.stopWait != nil {
+		c.stopWait()
+		c.stopWait = nil
+	}
+	c.mu.Unlock()
 }
 
 func datumText(r Response) string {
@@ -385,7 +439,7 @@ func (id *Idler) closeLocked() error {
 		}
 		return id.closeErr
 	}
-	c.setState(id.prevState)
+	c.setState(State(id.prevState))
 	if id.ended != nil && c.byeText != nil {
 		id.closeErr = c.abort("IDLE", nil, "server said BYE: %s", c.byeText)
 		return id.closeErr

@@ -42,7 +42,7 @@ func (c *Client) Select(ctx context.Context, mailbox string, readOnly bool) (Res
 		return res, err
 	}
 	c.setState(StateSelected)
-	if _, ro := c.cache.get("READ-ONLY"); ro && !readOnly {
+	if c.cache.has("READ-ONLY") && !readOnly {
 		return res, &Error{Command: name, Kind: ErrReadOnly, Text: mailbox + " is not writable"}
 	}
 	return Result{Status: res.Status, Data: c.cached("EXISTS")}, nil

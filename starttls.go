@@ -43,7 +43,8 @@ func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) error {
 		return c.abort("STARTTLS", err, "TLS handshake failed")
 	}
 	c.conn = tconn
-	c.rd.Reset(tconn) // drop any plaintext buffered before the handshake
+	c.readDLSet = false // the handshake set its own deadlines
+	c.rd.Reset(tconn)   // drop any plaintext buffered before the handshake
 	c.isTLS, c.secure = true, true
 	c.clearCache()
 	return c.refreshCaps(ctx)

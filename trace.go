@@ -16,7 +16,9 @@ type tracer struct {
 	log *slog.Logger
 }
 
-func newTracer(w io.Writer, log *slog.Logger) tracer { return tracer{w: w, log: log} }
+// tr returns the client's tracer; it is made on demand from the options
+// rather than kept, to keep idle clients small.
+func (c *Client) tr() tracer { return tracer{w: c.opts.Trace, log: c.opts.Logger} }
 
 func (t tracer) enabled() bool {
 	return t.w != nil || (t.log != nil && t.log.Enabled(context.Background(), slog.LevelDebug))

@@ -18,7 +18,11 @@ import (
 // by Shrink once the client is idle again.
 const (
 	minBuffer = 256
-	maxBuffer = 64 << 10
+	// idleBuffer is the first buffer out of stable mode, which is where a
+	// connection idles (an Idler parked in a read holds it for hours):
+	// enough for a pushed response line; a longer one grows it.
+	idleBuffer = 128
+	maxBuffer  = 64 << 10
 	// maxStable is the largest buffer in stable mode, where buffers become
 	// the memory of results. (256 KiB measured no better than 64 KiB.)
 	maxStable = 64 << 10
@@ -134,7 +138,7 @@ func (r *Reader) SetStable(on bool) {
 			r.buf = nil
 			r.r, r.w, r.scanned = 0, 0, 0
 		} else {
-			nb := make([]byte, max(minBuffer, r.w-r.r))
+			nb := make([]byte, max(idleBuffer, r.w-r.r))
 			r.w = copy(nb, r.buf[r.r:r.w])
 			r.r = 0
 			r.buf = nb
@@ -189,7 +193,7 @@ func (r *Reader) HasLine() bool {
 // Shrink releases a large buffer once nothing is buffered, so that an idle
 // connection holds only a small one.
 func (r *Reader) Shrink() {
-	if r.r == r.w && cap(r.buf) > minBuffer {
+	if r.r == r.w && cap(r.buf) > idleBuffer {
 		r.buf = nil
 		r.r, r.w, r.scanned = 0, 0, 0
 	}
@@ -198,6 +202,25 @@ func (r *Reader) Shrink() {
 // Fill reads more bytes from the source into the buffer (one read). It lets
 // a caller wait for data from a shallow stack before parsing it.
 func (r *Reader) Fill() error {
+	if r.r == r.w && r.buf != nil && !r.stable {
+		// Nothing buffered: read into the start of the buffer. Short, so
+		// that a goroutine parked in the read keeps a small stack.
+		r.r, r.w, r.scanned = 0, 0, 0
+		if r.BeforeRead != nil {
+			if err := r.BeforeRead(); err != nil {
+				return err
+			}
+		}
+		n, err := r.src.Read(r.buf) // not r.read: one frame less
+		r.w = n
+		if n > 0 {
+			return nil
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
 	err := r.fill()
 	if err == io.EOF && r.w > r.r {
 		return nil // let ReadLine report the unterminated line
@@ -248,7 +271,7 @@ func (r *Reader) fill() error {
 		r.r = 0
 	}
 	if r.buf == nil {
-		r.buf = make([]byte, minBuffer)
+		r.buf = make([]byte, idleBuffer)
 	} else if r.w == len(r.buf) {
 		size := 2 * len(r.buf)
 		if size > maxBuffer && r.w-r.r < maxBuffer {

@@ -423,7 +423,7 @@ func TestShrink(t *testing.T) {
 		t.Fatalf("line %q", line)
 	}
 	r.Shrink()
-	if cap(r.buf) > minBuffer || r.Buffered() != 0 {
+	if cap(r.buf) > idleBuffer || r.Buffered() != 0 {
 		t.Fatalf("buffer of %d kept", cap(r.buf))
 	}
 	r.Reset(strings.NewReader("a\r\n"))
