@@ -181,9 +181,12 @@ func TestIdlers(t *testing.T) {
 	}
 	for name, open := range opens {
 		t.Run(name, func(t *testing.T) {
-			m, err := measureIdlers(context.Background(), srv.Addr(), 20, open, nil)
+			m, err := measureIdlers(context.Background(), srv.Addr(), 20, open, nil, func() (int, error) { return srv.PushAll("* 99 EXISTS"), nil })
 			if err != nil {
 				t.Fatal(err)
+			}
+			if m.pushedPerConn <= 0 {
+				t.Errorf("memory after a push not measured: %+v", m)
 			}
 			if m.goroutines < 0.9 {
 				t.Errorf("%.2f goroutines per Idler; want at least one", m.goroutines)

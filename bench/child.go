@@ -17,7 +17,8 @@ import (
 // -serve-replay DIR), so that its memory, goroutines and file descriptors
 // never mix with the contenders' in the measurements. It prints
 // "ADDR host:port", then obeys commands on stdin ("closeall": drop every
-// connection, answered "ok") and exits when stdin closes.
+// connection, answered "ok"; "pushall": push an EXISTS to every idling
+// connection, answered "ok N") and exits when stdin closes.
 
 type replayProc struct {
 	cmd     *exec.Cmd
@@ -57,17 +58,38 @@ func startReplay(dir string) (*replayProc, error) {
 
 // closeAll makes the server drop every connection.
 func (p *replayProc) closeAll() error {
-	if _, err := io.WriteString(p.stdin, "closeall\n"); err != nil {
-		return err
+	_, err := p.command("closeall")
+	return err
+}
+
+// pushAll makes the server push one "* N EXISTS" to every idling
+// connection and returns how many it pushed to.
+func (p *replayProc) pushAll() (int, error) {
+	reply, err := p.command("pushall")
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	if _, err := fmt.Sscanf(reply, "ok %d", &n); err != nil {
+		return 0, fmt.Errorf("replay server: %q", reply)
+	}
+	return n, nil
+}
+
+// command sends one command to the child and returns its "ok..." reply.
+func (p *replayProc) command(cmd string) (string, error) {
+	if _, err := io.WriteString(p.stdin, cmd+"\n"); err != nil {
+		return "", err
 	}
 	line, err := p.out.ReadString('\n')
 	if err != nil {
-		return err
+		return "", err
 	}
-	if strings.TrimSpace(line) != "ok" {
-		return fmt.Errorf("replay server: %q", line)
+	line = strings.TrimSpace(line)
+	if !strings.HasPrefix(line, "ok") {
+		return "", fmt.Errorf("replay server: %q", line)
 	}
-	return nil
+	return line, nil
 }
 
 // stop ends the child; it may be called more than once.
@@ -106,6 +128,8 @@ func serveReplay(dir string) error {
 		case "closeall":
 			srv.CloseConns()
 			fmt.Println("ok")
+		case "pushall":
+			fmt.Println("ok", srv.PushAll("* 4243 EXISTS"))
 		default:
 			fmt.Println("unknown command")
 		}

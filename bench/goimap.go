@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	goimap "github.com/emersion/go-imap/v2"
@@ -213,10 +214,10 @@ type goimapIdler struct {
 	idle *imapclient.IdleCommand
 }
 
-func goimapOpenIdler(ctx context.Context, conn net.Conn, mailbox string) (closer, error) {
+func goimapOpenIdler(ctx context.Context, conn net.Conn, mailbox string, pushed *atomic.Int64) (closer, error) {
 	h := &imapclient.UnilateralDataHandler{
-		Expunge: func(uint32) {},
-		Mailbox: func(*imapclient.UnilateralDataMailbox) {},
+		Expunge: func(uint32) { pushed.Add(1) },
+		Mailbox: func(*imapclient.UnilateralDataMailbox) { pushed.Add(1) },
 	}
 	c, err := goimapDial(ctx, "", conn, mailbox, h)
 	if err != nil {

@@ -60,8 +60,10 @@ func measurePush(ctx context.Context, count int, interval time.Duration, fn push
 type closer interface{ Close() error }
 
 // openFunc logs in on conn, selects mailbox, starts IDLE and leaves the
-// connection parked the way an application waiting for pushes would.
-type openFunc func(ctx context.Context, conn net.Conn, mailbox string) (closer, error)
+// connection parked the way an application waiting for pushes would; it
+// adds one to pushed for each untagged response that reaches the
+// application.
+type openFunc func(ctx context.Context, conn net.Conn, mailbox string, pushed *atomic.Int64) (closer, error)
 
 // memory is the outcome of a memory-per-Idler run.
 type memory struct {
@@ -70,6 +72,9 @@ type memory struct {
 	heap       float64
 	stack      float64
 	goroutines float64
+	// The same after every connection got one push and went back to
+	// waiting; zero when not measured.
+	pushedPerConn, pushedHeap, pushedStack float64
 }
 
 // memStat returns heap and stack in use after two full collections.
@@ -86,11 +91,17 @@ func memStat() (heap, stack uint64) {
 // them again. closeAll is called after the measurement to make the server
 // drop its side first (so that the client side does not pile up
 // TIME_WAIT ports across runs).
-func measureIdlers(ctx context.Context, addr string, k int, open openFunc, closeAll func() error) (memory, error) {
+//
+// If pushAll is set, the server then pushes one EXISTS to every connection
+// and, once each reached its application, the measurement is repeated:
+// handling a response takes more stack than waiting, and a goroutine's
+// stack, once grown, stays grown.
+func measureIdlers(ctx context.Context, addr string, k int, open openFunc, closeAll func() error, pushAll func() (int, error)) (memory, error) {
 	h0, s0 := memStat()
 	g0 := runtime.NumGoroutine()
 
 	idlers := make([]closer, k)
+	var pushed atomic.Int64
 	var next atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -107,7 +118,7 @@ func measureIdlers(ctx context.Context, addr string, k int, open openFunc, close
 				}
 				conn, err := d.DialContext(ctx, "tcp", addr)
 				if err == nil {
-					idlers[i], err = open(ctx, conn, "INBOX")
+					idlers[i], err = open(ctx, conn, "INBOX", &pushed)
 					if err != nil {
 						conn.Close()
 					}
@@ -135,6 +146,17 @@ func measureIdlers(ctx context.Context, addr string, k int, open openFunc, close
 			goroutines: float64(g1-g0) / float64(k),
 		}
 		res.perConn = res.heap + res.stack
+		if pushAll != nil {
+			if err := pushOnce(k, &pushed, pushAll); err != nil {
+				firstErr = err
+			} else {
+				time.Sleep(200 * time.Millisecond)
+				h2, s2 := memStat()
+				res.pushedHeap = float64(int64(h2)-int64(h0)) / float64(k)
+				res.pushedStack = float64(int64(s2)-int64(s0)) / float64(k)
+				res.pushedPerConn = res.pushedHeap + res.pushedStack
+			}
+		}
 	}
 
 	var errs []error
@@ -158,6 +180,26 @@ func measureIdlers(ctx context.Context, addr string, k int, open openFunc, close
 	return res, errors.Join(errs...)
 }
 
+// pushOnce has the server push to every idling connection and waits until
+// all k pushes reached their applications.
+func pushOnce(k int, pushed *atomic.Int64, pushAll func() (int, error)) error {
+	before := pushed.Load()
+	n, err := pushAll()
+	if err != nil {
+		return err
+	}
+	if n != k {
+		return fmt.Errorf("server pushed to %d idling connections, want %d", n, k)
+	}
+	for t := time.Now(); pushed.Load()-before < int64(k); {
+		if time.Since(t) > 30*time.Second {
+			return fmt.Errorf("%d of %d pushes reached the application", pushed.Load()-before, k)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
 // floorIdler is the floor of the memory measurement: a connection in IDLE
 // with a 512-byte bufio.Reader and one goroutine parked in Read.
 type floorIdler struct {
@@ -165,7 +207,7 @@ type floorIdler struct {
 	done chan struct{}
 }
 
-func floorOpenIdler(ctx context.Context, conn net.Conn, mailbox string) (closer, error) {
+func floorOpenIdler(ctx context.Context, conn net.Conn, mailbox string, pushed *atomic.Int64) (closer, error) {
 	c, err := newRawClient(conn, 512)
 	if err != nil {
 		return nil, err
@@ -185,6 +227,8 @@ func floorOpenIdler(ctx context.Context, conn net.Conn, mailbox string) (closer,
 		for {
 			if _, err := c.r.ReadSlice('\n'); err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 				return
+			} else if err == nil {
+				pushed.Add(1)
 			}
 		}
 	}()

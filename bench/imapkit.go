@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	imap "github.com/imapkit/imap"
@@ -279,7 +280,7 @@ type kitIdler struct {
 }
 
 // kitOpenIdler opens an Idler on conn and parks a goroutine in Next.
-func kitOpenIdler(ctx context.Context, conn net.Conn, mailbox string) (closer, error) {
+func kitOpenIdler(ctx context.Context, conn net.Conn, mailbox string, pushed *atomic.Int64) (closer, error) {
 	c, err := kitDial(ctx, "", conn, mailbox)
 	if err != nil {
 		return nil, err
@@ -293,8 +294,12 @@ func kitOpenIdler(ctx context.Context, conn net.Conn, mailbox string) (closer, e
 	go func() {
 		defer close(k.done)
 		for {
-			if _, _, err := idler.Next(time.Hour); err != nil {
+			_, ok, err := idler.Next(time.Hour)
+			if err != nil {
 				return
+			}
+			if ok {
+				pushed.Add(1)
 			}
 		}
 	}()

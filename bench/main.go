@@ -58,6 +58,7 @@ const (
 	nameKitTyped  = "imapkit typed"
 	nameKitParse  = "imapkit Fetch+ParseFetch"
 	nameKitStream = "imapkit FetchTo"
+	nameKitIdler  = "imapkit Idler"
 	nameGoimap    = "go-imap v2"
 	namePython    = "Python imaplib"
 )
@@ -142,11 +143,19 @@ func run() error {
 	flag.BoolVar(&cfg.quick, "quick", false, "small smoke run: 1,000 messages, smaller workloads, 2 runs")
 	flag.StringVar(&only, "only", "", "comma-separated sections to run: memory,fetch-meta,fetch-body,big,search,burst,push (default all)")
 	flag.StringVar(&cfg.contenders, "contenders", "", "comma-separated words: run only the FETCH, SEARCH and burst contenders whose name contains one (for profiling; the report then lacks rows)")
+	var memChild, memAddr string
+	var memK int
+	flag.StringVar(&memChild, "memory-child", "", "internal: measure memory per Idler of this contender (child process mode)")
+	flag.IntVar(&memK, "memory-k", 0, "internal: connections for -memory-child")
+	flag.StringVar(&memAddr, "memory-addr", "", "internal: replay server address for -memory-child")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the benchmark process to `file`")
 	flag.Parse()
 
 	if serve != "" {
 		return serveReplay(serve)
+	}
+	if memChild != "" {
+		return memoryChild(memChild, memK, memAddr, kitContenders())
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -587,7 +596,7 @@ func runMemory(ctx context.Context, cfg *config, proc *replayProc, kit *kitSuite
 		fn   openFunc
 	}{
 		{nameFloor, floorOpenIdler},
-		{"imapkit Idler", nil},
+		{nameKitIdler, nil},
 		{nameGoimap, goimapOpenIdler},
 	}
 	if kit != nil {
@@ -605,12 +614,12 @@ func runMemory(ctx context.Context, cfg *config, proc *replayProc, kit *kitSuite
 				continue
 			}
 			log.Printf("memory     %-22s %d idling connections", c.name, k)
-			m, err := measureIdlers(ctx, proc.addr, k, c.fn, proc.closeAll)
+			m, err := measureIdlersInChild(proc, c.name, k)
 			m.k = k
 			if err != nil {
 				log.Printf("memory     %-22s FAILED: %v", c.name, err)
 			} else {
-				log.Printf("memory     %-22s %.0f B per connection (heap %.0f, stack %.0f)", c.name, m.perConn, m.heap, m.stack)
+				log.Printf("memory     %-22s %.0f B per connection (heap %.0f, stack %.0f); after a push %.0f B (heap %.0f, stack %.0f)", c.name, m.perConn, m.heap, m.stack, m.pushedPerConn, m.pushedHeap, m.pushedStack)
 			}
 			out = append(out, memoryResult{name: c.name, mem: m, err: err})
 		}

@@ -231,7 +231,7 @@ func (r *report) targets() []target {
 		na("body FETCH ≤ 1.3× floor", "not measured")
 	}
 	for _, k := range r.cfg.idlers {
-		kit, gi := r.mem("imapkit Idler", k), r.mem(nameGoimap, k)
+		kit, gi := r.mem(nameKitIdler, k), r.mem(nameGoimap, k)
 		goal := fmt.Sprintf("memory per Idler ≤ 6 KiB (%d Idlers)", k)
 		if kit == nil {
 			na(goal, "not measured")

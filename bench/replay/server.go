@@ -46,6 +46,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
+	idling map[net.Conn]struct{} // connections waiting in IDLE
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -62,7 +63,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ln: ln, cfg: cfg, conns: map[net.Conn]struct{}{}}
+	s := &Server{ln: ln, cfg: cfg, conns: map[net.Conn]struct{}{}, idling: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
@@ -89,6 +90,19 @@ func (s *Server) CloseConns() {
 	for s.Conns() > 0 {
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// PushAll writes line (CRLF added) to every connection waiting in IDLE and
+// returns how many there were. While a connection idles its handler only
+// reads, so the write races with nothing.
+func (s *Server) PushAll(line string) int {
+	b := []byte(line + "\r\n")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.idling {
+		c.Write(b)
+	}
+	return len(s.idling)
 }
 
 // Close stops listening, closes every connection and waits for their
@@ -361,7 +375,13 @@ func (ss *session) idle(tag string) (bool, error) {
 			return true, err
 		}
 	}
+	ss.s.mu.Lock()
+	ss.s.idling[ss.conn] = struct{}{}
+	ss.s.mu.Unlock()
 	line, err := ss.r.ReadString('\n')
+	ss.s.mu.Lock()
+	delete(ss.s.idling, ss.conn)
+	ss.s.mu.Unlock()
 	if stop != nil {
 		close(stop)
 		<-pushDone
