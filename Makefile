@@ -20,6 +20,8 @@ race:
 benchsmoke:
 	@echo "== benchmarks (smoke, one iteration each)"
 	go test -run '^$$' -bench . -benchtime 1x ./...
+	@echo "== benchmark suite (smoke: go run ./bench -quick, report to a temporary directory)"
+	@d="$$(mktemp -d)"; go run ./bench -quick -strict -out "$$d/benchmarks.md" && rm -rf "$$d"
 
 fuzzsmoke:
 	@echo "== fuzz targets (smoke)"

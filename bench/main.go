@@ -82,6 +82,7 @@ type config struct {
 	python       bool
 	quick        bool
 	only         map[string]bool
+	strict       bool   // exit with an error if any measurement failed
 	contenders   string // if set, run only contenders whose name contains one of these comma-separated words
 }
 
@@ -142,6 +143,7 @@ func run() error {
 	flag.BoolVar(&cfg.python, "python", true, "include Python imaplib when python3 is installed")
 	flag.BoolVar(&cfg.quick, "quick", false, "small smoke run: 1,000 messages, smaller workloads, 2 runs")
 	flag.StringVar(&only, "only", "", "comma-separated sections to run: memory,fetch-meta,fetch-body,big,search,burst,push (default all)")
+	flag.BoolVar(&cfg.strict, "strict", false, "exit with an error if any measurement failed (for CI smoke runs)")
 	flag.StringVar(&cfg.contenders, "contenders", "", "comma-separated words: run only the FETCH, SEARCH and burst contenders whose name contains one (for profiling; the report then lacks rows)")
 	var memChild, memAddr string
 	var memK int
@@ -278,6 +280,11 @@ func run() error {
 		return err
 	}
 	log.Printf("wrote %s and %s in %v", cfg.out, svgPath, time.Since(rep.started).Round(time.Second))
+	if cfg.strict {
+		if n := rep.failures(); n > 0 {
+			return fmt.Errorf("-strict: %d measurements failed (see the report)", n)
+		}
+	}
 	return nil
 }
 

@@ -624,3 +624,26 @@ func shortTitle(id string) string {
 func xmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
 }
+
+// failures counts the measurements that failed.
+func (r *report) failures() int {
+	n := 0
+	for _, w := range r.workloads {
+		for _, row := range w.rows {
+			if row.err != nil {
+				n++
+			}
+		}
+	}
+	for _, m := range r.memory {
+		if m.err != nil {
+			n++
+		}
+	}
+	for _, l := range r.latency {
+		if l.err != nil {
+			n++
+		}
+	}
+	return n
+}
