@@ -17,10 +17,13 @@ import (
 // the buffer).
 //
 // fn runs on the caller's goroutine, between reads; it must not use the
-// Client. Once fn returns an error, fn is not called again, the rest of the
-// response is still read so that the connection stays usable, and FetchEach
-// returns fn's first error, wrapped in an *Error of kind ErrCommand, when the
-// command completes.
+// Client, which is busy with the FETCH (a call would wait for ever). Once
+// fn returns an error, fn is not called again, the rest of the response is
+// still read so that the connection stays usable, and FetchEach returns
+// fn's first error, wrapped in an *Error of kind ErrCommand, when the
+// command completes. If fn panics, the connection is closed (the rest of
+// the response is unread, so later commands fail with ErrAbort) and the
+// panic goes on.
 func (c *Client) FetchEach(ctx context.Context, set, items string, fn func(r Response) error) (Result, error) {
 	return c.fetchEach(ctx, "FETCH", set, items, fn)
 }
