@@ -251,7 +251,14 @@ func (c *Client) setCaps(text []byte) { c.storeCaps(nil, text) }
 // storeCaps stores the capabilities in text with the welcome line:
 // greeting if not nil, else the current one.
 func (c *Client) storeCaps(greeting, text []byte) {
-	fields := bytes.Fields(bytes.ToUpper(text))
+	// The words, in an array on the stack when they are few: the slice
+	// bytes.Fields returns would be short-lived garbage among a new
+	// connection's long-lived objects.
+	var words [24][]byte
+	fields := words[:0]
+	for w := range bytes.FieldsSeq(bytes.ToUpper(text)) {
+		fields = append(fields, w)
+	}
 	slices.SortFunc(fields, bytes.Compare)
 	fields = slices.CompactFunc(fields, bytes.Equal)
 	old := ""
