@@ -82,6 +82,12 @@ func (k *cache) list(typ string) *[]Datum {
 		k.count -= len(k.entries[0].data)
 		k.entries = append(k.entries[:0], k.entries[1:]...)
 	}
+	if k.entries == nil {
+		// Room for what a SELECT leaves at once: growing 1, 2, 4, 8 made
+		// four short-lived slices, in size classes that long-lived objects
+		// of a connection use (the frozen cache, say), leaving holes.
+		k.entries = make([]cacheEntry, 0, 16)
+	}
 	k.entries = append(k.entries, cacheEntry{typ: typ})
 	return &k.entries[len(k.entries)-1].data
 }

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -25,7 +26,7 @@ import (
 // error instead of waiting.
 //
 // Fields are ordered so that the small ones share words: thousands of idle
-// clients add up (the struct fits the 512-byte allocation class).
+// clients add up (the struct fits the 480-byte allocation class).
 type Client struct {
 	mu   sync.Mutex // serializes all I/O
 	conn net.Conn
@@ -44,11 +45,9 @@ type Client struct {
 
 	host string // for TLS server name verification
 
-	caps    atomic.Pointer[capabilities]
-	welcome []byte
+	caps atomic.Pointer[capabilities] // also holds the welcome line
 
-	tagPrefix string
-	tagNum    int
+	tagNum int // the tag prefix is opts.TagPrefix
 
 	cache   cache
 	dropped int
@@ -120,11 +119,11 @@ func newClient(ctx context.Context, conn net.Conn, opts *Options, host string, s
 	c.rs.ctx = context.Background()
 	_, c.isTLS = conn.(*tls.Conn)
 	c.secure = c.isTLS || stream
-	c.tagPrefix = c.opts.TagPrefix
-	if c.tagPrefix == "" {
+	if c.opts.TagPrefix == "" {
+		// Kept in opts rather than a field of its own: a smaller Client.
 		var b [2]byte
 		_, _ = rand.Read(b[:])
-		c.tagPrefix = string(Int2AP(uint64(4096 + binary.BigEndian.Uint16(b[:])%(65536-4096))))
+		c.opts.TagPrefix = string(Int2AP(uint64(4096 + binary.BigEndian.Uint16(b[:])%(65536-4096))))
 	}
 	if err := c.greet(ctx); err != nil {
 		c.Shutdown()
@@ -164,7 +163,6 @@ func (c *Client) greet(ctx context.Context) error {
 	if r.kind != kindUntagged {
 		return c.abort("", nil, "unexpected greeting: %q", clip(r.line))
 	}
-	c.welcome = r.line
 	switch r.resp.Type {
 	case "PREAUTH":
 		c.setState(StateAuth)
@@ -176,9 +174,12 @@ func (c *Client) greet(ctx context.Context) error {
 		return &Error{Kind: ErrCommand, Text: "unexpected greeting: " + string(clip(r.line))}
 	}
 	if codes := c.pop("CAPABILITY"); len(codes) > 0 {
-		c.setCaps(codes[len(codes)-1].Text)
-	} else if err := c.refreshCaps(ctx); err != nil {
-		return err
+		c.storeCaps(r.line, codes[len(codes)-1].Text)
+	} else {
+		c.storeCaps(r.line, nil)
+		if err := c.refreshCaps(ctx); err != nil {
+			return err
+		}
 	}
 	for i, v := range protocols {
 		if c.has(v) {
@@ -189,7 +190,7 @@ func (c *Client) greet(ctx context.Context) error {
 	if c.protocol == 0 {
 		return &Error{Kind: ErrCommand, Text: "server not IMAP4 compliant"}
 	}
-	c.tr().event("connected", "state", c.State().String(), "tagprefix", c.tagPrefix)
+	c.tr().event("connected", "state", c.State().String(), "tagprefix", c.opts.TagPrefix)
 	return nil
 }
 
@@ -208,23 +209,84 @@ func (c *Client) refreshCaps(ctx context.Context) error {
 }
 
 // capabilities is an immutable snapshot, swapped atomically so that Has
-// never waits for a command (or an Idler) holding the connection. It is a
-// sorted slice rather than a map: smaller for thousands of idle clients.
+// never waits for a command (or an Idler) holding the connection. It is one
+// string, the welcome line (which never changes) followed by the
+// capabilities, upper-cased, sorted, without duplicates and separated by
+// single spaces: two small allocations per client instead of a slice of
+// strings, its backing array and a separate welcome line.
 type capabilities struct {
-	sorted []string
+	text string
+	n    int // text[:n] is the welcome line
 }
 
-func (c *Client) setCaps(text []byte) {
-	fields := strings.Fields(strings.ToUpper(string(text)))
-	slices.Sort(fields)
-	c.caps.Store(&capabilities{sorted: slices.Clip(slices.Compact(fields))})
+func (cs *capabilities) welcome() string { return cs.text[:cs.n] }
+func (cs *capabilities) list() string    { return cs.text[cs.n:] }
+
+// has reports whether the sorted list holds name: a binary search over
+// the words of the list.
+func (cs *capabilities) has(name string) bool {
+	s := cs.list()
+	for s != "" {
+		mid := len(s) / 2
+		start := strings.LastIndexByte(s[:mid], ' ') + 1
+		end := len(s)
+		if i := strings.IndexByte(s[start:], ' '); i >= 0 {
+			end = start + i
+		}
+		switch w := s[start:end]; {
+		case name == w:
+			return true
+		case name < w:
+			s = s[:max(start-1, 0)]
+		default:
+			s = s[min(end+1, len(s)):]
+		}
+	}
+	return false
+}
+
+// setCaps stores the capabilities in text, keeping the welcome line.
+func (c *Client) setCaps(text []byte) { c.storeCaps(nil, text) }
+
+// storeCaps stores the capabilities in text with the welcome line:
+// greeting if not nil, else the current one.
+func (c *Client) storeCaps(greeting, text []byte) {
+	// The words, in an array on the stack when they are few: the slice
+	// bytes.Fields returns would be short-lived garbage among a new
+	// connection's long-lived objects.
+	var words [24][]byte
+	fields := words[:0]
+	for w := range bytes.FieldsSeq(bytes.ToUpper(text)) {
+		fields = append(fields, w)
+	}
+	slices.SortFunc(fields, bytes.Compare)
+	fields = slices.CompactFunc(fields, bytes.Equal)
+	old := ""
+	if cs := c.caps.Load(); greeting == nil && cs != nil {
+		old = cs.welcome()
+	}
+	n := len(greeting) + len(old) + len(fields)
+	for _, f := range fields {
+		n += len(f)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.Write(greeting)
+	b.WriteString(old)
+	for i, f := range fields {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.Write(f)
+	}
+	c.caps.Store(&capabilities{text: b.String(), n: len(greeting) + len(old)})
 }
 
 // Capabilities returns the server's capabilities, upper-cased and sorted,
 // as last reported (after connecting, STARTTLS and authentication).
 func (c *Client) Capabilities() []string {
-	if cs := c.caps.Load(); cs != nil {
-		return append([]string(nil), cs.sorted...)
+	if cs := c.caps.Load(); cs != nil && cs.list() != "" {
+		return strings.Split(cs.list(), " ")
 	}
 	return nil
 }
@@ -235,11 +297,7 @@ func (c *Client) Has(name string) bool { return c.has(strings.ToUpper(name)) }
 // has is Has for an upper-case name.
 func (c *Client) has(name string) bool {
 	cs := c.caps.Load()
-	if cs == nil {
-		return false
-	}
-	_, found := slices.BinarySearch(cs.sorted, name)
-	return found
+	return cs != nil && cs.has(name)
 }
 
 // State returns the current protocol state.
@@ -248,7 +306,12 @@ func (c *Client) State() State { return State(c.state.Load()) }
 func (c *Client) setState(s State) { c.state.Store(int32(s)) }
 
 // Welcome returns the server's greeting line, without CRLF.
-func (c *Client) Welcome() []byte { return append([]byte(nil), c.welcome...) }
+func (c *Client) Welcome() []byte {
+	if cs := c.caps.Load(); cs != nil {
+		return []byte(cs.welcome())
+	}
+	return nil
+}
 
 // ProtocolVersion returns "IMAP4REV1" (or "IMAP4REV2", "IMAP4"): the
 // protocol the server speaks, like imaplib's PROTOCOL_VERSION.
@@ -306,7 +369,7 @@ func (c *Client) Shutdown() error {
 
 // nextTag returns a new command tag: the prefix and a decimal counter.
 func (c *Client) nextTag() string {
-	t := c.tagPrefix + itoa(c.tagNum)
+	t := c.opts.TagPrefix + itoa(c.tagNum)
 	c.tagNum++
 	return t
 }

@@ -186,13 +186,13 @@ func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if done == nil {
+	if done.kind == kindNone {
 		done, err = c.complete(ctx, cmd, tag)
 		if err != nil {
 			return Result{}, err
 		}
 	}
-	res, err := c.finish(cmd, done)
+	res, err := c.finish(cmd, &done)
 	if err == nil && c.each != nil && c.each.err != nil {
 		err = eachError(cmd.name, c.each.err)
 	}
@@ -200,8 +200,13 @@ func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 }
 
 // send writes cmd, handling literals. If the server answers with a tagged
-// completion before taking a literal, it is returned as done.
-func (c *Client) send(ctx context.Context, cmd *command) (tag string, done *response, err error) {
+// completion before taking a literal, it is returned as done (otherwise
+// done is of kindNone).
+//
+// Completions are passed by value here and below: a pointer to one would
+// put every command's response on the heap, garbage that leaves holes
+// among the long-lived objects of a connection being set up.
+func (c *Client) send(ctx context.Context, cmd *command) (tag string, done response, err error) {
 	tag = c.nextTag()
 	line := make([]byte, 0, 64)
 	line = append(append(append(line, tag...), ' '), cmd.name...)
@@ -231,16 +236,16 @@ func (c *Client) send(ctx context.Context, cmd *command) (tag string, done *resp
 			tline = append(tline, marker...)
 		}
 		if err := c.write(cmd.name, append(line, "\r\n"...), tline); err != nil {
-			return tag, nil, err
+			return tag, response{}, err
 		}
 		if sync {
 			r, err := c.waitContinuation(ctx, cmd.name, tag)
-			if err != nil || r != nil {
+			if err != nil || r.kind != kindNone {
 				return tag, r, err
 			}
 		}
 		if err := c.writeLiteral(cmd.name, a.lit, a.secret); err != nil {
-			return tag, nil, err
+			return tag, response{}, err
 		}
 		line = append(line[:0], a.after...)
 		if trace {
@@ -248,7 +253,7 @@ func (c *Client) send(ctx context.Context, cmd *command) (tag string, done *resp
 		}
 	}
 	line = append(line, "\r\n"...)
-	return tag, nil, c.write(cmd.name, line, tline)
+	return tag, response{}, c.write(cmd.name, line, tline)
 }
 
 // nonSyncOK reports whether a literal of n bytes may be sent without
@@ -257,9 +262,9 @@ func (c *Client) nonSyncOK(n int) bool {
 	return c.has("LITERAL+") || (n <= 4096 && (c.has("LITERAL-") || c.has("IMAP4REV2")))
 }
 
-// waitContinuation reads responses until a "+" (returning nil) or the
+// waitContinuation reads responses until a "+" (returning kindNone) or the
 // command's tagged completion (returning it).
-func (c *Client) waitContinuation(ctx context.Context, name, tag string) (*response, error) {
+func (c *Client) waitContinuation(ctx context.Context, name, tag string) (response, error) {
 	for {
 		r, err := c.readResponse(ctx, name, phaseCommand)
 		if err != nil && errors.Is(err, wire.ErrLineTooLong) && errors.Is(err, ErrCommand) && !isOwnTooLong(err, tag) {
@@ -269,33 +274,32 @@ func (c *Client) waitContinuation(ctx context.Context, name, tag string) (*respo
 			// ends it cleanly.
 			var tl *wire.LineTooLongError
 			errors.As(err, &tl)
-			return nil, c.abort(name, tl, "line too long while waiting to send a literal")
+			return response{}, c.abort(name, tl, "line too long while waiting to send a literal")
 		}
 		if err != nil {
-			return nil, err
+			return response{}, err
 		}
 		switch r.kind {
 		case kindContinuation:
-			return nil, nil
+			return response{}, nil
 		case kindTagged:
-			if r.tag != tag {
-				return nil, c.abort(name, nil, "unexpected tagged response: %q", clip(r.line))
+			if string(r.tag) != tag {
+				return response{}, c.abort(name, nil, "unexpected tagged response: %q", clip(r.line))
 			}
-			done := r // copy: returning &r would move every response to the heap
-			return &done, nil
+			return r, nil
 		}
 	}
 }
 
 // complete reads responses until tag completes. For LOGOUT it also stops at
 // BYE, like imaplib.
-func (c *Client) complete(ctx context.Context, cmd *command, tag string) (*response, error) {
+func (c *Client) complete(ctx context.Context, cmd *command, tag string) (response, error) {
 	var tooLong error
 	for {
 		r, err := c.readResponse(ctx, cmd.name, phaseCommand)
 		if err != nil {
 			if cmd.name == "LOGOUT" && c.byeText != nil {
-				return &response{kind: kindTagged, status: "BYE", text: c.byeText}, nil
+				return response{kind: kindTagged, status: "BYE", text: c.byeText}, nil
 			}
 			if errors.Is(err, wire.ErrLineTooLong) && errors.Is(err, ErrCommand) && c.broken == nil {
 				// The line was skipped and the stream is still framed: read
@@ -308,22 +312,21 @@ func (c *Client) complete(ctx context.Context, cmd *command, tag string) (*respo
 					// Fix (limits): the skipped line was this command's
 					// completion; waiting for it would only end in a
 					// timeout.
-					return nil, tooLong
+					return response{}, tooLong
 				}
 				continue
 			}
-			return nil, err
+			return response{}, err
 		}
 		switch r.kind {
 		case kindTagged:
-			if r.tag != tag {
-				return nil, c.abort(cmd.name, nil, "unexpected tagged response: %q", clip(r.line))
+			if string(r.tag) != tag {
+				return response{}, c.abort(cmd.name, nil, "unexpected tagged response: %q", clip(r.line))
 			}
 			if tooLong != nil {
-				return nil, tooLong
+				return response{}, tooLong
 			}
-			done := r // copy: returning &r would move every response to the heap
-			return &done, nil
+			return r, nil
 		case kindContinuation:
 			if cmd.auth == nil {
 				// A stray "+" is not ours to answer; imaplib ignores it too.
@@ -331,14 +334,14 @@ func (c *Client) complete(ctx context.Context, cmd *command, tag string) (*respo
 			}
 			reply, err := cmd.auth(ctx, r.text)
 			if err != nil {
-				return nil, err
+				return response{}, err
 			}
 			if err := c.write(cmd.name, append(reply, "\r\n"...), []byte("<redacted>")); err != nil {
-				return nil, err
+				return response{}, err
 			}
 		case kindUntagged:
 			if r.resp.Type == "BYE" && cmd.name == "LOGOUT" {
-				return &response{kind: kindTagged, status: "BYE", text: r.text}, nil
+				return response{kind: kindTagged, status: "BYE", text: r.text}, nil
 			}
 		}
 	}

@@ -16,7 +16,8 @@ import (
 type respKind int
 
 const (
-	kindUntagged respKind = iota
+	kindNone respKind = iota // no response: a zero response
+	kindUntagged
 	kindTagged
 	kindContinuation
 )
@@ -39,7 +40,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // response is one parsed server response.
 type response struct {
 	kind   respKind
-	tag    string // tagged only
+	tag    []byte // tagged only; compared, never kept
 	status string // tagged only: OK, NO, BAD (upper-cased)
 	text   []byte // tagged: text after the status; continuation: its text
 	line   []byte // first line as received (tagged and untagged)
@@ -179,7 +180,7 @@ func (c *Client) readResponse(ctx context.Context, cmd string, phase readPhase, 
 		r.text = clone(bytes.TrimPrefix(line[1:], []byte(" ")))
 	default:
 		r.kind = kindTagged
-		r.line = clone(line)
+		r.line = c.own(line)
 		if err := c.parseTagged(cmd, &r); err != nil {
 			return response{}, err
 		}
@@ -273,7 +274,7 @@ func (c *Client) parseTagged(cmd string, r *response) error {
 	if sp <= 0 {
 		return c.abort(cmd, nil, "unexpected response: %q", clip(line))
 	}
-	r.tag = string(line[:sp])
+	r.tag = line[:sp]
 	rest := line[sp+1:]
 	status, text, _ := bytes.Cut(rest, []byte(" "))
 	r.status = upper(status)
@@ -481,7 +482,14 @@ func (c *Client) responseCode(status string, text []byte) {
 	if !validType(code) {
 		return
 	}
-	c.store(Response{Type: upper(code), Data: []Datum{{Text: clone(data)}}})
+	typ := upper(code)
+	if c.capture != nil {
+		c.capture.enqueue(Response{Type: typ, Data: []Datum{{Text: clone(data)}}})
+		return
+	}
+	// Straight into the cache, without a one-datum slice to copy from;
+	// data references the line, which is stable (see own) or a copy.
+	c.cacheAppend(typ, Datum{Text: c.own(data)})
 }
 
 // store caches an untagged response, or queues it for the open Idler.

@@ -58,7 +58,7 @@ func (c *Client) Idle(ctx context.Context, duration time.Duration) (*Idler, erro
 	id := &Idler{c: c, ctx: ctx}
 	c.capture = id // responses sent before "+" belong to the Idler
 	tag, done, err := c.send(ctx, &command{name: "IDLE"})
-	if err == nil && done == nil {
+	if err == nil && done.kind == kindNone {
 		done, err = id.waitContinuation(ctx, tag)
 	}
 	if err != nil {
@@ -66,7 +66,7 @@ func (c *Client) Idle(ctx context.Context, duration time.Duration) (*Idler, erro
 		id.spill()
 		return nil, err
 	}
-	if done != nil {
+	if done.kind != kindNone {
 		c.capture = nil
 		id.spill()
 		if done.status == "NO" {
@@ -87,14 +87,14 @@ func (c *Client) Idle(ctx context.Context, duration time.Duration) (*Idler, erro
 // waitContinuation waits for "+" or the tagged completion. If ctx ends
 // first, the client still waits (under the operation timeout) for the
 // server's answer, ends IDLE properly and reports the cancellation.
-func (id *Idler) waitContinuation(ctx context.Context, tag string) (*response, error) {
+func (id *Idler) waitContinuation(ctx context.Context, tag string) (response, error) {
 	c := id.c
 	for {
 		stop := c.watch(ctx)
 		r, err := c.readResponse(ctx, "IDLE", phaseIdle, c.opDeadline())
 		stop()
 		if err == errStartTimeout {
-			return nil, c.abort("IDLE", nil, "timed out waiting for the server to accept IDLE")
+			return response{}, c.abort("IDLE", nil, "timed out waiting for the server to accept IDLE")
 		}
 		if err != nil {
 			var e *Error
@@ -102,29 +102,28 @@ func (id *Idler) waitContinuation(ctx context.Context, tag string) (*response, e
 				// Interrupted before "+": finish the exchange, then report.
 				r, err2 := id.waitContinuation(context.Background(), tag)
 				if err2 != nil {
-					return nil, err2
+					return response{}, err2
 				}
-				if r == nil {
+				if r.kind == kindNone {
 					id.tag = tag
 					id.prevState = int8(c.State())
 					c.setState(StateIdling)
 					if cerr := id.closeLocked(); cerr != nil {
-						return nil, cerr
+						return response{}, cerr
 					}
 				}
-				return nil, err
+				return response{}, err
 			}
-			return nil, err
+			return response{}, err
 		}
 		switch r.kind {
 		case kindContinuation:
-			return nil, nil
+			return response{}, nil
 		case kindTagged:
-			if r.tag != tag {
-				return nil, c.abort("IDLE", nil, "unexpected tagged response: %q", clip(r.line))
+			if string(r.tag) != tag {
+				return response{}, c.abort("IDLE", nil, "unexpected tagged response: %q", clip(r.line))
 			}
-			done := r // copy: returning &r would move every response to the heap
-			return &done, nil
+			return r, nil
 		}
 	}
 }
@@ -261,7 +260,7 @@ func (id *Idler) next(poll bool, until time.Time) (Response, bool, error) {
 		case kindContinuation:
 			continue // not ours to answer; imaplib would crash here
 		case kindTagged:
-			if r.tag != id.tag {
+			if string(r.tag) != id.tag {
 				err := c.abort("IDLE", nil, "unexpected tagged response: %q", clip(r.line))
 				id.ended = err
 				return Response{}, false, err

@@ -68,9 +68,9 @@ type Reader struct {
 	// MaxLine is the longest accepted line, CRLF excluded. Zero means no limit.
 	MaxLine int
 
-	// discarding is set while a too-long line is being skipped.
-	discarding int64
-	head, tail []byte
+	// skip is set while a too-long line is being skipped. A pointer, as
+	// this is rare: thousands of idle Readers stay a size class smaller.
+	skip *skipState
 
 	// lit holds a literal in progress, so that an interrupted literal read
 	// resumes without losing bytes.
@@ -121,8 +121,7 @@ func (r *Reader) Reset(src io.Reader) {
 	r.buf = nil
 	r.r, r.w, r.scanned, r.released = 0, 0, 0, 0
 	r.held, r.spare = nil, nil
-	r.discarding = 0
-	r.head, r.tail = nil, nil
+	r.skip = nil
 	r.lit, r.litWant = nil, 0
 }
 
@@ -310,13 +309,13 @@ func (r *Reader) fill() error {
 // A line longer than MaxLine is skipped and reported as *LineTooLongError.
 func (r *Reader) ReadLine() ([]byte, error) {
 	for {
-		if r.discarding > 0 {
+		if r.skip != nil {
 			if err := r.discard(); err != nil {
 				return nil, err
 			}
-			tail, head := r.tail, r.head
-			r.tail, r.head = nil, nil
-			return nil, &LineTooLongError{Limit: r.MaxLine, Head: head, Tail: tail}
+			s := r.skip
+			r.skip = nil
+			return nil, &LineTooLongError{Limit: r.MaxLine, Head: s.head, Tail: s.tail}
 		}
 		if i := bytes.IndexByte(r.buf[r.r+r.scanned:r.w], '\n'); i >= 0 {
 			end := r.r + r.scanned + i
@@ -340,9 +339,7 @@ func (r *Reader) ReadLine() ([]byte, error) {
 		r.scanned = r.w - r.r
 		if r.MaxLine > 0 && r.scanned > r.MaxLine+1 {
 			// Too long: drop what we have and skip to the end of the line.
-			r.discarding = 1
-			r.head = r.headOf(r.buf[r.r:r.w])
-			r.tail = partialTail(r.buf[r.r:r.w])
+			r.skip = &skipState{head: r.headOf(r.buf[r.r:r.w]), tail: partialTail(r.buf[r.r:r.w])}
 			r.drop()
 			continue
 		}
@@ -369,7 +366,13 @@ func (r *Reader) drop() {
 
 // Discarding reports whether the Reader is in the middle of skipping a line
 // longer than MaxLine (a ReadLine was interrupted while skipping it).
-func (r *Reader) Discarding() bool { return r.discarding > 0 }
+func (r *Reader) Discarding() bool { return r.skip != nil }
+
+// skipState is the progress of skipping a line longer than MaxLine.
+type skipState struct {
+	n          int64 // bytes skipped after the first read
+	head, tail []byte
+}
 
 // headOf returns the first bytes of an over-long line for
 // LineTooLongError.Head: at most 64, and at most MaxLine+1, which are always
@@ -383,22 +386,24 @@ func (r *Reader) headOf(b []byte) []byte {
 // stream is given up on.
 func (r *Reader) maxDiscard() int64 { return 16 * int64(r.MaxLine+1024) }
 
+// discard skips to the end of the line being skipped; r.skip then holds
+// its head and tail.
 func (r *Reader) discard() error {
+	s := r.skip
 	for {
 		if i := bytes.IndexByte(r.buf[r.r:r.w], '\n'); i >= 0 {
-			r.tail = append(r.tail, r.buf[r.r:r.r+i]...)
+			s.tail = append(s.tail, r.buf[r.r:r.r+i]...)
 			// Drop the CR, as ReadLine does, so that a literal announced at
 			// the end of the skipped line ("{5}") is visible in Tail.
-			r.tail = tailOf(bytes.TrimSuffix(r.tail, []byte("\r")))
+			s.tail = tailOf(bytes.TrimSuffix(s.tail, []byte("\r")))
 			r.r += i + 1
 			r.scanned = 0
-			r.discarding = 0
 			return nil
 		}
-		r.discarding += int64(r.w - r.r)
-		r.tail = partialTail(append(r.tail, r.buf[r.r:r.w]...))
+		s.n += int64(r.w - r.r)
+		s.tail = partialTail(append(s.tail, r.buf[r.r:r.w]...))
 		r.drop()
-		if r.discarding > r.maxDiscard() {
+		if s.n+1 > r.maxDiscard() {
 			// The limit, not the count: the count depends on read splits.
 			return fmt.Errorf("%w: more than %d bytes without a line end", ErrUnterminated, r.maxDiscard())
 		}
