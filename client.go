@@ -85,6 +85,9 @@ type Client struct {
 
 	sink *fetchSink // FetchTo's literal destination, while it runs
 	each *eachState // FetchEach's function, while it runs
+	// arena holds the memory of responses an Idler is delivering; nil
+	// while it waits (see idleArena).
+	arena *idleArena
 }
 
 // fetchSink is what FetchTo streams literals to.

@@ -149,7 +149,18 @@ func (c *Client) own(line []byte) []byte {
 	if c.rd.Stable() {
 		return line
 	}
+	if c.capture != nil {
+		return c.idleArena().text(line, c.rd.Buffered())
+	}
 	return clone(line)
+}
+
+// idleArena returns the open Idler's arena, creating it.
+func (c *Client) idleArena() *idleArena {
+	if c.arena == nil {
+		c.arena = new(idleArena)
+	}
+	return c.arena
 }
 
 // readResponse reads and parses one complete response, storing untagged
@@ -341,7 +352,7 @@ func (c *Client) parseUntagged(ctx context.Context, cmd string, r *response, lin
 	if literalSize(datum) < 0 {
 		// The common case: no literal, one datum, no intermediate slice.
 		if c.capture != nil {
-			r.resp.Data = []Datum{{Text: datum}}
+			r.resp.Data = c.idleArena().datum(datum, c.rd.Buffered())
 			c.capture.enqueue(r.resp)
 		} else {
 			c.cacheAppend(r.resp.Type, Datum{Text: datum})

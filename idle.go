@@ -62,12 +62,12 @@ func (c *Client) Idle(ctx context.Context, duration time.Duration) (*Idler, erro
 		done, err = id.waitContinuation(ctx, tag)
 	}
 	if err != nil {
-		c.capture = nil
+		c.capture, c.arena = nil, nil
 		id.spill()
 		return nil, err
 	}
 	if done.kind != kindNone {
-		c.capture = nil
+		c.capture, c.arena = nil, nil
 		id.spill()
 		if done.status == "NO" {
 			return nil, &Error{Command: "IDLE", Kind: ErrCommand, Status: "NO", Text: "idle denied: " + string(done.text)}
@@ -208,9 +208,29 @@ func (id *Idler) park(timeout time.Duration) (until time.Time) {
 // next delivers one response. poll reads only what is buffered; otherwise it
 // waits until until (zero: no limit).
 func (id *Idler) next(poll bool, until time.Time) (Response, bool, error) {
+	id.c.mu.Lock()
+	defer id.c.mu.Unlock()
+	return id.nextLocked(poll, until)
+}
+
+// take appends to batch every response available without waiting — queued,
+// or complete in the read buffer — under one lock: a burst of thousands is
+// parsed without a clock reading or a lock round trip per response.
+func (id *Idler) take(batch []Response) ([]Response, error) {
+	id.c.mu.Lock()
+	defer id.c.mu.Unlock()
+	for {
+		r, ok, err := id.nextLocked(true, time.Time{})
+		if err != nil || !ok {
+			return batch, err
+		}
+		batch = append(batch, r)
+	}
+}
+
+// nextLocked is next with c.mu held.
+func (id *Idler) nextLocked(poll bool, until time.Time) (Response, bool, error) {
 	c := id.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if id.closed {
 		if id.ended != nil && len(id.queue) == 0 {
 			return Response{}, false, id.ended // still the reason it ended
@@ -221,7 +241,14 @@ func (id *Idler) next(poll bool, until time.Time) (Response, bool, error) {
 		if len(id.queue) > 0 {
 			r := id.queue[0]
 			id.queue[0] = Response{}
-			id.queue = id.queue[1:]
+			if len(id.queue) == 1 {
+				// Empty: refill from this slot, so that responses taken
+				// one by one as they arrive reuse it instead of growing
+				// the queue again each time.
+				id.queue = id.queue[:0]
+			} else {
+				id.queue = id.queue[1:]
+			}
 			if r.Type == "BYE" && id.ended == nil {
 				id.ended = &Error{Command: "IDLE", Kind: ErrAbort, Status: "BYE", Text: datumText(r), Err: ErrIdleEnded}
 			}
@@ -234,7 +261,9 @@ func (id *Idler) next(poll bool, until time.Time) (Response, bool, error) {
 			if !c.rd.HasLine() {
 				return Response{}, false, nil
 			}
-			until = time.Now() // a complete line is buffered: no waiting
+			// A complete line is buffered, so the first line needs no
+			// read: a deadline in the past only makes sure of it.
+			until = aLongTimeAgo
 		}
 		stop := c.watch(id.ctx)
 		r, err := c.readResponse(id.ctx, "IDLE", phaseIdle, until)
@@ -267,7 +296,7 @@ func (id *Idler) next(poll bool, until time.Time) (Response, bool, error) {
 			}
 			// The server ended IDLE without waiting for DONE.
 			id.ended = &Error{Command: "IDLE", Kind: ErrCommand, Status: r.status, Text: string(r.text), Err: ErrIdleEnded}
-			c.capture = nil
+			c.capture, c.arena = nil, nil
 			id.closed = true
 			if c.broken == nil {
 				c.setState(State(id.prevState))
@@ -320,6 +349,10 @@ func (id *Idler) startWait(until time.Time) bool {
 		return false
 	}
 	c.rs = readState{ctx: id.ctx, idle: true, deadline: until}
+	// Nothing is buffered: a parked Idler holds no spare chunk and no
+	// buffer grown by a burst.
+	c.arena = nil
+	c.rd.Small()
 	return true
 }
 
@@ -382,12 +415,22 @@ func (id *Idler) Burst(interval time.Duration) iter.Seq2[[]Response, error] {
 			}
 			batch := []Response{first}
 			for {
-				until := time.Now().Add(interval)
-				if !id.deadline.IsZero() && id.deadline.Before(until) {
-					until = id.deadline
+				// First everything already received, then a wait of
+				// up to interval for more.
+				batch, err = id.take(batch)
+				if err == nil && interval <= 0 {
+					break
 				}
-				id.wait(interval <= 0, until)
-				r, ok, err := id.next(interval <= 0, until)
+				var r Response
+				ok := false
+				if err == nil {
+					until := time.Now().Add(interval)
+					if !id.deadline.IsZero() && id.deadline.Before(until) {
+						until = id.deadline
+					}
+					id.wait(false, until)
+					r, ok, err = id.next(false, until)
+				}
 				if err != nil {
 					if !yield(batch, nil) {
 						return
@@ -428,7 +471,7 @@ func (id *Idler) closeLocked() error {
 		return id.closeErr
 	}
 	id.closed = true
-	c.capture = nil
+	c.capture, c.arena = nil, nil
 	id.spill()
 	defer c.rd.Shrink()
 	if c.broken != nil {

@@ -79,6 +79,9 @@ type Reader struct {
 
 	// stable: bytes handed out are never overwritten (see SetStable).
 	stable bool
+	// full: the last read filled the space it was given, so more was
+	// probably waiting (see Small).
+	full bool
 	// released: in stable mode, buf[:released] is no longer referenced by
 	// anything handed out (see Release), so it may be overwritten.
 	released int
@@ -105,7 +108,9 @@ func (r *Reader) read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	return r.src.Read(p)
+	n, err := r.src.Read(p)
+	r.full = n == len(p)
+	return n, err
 }
 
 // NewReader returns a Reader reading from src.
@@ -198,6 +203,24 @@ func (r *Reader) Shrink() {
 	}
 }
 
+// Small replaces a buffer that has grown by a fresh small one when nothing
+// is buffered. Unlike Shrink it leaves a buffer in place, so that the next
+// read needs no allocation: an IMAP Idler calls it before parking, so that
+// a connection that has just received a burst does not keep a 64 KiB
+// buffer while it waits for the next one.
+func (r *Reader) Small() {
+	// Not while the last read filled the buffer: a burst is still
+	// arriving, and a small buffer would split it into many reads.
+	if r.r == r.w && !r.stable && !r.full && cap(r.buf) > idleBuffer {
+		r.buf = make([]byte, idleBuffer)
+		r.r, r.w, r.scanned = 0, 0, 0
+	}
+}
+
+// BufferSize returns the size of the read buffer, for tests and
+// diagnostics.
+func (r *Reader) BufferSize() int { return cap(r.buf) }
+
 // Fill reads more bytes from the source into the buffer (one read). It lets
 // a caller wait for data from a shallow stack before parsing it.
 func (r *Reader) Fill() error {
@@ -212,6 +235,7 @@ func (r *Reader) Fill() error {
 		}
 		n, err := r.src.Read(r.buf) // not r.read: one frame less
 		r.w = n
+		r.full = n == len(r.buf)
 		if n > 0 {
 			return nil
 		}
