@@ -2,12 +2,14 @@ package watch_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/imapkit/imap"
 	"github.com/imapkit/imap/internal/dovecot"
 	"github.com/imapkit/imap/watch"
 )
@@ -552,4 +554,55 @@ func TestDovecotBulkExpunge(t *testing.T) {
 		seen[ev.UID] = true
 	}
 	checkExactlyOnce(t, evs, "INBOX", []uint32{total + 1})
+}
+
+// TestDovecotMissingMailbox checks that a mailbox that cannot be selected
+// the first time ends Run with a *MailboxError naming it — alone, among
+// others (one connection each, or NOTIFY), and with the stream transport —
+// instead of reconnecting for ever.
+func TestDovecotMissingMailbox(t *testing.T) {
+	srv := dovecot.StartT(t)
+	for _, tc := range []struct {
+		name      string
+		mailboxes []string
+		stream    bool
+	}{
+		{name: "alone", mailboxes: []string{"Nope"}},
+		{name: "stream", mailboxes: []string{"Nope"}, stream: true},
+		{name: "among others", mailboxes: []string{"INBOX", "Nope"}},
+		{name: "notify", mailboxes: []string{"INBOX", "Nope"}},
+		{name: "polled", mailboxes: []string{"INBOX", "Nope"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			acct := newAccount(t, srv)
+			dial := acct.dialer(srv.Addr)
+			if tc.stream {
+				dial = acct.streamDialer()
+			}
+			opts := fastOptions(tc.mailboxes...)
+			opts.NoNotify = tc.name == "among others" || tc.name == "polled"
+			if tc.name == "polled" {
+				opts.MaxConnections = 1 // Nope is polled with STATUS
+			}
+			w, err := watch.New(dial, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				for range w.Events() {
+				}
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err = w.Run(ctx)
+			var missing *watch.MailboxError
+			if !errors.As(err, &missing) || missing.Mailbox != "Nope" || !errors.Is(err, imap.ErrCommand) {
+				t.Fatalf("Run returned %v; want a *watch.MailboxError for Nope", err)
+			}
+			if ctx.Err() != nil {
+				t.Fatal("Run gave up only at the test's deadline")
+			}
+		})
+	}
 }

@@ -7,6 +7,7 @@ package watch
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/imapkit/imap"
@@ -53,3 +54,22 @@ type Event struct {
 	Text        string         // Alert text, Overflow and Resynced details
 	Err         error          // Disconnected
 }
+
+// MailboxError is what Run returns when a mailbox to watch cannot be
+// selected the first time it is tried — it does not exist, say, or the
+// account may not read it — and the server did not call the failure
+// temporary. Such a mistake in the options would otherwise end in
+// reconnects for ever. A mailbox that was selected once and later fails is
+// waited out instead, with Disconnected and Reconnected events.
+type MailboxError struct {
+	Mailbox string
+	Err     error // the server's refusal, an *imap.Error
+}
+
+// Error says which mailbox and why.
+func (e *MailboxError) Error() string {
+	return "watch: cannot select mailbox " + strconv.Quote(e.Mailbox) + ": " + e.Err.Error()
+}
+
+// Unwrap returns the server's refusal.
+func (e *MailboxError) Unwrap() error { return e.Err }

@@ -32,6 +32,9 @@ type box struct {
 	name string
 	key  string
 	st   *mailboxState // what has been reported
+	// selected once: from then on a failing SELECT is a trouble to wait
+	// out, not a mistake in the options.
+	everSelected bool
 
 	// While selected: the UIDs in sequence order, including ghosts.
 	uids []uint32
@@ -107,6 +110,10 @@ func (s *session) run(ctx context.Context) error {
 			}
 		} else if !connected && fatal(err) && ctx.Err() == nil {
 			return err
+		}
+		var missing *MailboxError
+		if errors.As(err, &missing) && ctx.Err() == nil {
+			return err // a mailbox that never could be selected: the options are wrong
 		}
 		if ctx.Err() != nil {
 			return nil

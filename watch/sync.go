@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 
@@ -20,8 +21,12 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 	s.handleCached(c)
 	s.selected = nil
 	if _, err := c.Select(ctx, b.name, true); err != nil {
+		if !b.everSelected && errors.Is(err, imap.ErrCommand) && !temporary(err) {
+			return &MailboxError{Mailbox: b.name, Err: err}
+		}
 		return err
 	}
+	b.everSelected = true
 	s.selected = b
 	md := imap.ParseMailboxData(c.Cached)
 	for _, typ := range []string{"EXISTS", "RECENT", "EXPUNGE", "FETCH", "VANISHED"} {

@@ -45,8 +45,10 @@ func (w *Watcher) Events() <-chan Event { return w.events }
 
 // Run watches until ctx is done (returning nil) or a setup step fails for
 // good: the server refuses the first login (an imap.ErrCommand, such as
-// wrong credentials). Other connection failures are not returned: they are
-// reported as Disconnected events and followed by reconnects. With
+// wrong credentials), or a mailbox cannot be selected the first time it is
+// tried (a *MailboxError: it does not exist, say). Other failures are not
+// returned: they are reported as Disconnected events and followed by
+// reconnects. With
 // Options.Once, Run returns nil after the first sync of every mailbox and
 // any failure before that.
 func (w *Watcher) Run(ctx context.Context) error {
