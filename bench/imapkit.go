@@ -88,27 +88,40 @@ func kitFetch(items string) sessionFunc {
 	})
 }
 
-// kitFetchEach runs FETCH 1:* items with FetchEach, counting the
-// responses as they are handed over.
-func kitFetchEach(items string) sessionFunc {
+// kitTimed runs work on a fresh session, timing only work, and returns
+// what it counted. check, if work returns one, verifies the result after
+// the span.
+func kitTimed(work func(context.Context, *imap.Client) (count int, check func() error, err error)) sessionFunc {
 	return func(ctx context.Context, addr, mailbox string, sp *span) (int, error) {
 		c, err := kitDial(ctx, addr, nil, mailbox)
 		if err != nil {
 			return 0, err
 		}
 		defer c.Shutdown()
-		n := 0
 		sp.Start()
-		_, err = c.FetchEach(ctx, "1:*", items, func(r imap.Response) error {
-			n += countFetchStarts(r.Data)
-			return nil
-		})
+		n, check, err := work(ctx, c)
 		sp.Stop()
+		if err == nil && check != nil {
+			err = check()
+		}
 		if err != nil {
 			return 0, err
 		}
 		return n, kitLogout(ctx, c)
 	}
+}
+
+// kitFetchEach runs FETCH 1:* items with FetchEach, counting the
+// responses as they are handed over.
+func kitFetchEach(items string) sessionFunc {
+	return kitTimed(func(ctx context.Context, c *imap.Client) (int, func() error, error) {
+		n := 0
+		_, err := c.FetchEach(ctx, "1:*", items, func(r imap.Response) error {
+			n += countFetchStarts(r.Data)
+			return nil
+		})
+		return n, nil, err
+	})
 }
 
 // kitFetchStream runs FETCH 1:* items with FetchTo, streaming every literal
@@ -119,24 +132,12 @@ func kitFetchStream(items string) sessionFunc {
 	})
 }
 
-// kitFetchWith times fetch on a fresh session and counts the FETCH
-// responses it returned.
+// kitFetchWith times fetch and counts the FETCH responses it returned.
 func kitFetchWith(fetch func(context.Context, *imap.Client) (imap.Result, error)) sessionFunc {
-	return func(ctx context.Context, addr, mailbox string, sp *span) (int, error) {
-		c, err := kitDial(ctx, addr, nil, mailbox)
-		if err != nil {
-			return 0, err
-		}
-		defer c.Shutdown()
-		sp.Start()
+	return kitTimed(func(ctx context.Context, c *imap.Client) (int, func() error, error) {
 		res, err := fetch(ctx, c)
-		n := countFetchStarts(res.Data)
-		sp.Stop()
-		if err != nil {
-			return 0, err
-		}
-		return n, kitLogout(ctx, c)
-	}
+		return countFetchStarts(res.Data), nil, err
+	})
 }
 
 // kitFetchTyped runs FETCH 1:* items through the typed API,
@@ -159,48 +160,32 @@ func kitFetchParse(items string) sessionFunc {
 	})
 }
 
-// kitTyped times fetch on a fresh session and checks the messages it
-// returned.
+// kitTyped times fetch and checks, after the span, that every message has
+// its ENVELOPE and BODYSTRUCTURE.
 func kitTyped(fetch func(context.Context, *imap.Client) ([]*imap.Message, error)) sessionFunc {
-	return func(ctx context.Context, addr, mailbox string, sp *span) (int, error) {
-		c, err := kitDial(ctx, addr, nil, mailbox)
-		if err != nil {
-			return 0, err
-		}
-		defer c.Shutdown()
-		sp.Start()
+	return kitTimed(func(ctx context.Context, c *imap.Client) (int, func() error, error) {
 		msgs, err := fetch(ctx, c)
-		sp.Stop()
-		if err != nil {
-			return 0, err
-		}
-		for _, m := range msgs {
-			if m.Envelope == nil || m.BodyStructure == nil {
-				return 0, fmt.Errorf("imapkit: message %d lacks ENVELOPE or BODYSTRUCTURE", m.Seq)
+		return len(msgs), func() error {
+			for _, m := range msgs {
+				if m.Envelope == nil || m.BodyStructure == nil {
+					return fmt.Errorf("imapkit: message %d lacks ENVELOPE or BODYSTRUCTURE", m.Seq)
+				}
 			}
-		}
-		return len(msgs), kitLogout(ctx, c)
-	}
+			return nil
+		}, err
+	})
 }
 
 // kitSearch runs UID SEARCH ALL and turns the data into numbers.
 func kitSearch(ctx context.Context, addr, mailbox string, sp *span) (int, error) {
-	c, err := kitDial(ctx, addr, nil, mailbox)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Shutdown()
-	sp.Start()
-	res, err := c.UID(ctx, "SEARCH", "ALL")
-	var uids []uint32
-	if err == nil {
-		uids, err = imap.ParseSearch(res.Data)
-	}
-	sp.Stop()
-	if err != nil {
-		return 0, err
-	}
-	return len(uids), kitLogout(ctx, c)
+	return kitTimed(func(ctx context.Context, c *imap.Client) (int, func() error, error) {
+		res, err := c.UID(ctx, "SEARCH", "ALL")
+		var uids []uint32
+		if err == nil {
+			uids, err = imap.ParseSearch(res.Data)
+		}
+		return len(uids), nil, err
+	})(ctx, addr, mailbox, sp)
 }
 
 // kitBurst idles and counts the responses delivered by Burst(interval).
