@@ -337,13 +337,7 @@ func TestDovecotFetch5000(t *testing.T) {
 	responses := 0
 	if _, err := c.FetchEach(ctx, "1:*", items, func(r imap.Response) error {
 		responses++
-		for _, d := range r.Data {
-			d.Text = bytes.Clone(d.Text)
-			if d.Literal != nil {
-				d.Literal = append([]byte{}, d.Literal...)
-			}
-			each = append(each, d)
-		}
+		each = append(each, deepCopy(r.Data)...)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
