@@ -558,25 +558,35 @@ func (c *Client) cacheAppend(typ string, data ...Datum) {
 	c.cache.count += len(data)
 }
 
-// ownData returns data with its bytes copied into one allocation.
+// ownData returns a copy of data whose bytes are in one allocation of
+// their own.
 func ownData(data []Datum) []Datum {
-	n := 0
-	for _, d := range data {
-		n += len(d.Text) + len(d.Literal)
+	out := append([]Datum(nil), data...)
+	copyOut(len(out), func(i int) *Datum { return &out[i] })
+	return out
+}
+
+// copyOut moves the bytes of the n datums at(0) … at(n-1) into one
+// allocation, so that they no longer reference the read buffers.
+func copyOut(n int, at func(int) *Datum) {
+	size := 0
+	for i := range n {
+		d := at(i)
+		size += len(d.Text) + len(d.Literal)
 	}
-	buf := make([]byte, 0, n)
-	out := make([]Datum, len(data))
-	for i, d := range data {
+	buf := make([]byte, 0, size)
+	take := func(b []byte) []byte {
 		start := len(buf)
-		buf = append(buf, d.Text...)
-		out[i].Text = buf[start:len(buf):len(buf)]
+		buf = append(buf, b...)
+		return buf[start:len(buf):len(buf)]
+	}
+	for i := range n {
+		d := at(i)
+		d.Text = take(d.Text)
 		if d.Literal != nil {
-			start = len(buf)
-			buf = append(buf, d.Literal...)
-			out[i].Literal = buf[start:len(buf):len(buf)]
+			d.Literal = take(d.Literal)
 		}
 	}
-	return out
 }
 
 // unpin copies the cache entries a command left behind out of the read
@@ -598,22 +608,7 @@ func (c *Client) unpin() {
 	}
 	c.pinned = c.pinned[:0]
 	c.pinnedAll = false
-	n := 0
-	for _, d := range refs {
-		n += len(d.Text) + len(d.Literal)
-	}
-	buf := make([]byte, 0, n)
-	take := func(b []byte) []byte {
-		start := len(buf)
-		buf = append(buf, b...)
-		return buf[start:len(buf):len(buf)]
-	}
-	for _, d := range refs {
-		d.Text = take(d.Text)
-		if d.Literal != nil {
-			d.Literal = take(d.Literal)
-		}
-	}
+	copyOut(len(refs), func(i int) *Datum { return refs[i] })
 }
 
 // pop removes and returns the cached data of typ (nil when absent).
