@@ -159,7 +159,8 @@ func (c *Client) greet(ctx context.Context) error {
 	defer c.mu.Unlock()
 	stop := c.watch(ctx)
 	defer stop()
-	r, err := c.readResponse(ctx, "", phaseCommand)
+	var r response
+	err := c.readResponse(&r, ctx, "", phaseCommand, time.Time{})
 	if err != nil {
 		return err
 	}

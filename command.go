@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/imapkit/imap/internal/wire"
 )
@@ -266,7 +267,8 @@ func (c *Client) nonSyncOK(n int) bool {
 // command's tagged completion (returning it).
 func (c *Client) waitContinuation(ctx context.Context, name, tag string) (response, error) {
 	for {
-		r, err := c.readResponse(ctx, name, phaseCommand)
+		var r response
+		err := c.readResponse(&r, ctx, name, phaseCommand, time.Time{})
 		if err != nil && errors.Is(err, wire.ErrLineTooLong) && errors.Is(err, ErrCommand) && !isOwnTooLong(err, tag) {
 			// Fix (limits): a command error here would leave the server
 			// waiting for the literal while the client goes on with the
@@ -296,7 +298,8 @@ func (c *Client) waitContinuation(ctx context.Context, name, tag string) (respon
 func (c *Client) complete(ctx context.Context, cmd *command, tag string) (response, error) {
 	var tooLong error
 	for {
-		r, err := c.readResponse(ctx, cmd.name, phaseCommand)
+		var r response
+		err := c.readResponse(&r, ctx, cmd.name, phaseCommand, time.Time{})
 		if err != nil {
 			if cmd.name == "LOGOUT" && c.byeText != nil {
 				return response{kind: kindTagged, status: "BYE", text: c.byeText}, nil

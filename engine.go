@@ -163,40 +163,33 @@ func (c *Client) idleArena() *idleArena {
 	return c.arena
 }
 
-// readResponse reads and parses one complete response, storing untagged
-// data in the cache (or the open Idler's queue). cmd names the command for
-// errors. In phaseIdle the wait for the first line ends at idleDeadline
-// (zero: no limit) with errStartTimeout; the rest of the response, literals
-// included, is read under the operation timeout.
-func (c *Client) readResponse(ctx context.Context, cmd string, phase readPhase, idleDeadline ...time.Time) (response, error) {
-	var deadline time.Time
-	if phase == phaseIdle && len(idleDeadline) > 0 {
-		deadline = idleDeadline[0]
-	}
-	line, err := c.readLine(ctx, phase == phaseIdle, deadline)
+// readResponse reads and parses one complete response into r, storing
+// untagged data in the cache (or the open Idler's queue). cmd names the
+// command for errors. In phaseIdle the wait for the first line ends at
+// idleDeadline (zero: no limit) with errStartTimeout; the rest of the
+// response, literals included, is read under the operation timeout. r is
+// the caller's, not a result, to keep this frame small on an Idler's push
+// path (see Idler.nextLocked).
+func (c *Client) readResponse(r *response, ctx context.Context, cmd string, phase readPhase, idleDeadline time.Time) error {
+	line, err := c.readLine(ctx, phase == phaseIdle, idleDeadline)
 	if err != nil {
-		return response{}, c.readError(ctx, cmd, err, phase == phaseIdle)
+		return c.readError(ctx, cmd, err, phase == phaseIdle)
 	}
 	line = c.scrub(line)
 	c.tr().recv(line)
-	var r response
 	switch {
 	case len(line) >= 2 && line[0] == '*' && line[1] == ' ':
 		r.kind = kindUntagged
-		if err := c.parseUntagged(ctx, cmd, &r, line); err != nil {
-			return response{}, err
-		}
+		return c.parseUntagged(ctx, cmd, r, line)
 	case len(line) >= 1 && line[0] == '+':
 		r.kind = kindContinuation
 		r.text = clone(bytes.TrimPrefix(line[1:], []byte(" ")))
 	default:
 		r.kind = kindTagged
 		r.line = c.own(line)
-		if err := c.parseTagged(cmd, &r); err != nil {
-			return response{}, err
-		}
+		return c.parseTagged(cmd, r)
 	}
-	return r, nil
+	return nil
 }
 
 // readError turns a failed read into an *Error.
@@ -283,7 +276,7 @@ func (c *Client) parseTagged(cmd string, r *response) error {
 	line := r.line
 	sp := bytes.IndexByte(line, ' ')
 	if sp <= 0 {
-		return c.abort(cmd, nil, "unexpected response: %q", clip(line))
+		return c.unexpectedResponse(cmd, line)
 	}
 	r.tag = line[:sp]
 	rest := line[sp+1:]
@@ -293,7 +286,7 @@ func (c *Client) parseTagged(cmd string, r *response) error {
 	switch r.status {
 	case "OK", "NO", "BAD":
 	default:
-		return c.abort(cmd, nil, "unexpected response: %q", clip(line))
+		return c.unexpectedResponse(cmd, line)
 	}
 	c.responseCode(r.status, text)
 	return nil
@@ -301,7 +294,39 @@ func (c *Client) parseTagged(cmd string, r *response) error {
 
 // parseUntagged parses "* [N ]NAME[ data]" from line (which aliases the
 // read buffer), reads any literals that follow and stores the response.
+//
+// Every push an Idler receives comes through here, so the work is split
+// among callees and this frame stays small (see Idler.nextLocked).
 func (c *Client) parseUntagged(ctx context.Context, cmd string, r *response, line []byte) error {
+	if !c.splitUntagged(r, line) {
+		return c.unexpectedResponse(cmd, line)
+	}
+	switch {
+	case c.each != nil && c.capture == nil && r.resp.Type == c.curWant:
+		return c.deliverEach(ctx, cmd, r.resp.Type, r.text)
+	case literalSize(r.text) >= 0:
+		return c.untaggedLiterals(ctx, cmd, r)
+	case c.capture != nil:
+		c.capture.queueText(r.resp.Type, r.text)
+	default:
+		c.cacheText(r.resp.Type, r.text)
+	}
+	// The response first, then its code's side entry, as imaplib does:
+	// "* OK [ALERT] x" gives OK, then ALERT.
+	switch r.resp.Type {
+	case "OK", "NO", "BAD", "BYE", "PREAUTH":
+		c.responseCode(r.resp.Type, r.text)
+	}
+	return nil
+}
+
+// splitUntagged sets r's type, its datum (r.text: the line after "* ",
+// with "N " in front of the rest for a numeric response) and, for a
+// response that is not numeric, r.line, all in one copy of line that the
+// response owns. It reports false when the type is malformed.
+//
+//go:noinline
+func (c *Client) splitUntagged(r *response, line []byte) bool {
 	rest := line[2:]
 	name, after, _ := bytes.Cut(rest, []byte(" "))
 	numeric := isDigits(name) && len(after) > 0
@@ -320,7 +345,7 @@ func (c *Client) parseUntagged(ctx context.Context, cmd string, r *response, lin
 		dataStart = min(2+len(name)+1, len(line))
 	}
 	if !validType(typ) {
-		return c.abort(cmd, nil, "unexpected response: %q", clip(line))
+		return false
 	}
 	r.resp.Type = upper(typ)
 	cp := c.own(line)
@@ -346,31 +371,35 @@ func (c *Client) parseUntagged(ctx context.Context, cmd string, r *response, lin
 	if r.resp.Type == "BYE" {
 		c.byeText = clone(datum)
 	}
-	if c.each != nil && c.capture == nil && r.resp.Type == c.curWant {
-		return c.deliverEach(ctx, cmd, r.resp.Type, datum)
-	}
-	if literalSize(datum) < 0 {
-		// The common case: no literal, one datum, no intermediate slice.
-		if c.capture != nil {
-			r.resp.Data = c.idleArena().datum(datum, c.rd.Buffered())
-			c.capture.enqueue(r.resp)
-		} else {
-			c.cacheAppend(r.resp.Type, Datum{Text: datum})
-		}
-		// The response first, then its code's side entry, as imaplib does:
-		// "* OK [ALERT] x" gives OK, then ALERT.
-		switch r.resp.Type {
-		case "OK", "NO", "BAD", "BYE", "PREAUTH":
-			c.responseCode(r.resp.Type, datum)
-		}
-		return nil
-	}
+	return true
+}
+
+// cacheText caches a response of one datum without a literal, the common
+// case; a function of its own to keep parseUntagged's frame small.
+//
+//go:noinline
+func (c *Client) cacheText(typ string, text []byte) {
+	c.cacheAppend(typ, Datum{Text: text})
+}
+
+// unexpectedResponse aborts on a line that is not a response.
+//
+//go:noinline
+func (c *Client) unexpectedResponse(cmd string, line []byte) error {
+	return c.abort(cmd, nil, "unexpected response: %q", clip(line))
+}
+
+// untaggedLiterals reads the literals that r.text announces, and the rest
+// of the response, and stores it.
+//
+//go:noinline
+func (c *Client) untaggedLiterals(ctx context.Context, cmd string, r *response) error {
 	if c.capture == nil {
 		// Fragments go straight into the cache, as imaplib stores them.
-		_, err := c.readLiterals(ctx, cmd, r.resp.Type, datum, true, nil)
+		_, err := c.readLiterals(ctx, cmd, r.resp.Type, r.text, true, nil)
 		return err
 	}
-	data, err := c.readLiterals(ctx, cmd, r.resp.Type, datum, false, nil)
+	data, err := c.readLiterals(ctx, cmd, r.resp.Type, r.text, false, nil)
 	if err != nil {
 		return err
 	}

@@ -91,7 +91,8 @@ func (id *Idler) waitContinuation(ctx context.Context, tag string) (response, er
 	c := id.c
 	for {
 		stop := c.watch(ctx)
-		r, err := c.readResponse(ctx, "IDLE", phaseIdle, c.opDeadline())
+		var r response
+		err := c.readResponse(&r, ctx, "IDLE", phaseIdle, c.opDeadline())
 		stop()
 		if err == errStartTimeout {
 			return response{}, c.abort("IDLE", nil, "timed out waiting for the server to accept IDLE")
@@ -142,6 +143,20 @@ func (id *Idler) enqueue(r Response) {
 	id.queue = append(id.queue, r)
 }
 
+// queueText queues a response of one datum without a literal, the common
+// case, carving the datum from the arena; a function of its own to keep
+// parseUntagged's frame small.
+//
+//go:noinline
+func (id *Idler) queueText(typ string, text []byte) {
+	r := Response{Type: typ, Data: id.c.idleArena().datum(text, id.c.rd.Buffered())}
+	if len(id.queue) < cap(id.queue) && len(id.queue) < id.c.opts.MaxCached {
+		id.queue = append(id.queue, r) // room made by reserve: no call
+		return
+	}
+	id.enqueue(r)
+}
+
 // spill moves undelivered responses into the client's cache, fragment by
 // fragment, as imaplib does on leaving the idle context.
 func (id *Idler) spill() {
@@ -171,12 +186,17 @@ func (id *Idler) Ended() error {
 // timeout, literals included, so a response split across delayed packets is
 // never cut; bytes of a line that had not completed when timeout expired
 // are kept for the next call.
-func (id *Idler) Next(timeout time.Duration) (Response, bool, error) {
-	if timeout <= 0 {
-		return id.next(true, time.Time{})
+func (id *Idler) Next(timeout time.Duration) (r Response, ok bool, err error) {
+	poll, until := timeout <= 0, time.Time{}
+	if !poll {
+		until = id.park(timeout)
 	}
-	until := id.park(timeout)
-	return id.next(false, until)
+	// Locked here rather than in a function of its own: one frame less on
+	// the path of every push (see nextLocked).
+	id.c.mu.Lock()
+	ok, err = id.nextLocked(&r, poll, until)
+	id.c.mu.Unlock()
+	return r, ok, err
 }
 
 // park is Next's wait: wait, for at most timeout and until the Idler's
@@ -205,14 +225,6 @@ func (id *Idler) park(timeout time.Duration) (until time.Time) {
 	return until
 }
 
-// next delivers one response. poll reads only what is buffered; otherwise it
-// waits until until (zero: no limit).
-func (id *Idler) next(poll bool, until time.Time) (Response, bool, error) {
-	id.c.mu.Lock()
-	defer id.c.mu.Unlock()
-	return id.nextLocked(poll, until)
-}
-
 // take appends to batch every response available without waiting — queued,
 // or complete in the read buffer — under one lock: a burst of thousands is
 // parsed without a clock reading or a lock round trip per response.
@@ -220,7 +232,8 @@ func (id *Idler) take(batch []Response) ([]Response, error) {
 	id.c.mu.Lock()
 	defer id.c.mu.Unlock()
 	for {
-		r, ok, err := id.nextLocked(true, time.Time{})
+		var r Response
+		ok, err := id.nextLocked(&r, true, time.Time{})
 		if err != nil || !ok {
 			return batch, err
 		}
@@ -228,84 +241,143 @@ func (id *Idler) take(batch []Response) ([]Response, error) {
 	}
 }
 
-// nextLocked is next with c.mu held.
-func (id *Idler) nextLocked(poll bool, until time.Time) (Response, bool, error) {
-	c := id.c
+// nextLocked delivers one response to *r, with c.mu held: a queued one, or
+// one read now. poll reads only what is buffered; otherwise it waits until
+// until (zero: no limit). The response goes to *r rather than being
+// returned: a result this size is copied through every frame.
+//
+// It and receive are the path of every push, so their frames are kept
+// small (the rare cases live in functions of their own): a goroutine that
+// handles a push then parks again keeps whatever stack the deepest call
+// needed, and Go never shrinks it while parked (see wait).
+func (id *Idler) nextLocked(r *Response, poll bool, until time.Time) (bool, error) {
 	if id.closed {
-		if id.ended != nil && len(id.queue) == 0 {
-			return Response{}, false, id.ended // still the reason it ended
-		}
-		return Response{}, false, cmdError("IDLE", "Idler is closed")
+		return false, id.closedError()
 	}
 	for {
 		if len(id.queue) > 0 {
-			r := id.queue[0]
-			id.queue[0] = Response{}
-			if len(id.queue) == 1 {
-				// Empty: refill from this slot, so that responses taken
-				// one by one as they arrive reuse it instead of growing
-				// the queue again each time.
-				id.queue = id.queue[:0]
-			} else {
-				id.queue = id.queue[1:]
-			}
-			if r.Type == "BYE" && id.ended == nil {
-				id.ended = &Error{Command: "IDLE", Kind: ErrAbort, Status: "BYE", Text: datumText(r), Err: ErrIdleEnded}
-			}
-			return r, true, nil
+			id.dequeue(r)
+			return true, nil
 		}
 		if id.ended != nil {
-			return Response{}, false, id.ended
+			return false, id.ended
 		}
-		if poll || (!until.IsZero() && !time.Now().Before(until)) {
-			if !c.rd.HasLine() {
-				return Response{}, false, nil
+		if poll || passed(until) {
+			if !id.c.rd.HasLine() {
+				return false, nil
 			}
 			// A complete line is buffered, so the first line needs no
 			// read: a deadline in the past only makes sure of it.
 			until = aLongTimeAgo
 		}
-		stop := c.watch(id.ctx)
-		r, err := c.readResponse(id.ctx, "IDLE", phaseIdle, until)
-		stop()
-		if err == errStartTimeout {
-			return Response{}, false, nil
+		id.reserve(id.c.rd.Buffered()) // here, not deeper in receive
+		if more, err := id.receive(until); !more {
+			return false, err
 		}
-		if err != nil {
-			var e *Error
-			if errors.As(err, &e) && e.Kind == ErrCommand && id.ctx.Err() != nil {
-				// Cancelled while waiting: end IDLE cleanly and report why.
-				if cerr := id.closeLocked(); cerr != nil {
-					return Response{}, false, cerr
-				}
-				return Response{}, false, err
-			}
-			if errors.As(err, &e) && e.Kind == ErrAbort {
-				id.ended = err
-			}
-			return Response{}, false, err
-		}
-		switch r.kind {
-		case kindContinuation:
-			continue // not ours to answer; imaplib would crash here
-		case kindTagged:
-			if string(r.tag) != id.tag {
-				err := c.abort("IDLE", nil, "unexpected tagged response: %q", clip(r.line))
-				id.ended = err
-				return Response{}, false, err
-			}
-			// The server ended IDLE without waiting for DONE.
-			id.ended = &Error{Command: "IDLE", Kind: ErrCommand, Status: r.status, Text: string(r.text), Err: ErrIdleEnded}
-			c.capture, c.arena = nil, nil
-			id.closed = true
-			if c.broken == nil {
-				c.setState(State(id.prevState))
-			}
-			id.spill()
-			return Response{}, false, id.ended
-		}
-		// Untagged: captured into the queue by readResponse.
 	}
+}
+
+// closedError is what a closed Idler's Next returns.
+func (id *Idler) closedError() error {
+	if id.ended != nil && len(id.queue) == 0 {
+		return id.ended // still the reason it ended
+	}
+	return cmdError("IDLE", "Idler is closed")
+}
+
+// passed reports whether the wait deadline until (zero: none) has passed;
+// not inlined, to keep the clock reading out of nextLocked's frame.
+//
+//go:noinline
+func passed(until time.Time) bool {
+	return !until.IsZero() && !time.Now().Before(until)
+}
+
+// dequeue pops the oldest queued response into *out.
+func (id *Idler) dequeue(out *Response) {
+	r := id.queue[0]
+	id.queue[0] = Response{}
+	if len(id.queue) == 1 {
+		// Empty: refill from this slot, so that responses taken one by
+		// one as they arrive reuse it instead of growing the queue again
+		// each time.
+		id.queue = id.queue[:0]
+	} else {
+		id.queue = id.queue[1:]
+	}
+	if r.Type == "BYE" && id.ended == nil {
+		id.ended = &Error{Command: "IDLE", Kind: ErrAbort, Status: "BYE", Text: datumText(r), Err: ErrIdleEnded}
+	}
+	*out = r
+}
+
+// receive reads one response, waiting for its start until until. An
+// untagged response lands in the queue. It returns false when nothing more
+// is to be read now: with a nil error when the wait timed out, otherwise
+// with the error that ended the wait or the Idler.
+//
+//go:noinline
+func (id *Idler) receive(until time.Time) (more bool, err error) {
+	c := id.c
+	r := &c.arena.resp // made by reserve, just before
+	*r = response{}
+	stop := c.watch(id.ctx)
+	err = c.readResponse(r, id.ctx, "IDLE", phaseIdle, until)
+	stop()
+	switch {
+	case err != nil:
+		return false, id.readFailed(err)
+	case r.kind == kindTagged:
+		return false, id.taggedEnd(r)
+	}
+	// Untagged: captured into the queue by readResponse. A continuation
+	// is not ours to answer; imaplib would crash on it.
+	return true, nil
+}
+
+// readFailed turns receive's read error into what Next returns: nil for a
+// wait that timed out, and otherwise the error, after ending IDLE cleanly
+// when ctx was cancelled, or marking the Idler ended when the connection
+// is lost.
+//
+//go:noinline
+func (id *Idler) readFailed(err error) error {
+	if err == errStartTimeout {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Kind == ErrCommand && id.ctx.Err() != nil {
+		// Cancelled while waiting: end IDLE cleanly and report why.
+		if cerr := id.closeLocked(); cerr != nil {
+			return cerr
+		}
+		return err
+	}
+	if errors.As(err, &e) && e.Kind == ErrAbort {
+		id.ended = err
+	}
+	return err
+}
+
+// taggedEnd handles a tagged response during IDLE: the server ended IDLE
+// without waiting for DONE, or sent a tag that is not IDLE's.
+//
+//go:noinline
+func (id *Idler) taggedEnd(r *response) error {
+	c := id.c
+	if string(r.tag) != id.tag {
+		err := c.abort("IDLE", nil, "unexpected tagged response: %q", clip(r.line))
+		id.ended = err
+		return err
+	}
+	id.ended = &Error{Command: "IDLE", Kind: ErrCommand, Status: r.status, Text: string(r.text), Err: ErrIdleEnded}
+	c.capture, c.arena = nil, nil
+	id.closed = true
+	if c.broken == nil {
+		c.setState(State(id.prevState))
+	}
+	id.spill()
+	return id.ended
 }
 
 // wait blocks, from a shallow stack, until data is buffered or until
@@ -379,8 +451,8 @@ func datumText(r Response) string {
 func (id *Idler) Responses() iter.Seq2[Response, error] {
 	return func(yield func(Response, error) bool) {
 		for {
-			id.wait(false, id.deadline)
-			r, ok, err := id.next(false, id.deadline)
+			var r Response
+			ok, err := id.await(&r, id.deadline)
 			if err != nil {
 				if !errors.Is(err, ErrIdleEnded) {
 					yield(Response{}, err)
@@ -400,10 +472,13 @@ func (id *Idler) Responses() iter.Seq2[Response, error] {
 // run of EXPUNGE, say. Unlike imaplib, the interval waits never run past
 // the deadline either.
 func (id *Idler) Burst(interval time.Duration) iter.Seq2[[]Response, error] {
+	// The batch is gathered in a function of its own so that this frame,
+	// under which the first response of every batch is read, stays small
+	// (see nextLocked).
 	return func(yield func([]Response, error) bool) {
 		for {
-			id.wait(false, id.deadline)
-			first, ok, err := id.next(false, id.deadline)
+			var first Response
+			ok, err := id.await(&first, id.deadline)
 			if err != nil {
 				if !errors.Is(err, ErrIdleEnded) {
 					yield(nil, err)
@@ -413,43 +488,56 @@ func (id *Idler) Burst(interval time.Duration) iter.Seq2[[]Response, error] {
 			if !ok {
 				return
 			}
-			batch := []Response{first}
-			for {
-				// First everything already received, then a wait of
-				// up to interval for more.
-				batch, err = id.take(batch)
-				if err == nil && interval <= 0 {
-					break
-				}
-				var r Response
-				ok := false
-				if err == nil {
-					until := time.Now().Add(interval)
-					if !id.deadline.IsZero() && id.deadline.Before(until) {
-						until = id.deadline
-					}
-					id.wait(false, until)
-					r, ok, err = id.next(false, until)
-				}
-				if err != nil {
-					if !yield(batch, nil) {
-						return
-					}
-					if !errors.Is(err, ErrIdleEnded) {
-						yield(nil, err)
-					}
-					return
-				}
-				if !ok {
-					break
-				}
-				batch = append(batch, r)
-			}
+			batch, err := id.gather(first, interval)
 			if !yield(batch, nil) {
+				return
+			}
+			if err != nil {
+				if !errors.Is(err, ErrIdleEnded) {
+					yield(nil, err)
+				}
 				return
 			}
 		}
 	}
+}
+
+// gather returns a burst that starts with first: first, every response
+// already received, and then each response that starts within interval of
+// the previous one, under the Idler's deadline. An error ends the burst
+// and the ranging, after the batch is delivered.
+//
+//go:noinline
+func (id *Idler) gather(first Response, interval time.Duration) ([]Response, error) {
+	batch := []Response{first}
+	for {
+		var err error
+		if batch, err = id.take(batch); err != nil || interval <= 0 {
+			return batch, err
+		}
+		until := time.Now().Add(interval)
+		if !id.deadline.IsZero() && id.deadline.Before(until) {
+			until = id.deadline
+		}
+		var r Response
+		ok, err := id.await(&r, until)
+		if err != nil || !ok {
+			return batch, err
+		}
+		batch = append(batch, r)
+	}
+}
+
+// await waits until until (zero: no limit) for a response and delivers it
+// to *r: Responses' and Burst's Next.
+//
+//go:noinline
+func (id *Idler) await(r *Response, until time.Time) (bool, error) {
+	id.wait(false, until)
+	id.c.mu.Lock() // see Next
+	ok, err := id.nextLocked(r, false, until)
+	id.c.mu.Unlock()
+	return ok, err
 }
 
 // Close ends IDLE: it moves responses not yet delivered into the client's

@@ -8,9 +8,13 @@ package imap
 // dropped whenever the Idler goes back to waiting, so a parked Idler holds
 // no spare chunk. A delivered response keeps its chunk alive; chunks are
 // small.
+//
+// It also holds the response that reading fills (see Idler.receive): on the
+// stack, those 136 bytes would be in a frame on the path of every push.
 type idleArena struct {
 	bytes  []byte
 	datums []Datum
+	resp   response
 }
 
 const idleArenaChunk = 4096 // bytes of text per chunk, at most
@@ -26,13 +30,42 @@ func (a *idleArena) text(line []byte, buffered int) []byte {
 	return a.bytes[i : i+n : i+n]
 }
 
+// datumsFor is the size of a datum chunk when buffered bytes are waiting:
+// about one datum per 40 bytes (an EXPUNGE line), one at least.
+func datumsFor(buffered int) int {
+	return max(1, min(idleArenaChunk/48, 1+buffered/40))
+}
+
 // datum returns a one-datum slice holding text, capped at its length.
 func (a *idleArena) datum(text []byte, buffered int) []Datum {
 	if len(a.datums) == cap(a.datums) {
-		// About one datum per 40 buffered bytes (an EXPUNGE line).
-		a.datums = make([]Datum, 0, max(1, min(idleArenaChunk/48, 1+buffered/40)))
+		a.datums = make([]Datum, 0, datumsFor(buffered))
 	}
 	i := len(a.datums)
 	a.datums = append(a.datums, Datum{Text: text})
 	return a.datums[i : i+1 : i+1]
+}
+
+// reserve makes room for the responses in the next n buffered bytes: the
+// arena (whose response receive fills), its copies of their lines and
+// datums, and a queue slot. It runs
+// before the deep calls that parse a response, so that these allocations
+// do not happen at the bottom of them: the allocator's own frames there
+// would grow the goroutine's stack from 2 to 4 KiB, which a parked Idler
+// keeps for good (see Idler.nextLocked). A line not yet complete when
+// reserve runs may still allocate where it is parsed; that is rare.
+func (id *Idler) reserve(n int) {
+	a := id.c.idleArena()
+	if n == 0 {
+		return
+	}
+	if cap(a.bytes)-len(a.bytes) < n {
+		a.bytes = make([]byte, 0, min(idleArenaChunk, n))
+	}
+	if len(a.datums) == cap(a.datums) {
+		a.datums = make([]Datum, 0, datumsFor(n))
+	}
+	if len(id.queue) == cap(id.queue) {
+		id.queue = append(id.queue, Response{})[:len(id.queue)]
+	}
 }

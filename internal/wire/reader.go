@@ -332,6 +332,26 @@ func (r *Reader) fill() error {
 // the source is returned as is, with the partial line kept for the next call.
 // A line longer than MaxLine is skipped and reported as *LineTooLongError.
 func (r *Reader) ReadLine() ([]byte, error) {
+	// The common case first, in a small frame: a complete CRLF line of
+	// allowed length is buffered. An idle connection's every push reads
+	// its line here, deep in a goroutine that then parks again with the
+	// stack the deepest call needed; readLine's frame is three times this.
+	if r.skip == nil {
+		if i := bytes.IndexByte(r.buf[r.r+r.scanned:r.w], '\n'); i >= 0 {
+			end := r.r + r.scanned + i
+			if end > r.r && r.buf[end-1] == '\r' && (r.MaxLine <= 0 || end-1-r.r <= r.MaxLine) {
+				line := r.buf[r.r : end-1 : end-1]
+				r.r = end + 1
+				r.scanned = 0
+				return line, nil
+			}
+		}
+	}
+	return r.readLine()
+}
+
+// readLine is ReadLine in full: long lines, bare LF, reads.
+func (r *Reader) readLine() ([]byte, error) {
 	for {
 		if r.skip != nil {
 			if err := r.discard(); err != nil {
