@@ -330,8 +330,9 @@ func TestDovecotFetch5000(t *testing.T) {
 	}
 
 	// The streaming forms give the same: FetchEach hands over Fetch's data
-	// response by response, and FetchMessages (and UIDFetchMessages) what
-	// ParseFetch makes of it, reading every body through one reused buffer.
+	// response by response, and FetchMessages (and UIDFetchMessages) and
+	// FetchEachMessage what ParseFetch makes of it, reading every body
+	// through one reused buffer.
 	const items = "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY.PEEK[])"
 	var each []imap.Datum
 	responses := 0
@@ -352,6 +353,13 @@ func TestDovecotFetch5000(t *testing.T) {
 	byUID, err := c.UIDFetchMessages(ctx, "1:*", items)
 	if err != nil || !reflect.DeepEqual(byUID, got) {
 		t.Fatalf("UIDFetchMessages: %d messages (%v), equal to ParseFetch's: %v", len(byUID), err, reflect.DeepEqual(byUID, got))
+	}
+	var streamed []*imap.Message
+	if err := c.FetchEachMessage(ctx, "1:*", items, func(m *imap.Message) error {
+		streamed = append(streamed, m)
+		return nil
+	}); err != nil || !reflect.DeepEqual(streamed, got) {
+		t.Fatalf("FetchEachMessage: %d messages (%v), equal to ParseFetch's: %v", len(streamed), err, reflect.DeepEqual(streamed, got))
 	}
 }
 

@@ -139,6 +139,42 @@ func ExampleClient_FetchMessages() {
 	// 9 false Lunch? bob@example.org
 }
 
+// Index a large mailbox in constant memory: FetchEachMessage hands over
+// each message as soon as it is parsed, and keeps none of them.
+func ExampleClient_FetchEachMessage() {
+	addr := exampleServer(map[string]string{
+		"FETCH": "* 1 FETCH (UID 7 RFC822.SIZE 1200 ENVELOPE (NIL \"Agenda\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n" +
+			"* 2 FETCH (UID 9 RFC822.SIZE 56000 ENVELOPE (NIL \"Photos\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n" +
+			"TAG OK FETCH completed\r\n",
+	})
+	ctx := context.Background()
+	c, err := imap.Dial(ctx, addr, &imap.Options{InsecureAuth: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Logout(ctx)
+	if _, err := c.Login(ctx, "alice", "secret"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.Select(ctx, "INBOX", true); err != nil {
+		log.Fatal(err)
+	}
+	var total int64
+	err = c.FetchEachMessage(ctx, "1:*", "(UID RFC822.SIZE ENVELOPE)", func(m *imap.Message) error {
+		total += m.Size
+		fmt.Println(m.UID, m.Envelope.Subject)
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("total", total)
+	// Output:
+	// 7 Agenda
+	// 9 Photos
+	// total 57200
+}
+
 // Walk a large mailbox in constant memory: FetchEach hands over each raw
 // response as it is read; copy what you keep.
 func ExampleClient_FetchEach() {

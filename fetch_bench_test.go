@@ -15,7 +15,7 @@ import (
 )
 
 // BenchmarkFetchMeta10k compares, in one run, the FETCH paths (Fetch,
-// FetchEach, FetchMessages, Fetch+ParseFetch) of a 10,000-message metadata
+// FetchEach, FetchMessages, FetchEachMessage, Fetch+ParseFetch) of a 10,000-message metadata
 // response — recorded from a real Dovecot and replayed by a loopback
 // stand-in — with a reader that only frames the same bytes (the floor). The
 // ratios to the floor are the figures that matter.
@@ -48,7 +48,7 @@ func BenchmarkFetchMeta10k(b *testing.B) {
 			frameUntil(b, br, tag)
 		}
 	})
-	for _, mode := range []string{"raw", "each", "typed", "fetch+parse"} {
+	for _, mode := range []string{"raw", "each", "typed", "typed-each", "fetch+parse"} {
 		b.Run("imapkit-"+mode, func(b *testing.B) {
 			c, err := imap.Dial(ctx, srv.Addr(), &imap.Options{InsecureAuth: true})
 			if err != nil {
@@ -79,6 +79,12 @@ func BenchmarkFetchMeta10k(b *testing.B) {
 					msgs, err := c.FetchMessages(ctx, "1:*", items)
 					if err != nil || len(msgs) != 10000 {
 						b.Fatalf("%d messages, %v", len(msgs), err)
+					}
+				case "typed-each":
+					n := 0
+					err := c.FetchEachMessage(ctx, "1:*", items, func(*imap.Message) error { n++; return nil })
+					if err != nil || n != 10000 {
+						b.Fatalf("%d messages, %v", n, err)
 					}
 				case "fetch+parse":
 					res, err := c.Fetch(ctx, "1:*", items)

@@ -1,10 +1,10 @@
 package imap_test
 
-// FetchEach and the streaming FetchMessages through the scripted server:
-// the responses handed over are exactly what Fetch returns, other untagged
-// data survives the reuse of the read buffer, a failing or panicking
-// function leaves the connection in a known state, and memory does not
-// grow with the size of the response.
+// FetchEach, FetchEachMessage and the streaming FetchMessages through the
+// scripted server: the responses handed over are exactly what Fetch
+// returns, other untagged data survives the reuse of the read buffer, a
+// failing or panicking function leaves the connection in a known state,
+// and memory does not grow with the size of the response.
 
 import (
 	"bytes"
@@ -144,29 +144,73 @@ func TestFetchMessagesStreamsLikeParseFetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, uid := range []bool{false, true} {
-		var got []*imap.Message
-		if uid {
-			got, err = c.UIDFetchMessages(ctx, "1:*", "(UID)")
-		} else {
-			got, err = c.FetchMessages(ctx, "1:*", "(UID)")
+	collect := func(each func(context.Context, string, string, func(*imap.Message) error) error) func(context.Context, string, string) ([]*imap.Message, error) {
+		return func(ctx context.Context, set, items string) ([]*imap.Message, error) {
+			var msgs []*imap.Message
+			err := each(ctx, set, items, func(m *imap.Message) error {
+				msgs = append(msgs, m) // the message is ours to keep
+				return nil
+			})
+			return msgs, err
 		}
+	}
+	for _, form := range []struct {
+		name  string
+		fetch func(context.Context, string, string) ([]*imap.Message, error)
+	}{
+		{"FetchMessages", c.FetchMessages},
+		{"UIDFetchMessages", c.UIDFetchMessages},
+		{"FetchEachMessage", collect(c.FetchEachMessage)},
+		{"UIDFetchEachMessage", collect(c.UIDFetchEachMessage)},
+	} {
+		got, err := form.fetch(ctx, "1:*", "(UID)")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(got) != n || !reflect.DeepEqual(got, want) {
-			t.Fatalf("FetchMessages gave %d messages, differing from ParseFetch's %d", len(got), len(want))
+			t.Fatalf("%s gave %d messages, differing from ParseFetch's %d", form.name, len(got), len(want))
 		}
 		// Nothing of the messages lives in the read buffer: another big
 		// command overwrites it, and the messages stay the same.
 		mustOK(t)(c.Fetch(ctx, "1:*", "(UID)"))
 		if !reflect.DeepEqual(got, want) {
-			t.Fatal("messages changed when the read buffer was reused")
+			t.Fatalf("%s: messages changed when the read buffer was reused", form.name)
 		}
 		last := got[n-1]
 		if s, ok := last.FindSection("BODY[]"); !ok || string(s.Data) != fmt.Sprintf("body %d\r\n", n) {
-			t.Fatalf("last message's BODY[] %q", s.Data)
+			t.Fatalf("%s: last message's BODY[] %q", form.name, s.Data)
 		}
+	}
+}
+
+// TestFetchEachMessageBoundedLiveMemory checks that FetchEachMessage holds
+// one message at a time: the memory still in use when the last message is
+// handed over does not grow with the number of messages.
+func TestFetchEachMessageBoundedLiveMemory(t *testing.T) {
+	live := func(n int) int64 {
+		c := bigFetchClient(t, n, nil)
+		ctx := context.Background()
+		var before, last runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		seen := 0
+		err := c.FetchEachMessage(ctx, "1:*", "(UID FLAGS)", func(*imap.Message) error {
+			if seen++; seen == n {
+				runtime.GC()
+				runtime.ReadMemStats(&last)
+			}
+			return nil
+		})
+		if err != nil || seen != n {
+			t.Fatalf("%d messages, %v", seen, err)
+		}
+		return int64(last.HeapAlloc) - int64(before.HeapAlloc)
+	}
+	small, large := live(2000), live(20000)
+	t.Logf("in use at the last message: %d bytes of 2,000, %d of 20,000", small, large)
+	// 20,000 kept messages would be over 3 MiB.
+	if large > small+512<<10 {
+		t.Fatalf("%d bytes in use at the last of 20,000 messages, %d at the last of 2,000: messages are kept", large, small)
 	}
 }
 
@@ -194,6 +238,28 @@ func TestFetchEachFunctionError(t *testing.T) {
 	if got := texts(c.Response("EXISTS").Data); !slices.Contains(got, "4242") {
 		t.Errorf("EXISTS after the failed function %q: the rest of the response was not read", got)
 	}
+}
+
+func TestFetchEachMessageFunctionError(t *testing.T) {
+	t.Parallel()
+	c := bigFetchClient(t, 500, nil)
+	ctx := context.Background()
+	stop := errors.New("enough")
+	calls := 0
+	err := c.FetchEachMessage(ctx, "1:*", "(UID)", func(m *imap.Message) error {
+		calls++
+		if calls == 10 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || !errors.Is(err, imap.ErrCommand) {
+		t.Fatalf("error %v: want the function's error, as ErrCommand", err)
+	}
+	if calls != 10 {
+		t.Errorf("function called %d times after failing at 10", calls)
+	}
+	mustOK(t)(c.Noop(ctx))
 }
 
 func TestFetchEachFunctionPanic(t *testing.T) {
@@ -241,6 +307,40 @@ func TestFetchEachRefusals(t *testing.T) {
 	if !errors.Is(err, imap.ErrCommand) || len(msgs) != 1 || msgs[0].UID != 5 {
 		t.Errorf("FetchMessages on NO: %d messages, %v; want the one received and the error", len(msgs), err)
 	}
+	if err := c.FetchEachMessage(ctx, "1:*", "(UID)", nil); !errors.Is(err, imap.ErrCommand) {
+		t.Errorf("FetchEachMessage, nil function: %v", err)
+	}
+	var uids []uint32
+	err = c.FetchEachMessage(ctx, "1:*", "(UID)", func(m *imap.Message) error { uids = append(uids, m.UID); return nil })
+	if !errors.Is(err, imap.ErrCommand) || !slices.Equal(uids, []uint32{5}) {
+		t.Errorf("FetchEachMessage on NO: UIDs %v, %v; want the one received and the error", uids, err)
+	}
+}
+
+// TestFetchEachMessageSkipsMalformed checks that a response that does not
+// parse is skipped, the others are handed over, and the first parse error
+// is returned once the command has completed.
+func TestFetchEachMessageSkipsMalformed(t *testing.T) {
+	t.Parallel()
+	srv := plain.server(t, imaptest.Config{Commands: map[string]imaptest.CommandFunc{
+		"FETCH": func(s *imaptest.Session, tag, _ string) {
+			_ = s.Send("* 1 FETCH (UID 5)", "* 2 FETCH (UID five)", "* 3 FETCH (UID 7)", tag+" OK done")
+		},
+	}})
+	c := plain.connect(t, srv, nil)
+	login(t, c)
+	ctx := context.Background()
+	mustOK(t)(c.Select(ctx, "INBOX", false))
+	var uids []uint32
+	err := c.FetchEachMessage(ctx, "1:*", "(UID)", func(m *imap.Message) error { uids = append(uids, m.UID); return nil })
+	var pe *imap.ParseError
+	if !errors.As(err, &pe) || pe.Seq != 2 {
+		t.Errorf("error %v, want a *ParseError for message 2", err)
+	}
+	if !slices.Equal(uids, []uint32{5, 7}) {
+		t.Errorf("UIDs handed over %v, want [5 7]", uids)
+	}
+	mustOK(t)(c.Noop(ctx))
 }
 
 // TestFetchEachBoundedMemory checks that what FetchEach allocates does not

@@ -21,9 +21,41 @@ func (c *Client) UIDFetchMessages(ctx context.Context, set, items string) ([]*Me
 }
 
 func (c *Client) fetchMessages(ctx context.Context, name, set, items string) ([]*Message, error) {
+	var msgs []*Message
+	err := c.fetchEachMessage(ctx, name, set, items, func(m *Message) error {
+		msgs = append(msgs, m)
+		return nil
+	})
+	return msgs, err
+}
+
+// FetchEachMessage is the streaming form of FetchMessages: each FETCH
+// response is parsed as soon as it has been read and the Message handed to
+// fn, so that a FETCH over a whole mailbox holds one message at a time
+// instead of all of them. The Message is fn's to keep: it shares no memory
+// with the read buffer or with the messages before it.
+//
+// A response that does not parse is skipped (fn is not called for it) and
+// FetchEachMessage returns a *ParseError for the first one once the
+// command has completed. As with FetchEach, fn runs on the caller's
+// goroutine and must not use the Client; once it returns an error it is
+// not called again, the rest of the response is read, and that error comes
+// back wrapped in an *Error of kind ErrCommand.
+func (c *Client) FetchEachMessage(ctx context.Context, set, items string, fn func(m *Message) error) error {
+	return c.fetchEachMessage(ctx, "FETCH", set, items, fn)
+}
+
+// UIDFetchEachMessage is FetchEachMessage for UID FETCH: set holds UIDs.
+func (c *Client) UIDFetchEachMessage(ctx context.Context, set, items string, fn func(m *Message) error) error {
+	return c.fetchEachMessage(ctx, "UID FETCH", set, items, fn)
+}
+
+func (c *Client) fetchEachMessage(ctx context.Context, name, set, items string, fn func(*Message) error) error {
+	if fn == nil {
+		return cmdError(name, "no function to hand the messages to")
+	}
 	s := scanner{limit: c.opts.MaxNesting, own: true}
 	var (
-		msgs     []*Message
 		msgSlab  slab[Message]
 		parseErr error
 	)
@@ -40,13 +72,12 @@ func (c *Client) fetchMessages(ctx context.Context, name, set, items string) ([]
 			}
 			return nil
 		}
-		msgs = append(msgs, m)
-		return nil
+		return fn(m)
 	})
 	if err != nil {
-		return msgs, err
+		return err
 	}
-	return msgs, parseErr
+	return parseErr
 }
 
 // SelectMailbox is Select followed by ParseMailboxData over the data the

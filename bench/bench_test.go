@@ -76,6 +76,7 @@ func microCases() map[string][]microCase {
 			microCase{"imapkit-raw", kit.fetch(metaItems), "INBOX", microMessages, 5 * microMessages},
 			microCase{"imapkit-each", kit.fetchEach(metaItems), "INBOX", microMessages, 5 * microMessages},
 			microCase{"imapkit-typed", kit.fetchTyped(metaItems), "INBOX", microMessages, 5 * microMessages},
+			microCase{"imapkit-typed-each", kit.typedEach(metaItems), "INBOX", microMessages, 5 * microMessages},
 			microCase{"imapkit-fetch+parse", kit.fetchParse(metaItems), "INBOX", microMessages, 5 * microMessages})
 		cases["FetchBody"] = append(cases["FetchBody"], microCase{"imapkit-raw", kit.fetch("BODY.PEEK[]"), "INBOX", microMessages, 0})
 		cases["BigLiteral"] = append(cases["BigLiteral"], microCase{"imapkit-raw", kit.fetch("BODY.PEEK[]"), "big", 1, 0})

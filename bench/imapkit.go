@@ -25,6 +25,7 @@ func kitContenders() *kitSuite {
 		fetch:      kitFetch,
 		fetchEach:  kitFetchEach,
 		fetchTyped: kitFetchTyped,
+		typedEach:  kitFetchEachMessage,
 		fetchParse: kitFetchParse,
 		stream:     kitFetchStream,
 		search:     kitSearch,
@@ -145,6 +146,28 @@ func kitFetchWith(fetch func(context.Context, *imap.Client) (imap.Result, error)
 func kitFetchTyped(items string) sessionFunc {
 	return kitTyped(func(ctx context.Context, c *imap.Client) ([]*imap.Message, error) {
 		return c.FetchMessages(ctx, "1:*", items)
+	})
+}
+
+// kitFetchEachMessage runs FETCH 1:* items with FetchEachMessage, checking
+// each message as it is handed over (the check FetchMessages' contender
+// makes after its span).
+func kitFetchEachMessage(items string) sessionFunc {
+	return kitTimed(func(ctx context.Context, c *imap.Client) (int, func() error, error) {
+		n, incomplete := 0, 0
+		err := c.FetchEachMessage(ctx, "1:*", items, func(m *imap.Message) error {
+			n++
+			if m.Envelope == nil || m.BodyStructure == nil {
+				incomplete++
+			}
+			return nil
+		})
+		return n, func() error {
+			if incomplete > 0 {
+				return fmt.Errorf("%d messages without ENVELOPE or BODYSTRUCTURE", incomplete)
+			}
+			return nil
+		}, err
 	})
 }
 

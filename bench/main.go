@@ -52,15 +52,16 @@ const formatVersion = 1
 
 // Contender names.
 const (
-	nameFloor     = "floor (framing only)"
-	nameKitRaw    = "imapkit raw"
-	nameKitEach   = "imapkit FetchEach"
-	nameKitTyped  = "imapkit typed"
-	nameKitParse  = "imapkit Fetch+ParseFetch"
-	nameKitStream = "imapkit FetchTo"
-	nameKitIdler  = "imapkit Idler"
-	nameGoimap    = "go-imap v2"
-	namePython    = "Python imaplib"
+	nameFloor        = "floor (framing only)"
+	nameKitRaw       = "imapkit raw"
+	nameKitEach      = "imapkit FetchEach"
+	nameKitTyped     = "imapkit typed"
+	nameKitTypedEach = "imapkit FetchEachMessage"
+	nameKitParse     = "imapkit Fetch+ParseFetch"
+	nameKitStream    = "imapkit FetchTo"
+	nameKitIdler     = "imapkit Idler"
+	nameGoimap       = "go-imap v2"
+	namePython       = "Python imaplib"
 )
 
 // config holds the command-line settings.
@@ -106,6 +107,7 @@ type kitSuite struct {
 	fetch      func(items string) sessionFunc
 	fetchEach  func(items string) sessionFunc
 	fetchTyped func(items string) sessionFunc
+	typedEach  func(items string) sessionFunc
 	fetchParse func(items string) sessionFunc
 	stream     func(items string) sessionFunc
 	search     sessionFunc
@@ -409,12 +411,13 @@ func workloads(cfg *config, kit *kitSuite, python bool) []*workload {
 		}
 		return w
 	}
-	var kitFetchRaw, kitFetchEach, kitFetchTyped, kitFetchParse, kitFetchBody, kitStream, kitSearch, kitBurst0, kitBurst1 sessionFunc
+	var kitFetchRaw, kitFetchEach, kitFetchTyped, kitTypedEach, kitFetchParse, kitFetchBody, kitStream, kitSearch, kitBurst0, kitBurst1 sessionFunc
 	if kit != nil {
 		kitStream = kit.stream("BODY.PEEK[]")
 		kitFetchRaw = kit.fetch(metaItems)
 		kitFetchEach = kit.fetchEach(metaItems)
 		kitFetchTyped = kit.fetchTyped(metaItems)
+		kitTypedEach = kit.typedEach(metaItems)
 		kitFetchParse = kit.fetchParse(metaItems)
 		kitFetchBody = kit.fetch("BODY.PEEK[]")
 		kitSearch = kit.search
@@ -428,6 +431,7 @@ func workloads(cfg *config, kit *kitSuite, python bool) []*workload {
 			contender{name: nameKitRaw, fn: kitFetchRaw, expect: m, note: "Fetch: every response kept in memory in imaplib's shape, as imaplib does"},
 			contender{name: nameKitEach, fn: kitFetchEach, expect: m, note: "FetchEach: each response handed to a function as it is read, in imaplib's shape, then forgotten"},
 			contender{name: nameKitTyped, fn: kitFetchTyped, expect: m, note: "FetchMessages: each response parsed into an *imap.Message as it is read; the raw bytes are not kept"},
+			contender{name: nameKitTypedEach, fn: kitTypedEach, expect: m, note: "FetchEachMessage: each response parsed into an *imap.Message as it is read and handed to a function; nothing is collected"},
 			contender{name: nameKitParse, fn: kitFetchParse, expect: m, note: "Fetch, then imap.ParseFetch over the whole raw result: both forms held at once"},
 			contender{name: nameGoimap, fn: goimapFetchMeta, expect: m, note: "Fetch(...).Collect() with Flags, InternalDate, RFC822Size, Envelope, BodyStructure{Extended: true}. In v2.0.0-beta.8 its decoder reads every string literal with io.Copy into a strings.Builder, which allocates a 32 KiB copy buffer per literal; Dovecot sends 8-bit ENVELOPE strings (raw UTF-8 names and subjects) as literals"},
 			contender{name: namePython, python: true, expect: m},
