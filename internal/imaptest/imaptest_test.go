@@ -229,13 +229,16 @@ func TestHandlerSplitPackets(t *testing.T) {
 		s.Sleep(gap)
 		_ = s.Write([]byte("* OK")) // no CRLF, then EOF
 	}})
+	// Timed from before the dial: the handler writes its first chunk and
+	// starts sleeping as soon as it accepts, which may be before Dial
+	// returns here.
+	start := time.Now()
 	conn, err := net.Dial("tcp", srv.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	start := time.Now()
 	var reads []string
 	buf := make([]byte, 100)
 	for {
