@@ -544,6 +544,11 @@ func (id *Idler) await(r *Response, until time.Time) (bool, error) {
 // cache (see (*Client).Response), sends DONE, and reads everything up to the
 // tagged completion into the cache, under the operation timeout. It is
 // idempotent: later calls return the first call's result.
+//
+// Close does not interrupt a wait in Next, Responses or Burst on another
+// goroutine: it waits for it to end. To stop such a wait, cancel the
+// context given to Idle (the Idler then ends IDLE itself), or drop the
+// connection with (*Client).Shutdown.
 func (id *Idler) Close() error {
 	id.c.mu.Lock()
 	defer id.c.mu.Unlock()
