@@ -530,9 +530,9 @@ func (r *Reader) ReadLiteral(n, max int64) ([]byte, error) {
 		}
 		take := min64(n-int64(len(r.lit)), int64(r.w-r.r))
 		if int64(cap(r.lit)-len(r.lit)) < take {
-			// Double, so a large literal is copied O(n) times in all,
+			// Quadruple, so a large literal is copied O(n) times in all,
 			// but only as its bytes actually arrive.
-			grow := int64(cap(r.lit))
+			grow := 3 * int64(cap(r.lit))
 			if grow < take {
 				grow = take
 			}

@@ -217,6 +217,28 @@ func TestReadLiteralLarge(t *testing.T) {
 	}
 }
 
+// A large literal costs little more than its size: its memory grows by
+// quadrupling as its bytes arrive, so a 3 MiB literal is read into 1 MiB
+// and then its own 3 MiB (doubling would add a 2 MiB step).
+func TestReadLiteralLargeAllocation(t *testing.T) {
+	body := make([]byte, 3<<20+17)
+	src := &chunked{io.MultiReader(strings.NewReader("x\r\n"), bytes.NewReader(body), strings.NewReader("\r\n")), 1 << 22}
+	r := NewReader(src, 0)
+	if _, err := r.ReadLine(); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	lit, err := r.ReadLiteral(int64(len(body)), 0)
+	runtime.ReadMemStats(&after)
+	if err != nil || len(lit) != len(body) {
+		t.Fatalf("%d bytes, %v", len(lit), err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(len(body))*3/2 {
+		t.Errorf("allocated %d bytes for a literal of %d", alloc, len(body))
+	}
+}
+
 // A claimed 2^62-byte literal on a short stream fails with
 // ErrUnexpectedEOF, having allocated about what arrived, not the claim.
 func TestReadLiteralHugeClaim(t *testing.T) {
