@@ -17,7 +17,10 @@ type idleArena struct {
 	resp   response
 }
 
-const idleArenaChunk = 4096 // bytes of text per chunk, at most
+const (
+	idleArenaChunk  = 4096 // bytes of text per chunk, at most
+	idleLineReserve = 256  // bytes reserve keeps free for the next line
+)
 
 // text returns a copy of line, capped at its length.
 func (a *idleArena) text(line []byte, buffered int) []byte {
@@ -59,7 +62,10 @@ func (id *Idler) reserve(n int) {
 	if n == 0 {
 		return
 	}
-	if cap(a.bytes)-len(a.bytes) < n {
+	// Room for the next line when it is of a usual size; a new chunk
+	// holds everything buffered, up to its limit. A longer line is rare
+	// and gets its memory where it is parsed.
+	if cap(a.bytes)-len(a.bytes) < min(n, idleLineReserve) {
 		a.bytes = make([]byte, 0, min(idleArenaChunk, n))
 	}
 	if len(a.datums) == cap(a.datums) {
