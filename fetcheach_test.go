@@ -214,52 +214,46 @@ func TestFetchEachMessageBoundedLiveMemory(t *testing.T) {
 	}
 }
 
+// TestFetchEachFunctionError checks, for FetchEach and FetchEachMessage,
+// that the function is not called after its error, the error comes back
+// as ErrCommand, and the rest of the response is read.
 func TestFetchEachFunctionError(t *testing.T) {
 	t.Parallel()
-	c := bigFetchClient(t, 500, nil)
-	ctx := context.Background()
 	stop := errors.New("enough")
-	calls := 0
-	_, err := c.FetchEach(ctx, "1:*", "(UID)", func(r imap.Response) error {
-		calls++
-		if calls == 10 {
-			return stop
-		}
-		return nil
-	})
-	if !errors.Is(err, stop) || !errors.Is(err, imap.ErrCommand) {
-		t.Fatalf("error %v: want the function's error, as ErrCommand", err)
+	for _, form := range []struct {
+		name string
+		run  func(c *imap.Client, call func() error) error
+	}{
+		{"FetchEach", func(c *imap.Client, call func() error) error {
+			_, err := c.FetchEach(context.Background(), "1:*", "(UID)", func(imap.Response) error { return call() })
+			return err
+		}},
+		{"FetchEachMessage", func(c *imap.Client, call func() error) error {
+			return c.FetchEachMessage(context.Background(), "1:*", "(UID)", func(*imap.Message) error { return call() })
+		}},
+	} {
+		t.Run(form.name, func(t *testing.T) {
+			c := bigFetchClient(t, 500, nil)
+			calls := 0
+			err := form.run(c, func() error {
+				if calls++; calls == 10 {
+					return stop
+				}
+				return nil
+			})
+			if !errors.Is(err, stop) || !errors.Is(err, imap.ErrCommand) {
+				t.Fatalf("error %v: want the function's error, as ErrCommand", err)
+			}
+			if calls != 10 {
+				t.Errorf("function called %d times after failing at 10", calls)
+			}
+			// The rest of the response was read: the next command works.
+			mustOK(t)(c.Noop(context.Background()))
+			if got := texts(c.Response("EXISTS").Data); !slices.Contains(got, "4242") {
+				t.Errorf("EXISTS after the failed function %q: the rest of the response was not read", got)
+			}
+		})
 	}
-	if calls != 10 {
-		t.Errorf("function called %d times after failing at 10", calls)
-	}
-	// The rest of the response was read: the next command works.
-	mustOK(t)(c.Noop(ctx))
-	if got := texts(c.Response("EXISTS").Data); !slices.Contains(got, "4242") {
-		t.Errorf("EXISTS after the failed function %q: the rest of the response was not read", got)
-	}
-}
-
-func TestFetchEachMessageFunctionError(t *testing.T) {
-	t.Parallel()
-	c := bigFetchClient(t, 500, nil)
-	ctx := context.Background()
-	stop := errors.New("enough")
-	calls := 0
-	err := c.FetchEachMessage(ctx, "1:*", "(UID)", func(m *imap.Message) error {
-		calls++
-		if calls == 10 {
-			return stop
-		}
-		return nil
-	})
-	if !errors.Is(err, stop) || !errors.Is(err, imap.ErrCommand) {
-		t.Fatalf("error %v: want the function's error, as ErrCommand", err)
-	}
-	if calls != 10 {
-		t.Errorf("function called %d times after failing at 10", calls)
-	}
-	mustOK(t)(c.Noop(ctx))
 }
 
 func TestFetchEachFunctionPanic(t *testing.T) {
