@@ -417,6 +417,9 @@ func (c *Client) untaggedLiterals(ctx context.Context, cmd string, r *response) 
 func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte, toCache bool, data []Datum) ([]Datum, error) {
 	n := literalSize(datum)
 	var total int64
+	// Literals are read under the operation timeout; readLine below
+	// leaves the same state for the next one.
+	c.rs = readState{ctx: ctx}
 	for n >= 0 {
 		limit := c.opts.MaxLiteral
 		if typ != "FETCH" {
@@ -427,7 +430,6 @@ func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte
 		if n > limit {
 			return nil, c.abort(cmd, wire.ErrLiteralLimit, "server sent a literal of %d bytes (limit %d)", n, limit)
 		}
-		c.rs = readState{ctx: ctx}
 		var lit []byte
 		if w := c.literalWriter(typ, datum); w != nil {
 			// Streamed (FetchTo): bounded memory, an empty literal as marker.
@@ -456,7 +458,12 @@ func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte
 				// without corrupting it.
 				return nil, c.abort(cmd, nil, "response %s has more than %d literals (MaxCached)", typ, c.opts.MaxCached)
 			}
-			data = append(data, Datum{Text: datum, Literal: lit})
+			// Filled in place: a Datum built apart and then copied in
+			// costs a store-forwarding stall per literal, and FETCH
+			// responses have tens of thousands.
+			data = append(data, Datum{})
+			d := &data[len(data)-1]
+			d.Text, d.Literal = datum, lit
 		}
 		line, err := c.readLine(ctx, false, time.Time{})
 		if err != nil {
