@@ -51,12 +51,12 @@ func (a *idleArena) datum(text []byte, buffered int) []Datum {
 
 // reserve makes room for the responses in the next n buffered bytes: the
 // arena (whose response receive fills), its copies of their lines and
-// datums, and a queue slot. It runs
-// before the deep calls that parse a response, so that these allocations
-// do not happen at the bottom of them: the allocator's own frames there
-// would grow the goroutine's stack from 2 to 4 KiB, which a parked Idler
-// keeps for good (see Idler.nextLocked). A line not yet complete when
-// reserve runs may still allocate where it is parsed; that is rare.
+// datums, and a queue slot. It runs before the deep calls that parse a
+// response, so that these allocations do not happen at the bottom of them:
+// the allocator's own frames there would grow the goroutine's stack from 2
+// to 4 KiB, which a parked Idler keeps for good (see Idler.nextLocked). A
+// line not yet complete when reserve runs may still allocate where it is
+// parsed; that is rare.
 func (id *Idler) reserve(n int) {
 	a := id.c.idleArena()
 	if n == 0 {

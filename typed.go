@@ -32,8 +32,9 @@ func (c *Client) fetchMessages(ctx context.Context, name, set, items string) ([]
 // FetchEachMessage is the streaming form of FetchMessages: each FETCH
 // response is parsed as soon as it has been read and the Message handed to
 // fn, so that a FETCH over a whole mailbox holds one message at a time
-// instead of all of them. The Message is fn's to keep: it shares no memory
-// with the read buffer or with the messages before it.
+// instead of all of them. The Message is fn's to keep: it does not alias
+// the read buffer, and nothing later overwrites it (a kept message keeps
+// alive the small chunks it was carved from, shared with its neighbours).
 //
 // A response that does not parse is skipped (fn is not called for it) and
 // FetchEachMessage returns a *ParseError for the first one once the
