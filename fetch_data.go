@@ -101,12 +101,7 @@ func (p Parser) ParseFetch(data []Datum) ([]*Message, error) {
 	out := make([]*Message, 0, n)
 	s := scanner{limit: p.MaxNesting}
 	var firstErr error
-	for rest := data; len(rest) > 0; {
-		resp, r, complete := nextResponse(rest)
-		rest = r
-		if isEmptyResponse(resp) {
-			continue
-		}
+	for resp, complete := range parsedResponses(data) {
 		m := &msgs[len(out)]
 		err := s.fetch(resp, m, complete)
 		if err != nil {

@@ -106,12 +106,7 @@ type ESearch struct {
 func ParseESearch(data []Datum) (*ESearch, error) {
 	es := new(ESearch)
 	var s scanner
-	for rest := data; len(rest) > 0; {
-		resp, r, complete := nextResponse(rest)
-		rest = r
-		if isEmptyResponse(resp) {
-			continue
-		}
+	for resp, complete := range parsedResponses(data) {
 		s.reset(resp)
 		if err := s.esearch(es); err != nil {
 			return nil, withContext(err, "ESEARCH", 0, "")

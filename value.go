@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"math"
 	"math/bits"
 	"strconv"
@@ -83,6 +84,21 @@ func nextResponse(data []Datum) (resp, rest []Datum, complete bool) {
 		}
 	}
 	return data, nil, false
+}
+
+// parsedResponses yields the responses of data that the typed parsers
+// parse, in order, with whether each is complete (see nextResponse);
+// empty ones are skipped (see isEmptyResponse).
+func parsedResponses(data []Datum) iter.Seq2[[]Datum, bool] {
+	return func(yield func([]Datum, bool) bool) {
+		for rest := data; len(rest) > 0; {
+			resp, r, complete := nextResponse(rest)
+			rest = r
+			if !isEmptyResponse(resp) && !yield(resp, complete) {
+				return
+			}
+		}
+	}
 }
 
 // countResponses returns the number of responses in data, counting an
@@ -820,12 +836,7 @@ func parseEach[T any](data []Datum, typ string, parse func(*scanner, *T) error) 
 	out := make([]T, 0, n)
 	var s scanner
 	var firstErr error
-	for rest := data; len(rest) > 0; {
-		resp, r, complete := nextResponse(rest)
-		rest = r
-		if isEmptyResponse(resp) {
-			continue
-		}
+	for resp, complete := range parsedResponses(data) {
 		s.reset(resp)
 		var v T
 		err := parse(&s, &v)
