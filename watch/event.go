@@ -25,11 +25,22 @@ const (
 	EventAlert                        // the server sent [ALERT] text, to show to the user
 	EventDisconnected                 // the connection was lost: Err says why
 	EventReconnected                  // a connection was re-established
-	EventResynced                     // a mailbox was synchronized after (re)connecting
-	EventOverflow                     // the consumer was too slow; see Event.Text
+	EventResynced                     // a mailbox was synchronized after (re)connecting; Text "baseline…" on a first run
+	EventStateError                   // a position could not be saved: Err says why (nothing is lost; see Event.Ack)
 )
 
-var kindNames = [...]string{"", "new", "expunge", "flags", "reset", "alert", "disconnected", "reconnected", "resynced", "overflow"}
+var kindNames = [...]string{"", "new", "expunge", "flags", "reset", "alert", "disconnected", "reconnected", "resynced", "state_error"}
+
+// ParseKind returns the Kind named s ("new", "expunge", ...), as String
+// writes it.
+func ParseKind(s string) (Kind, bool) {
+	for k, name := range kindNames {
+		if k > 0 && name == s {
+			return Kind(k), true
+		}
+	}
+	return 0, false
+}
 
 // String returns the kind's name as used in JSON ("new", "expunge", ...).
 func (k Kind) String() string {
@@ -42,6 +53,10 @@ func (k Kind) String() string {
 // Event is one change seen by a Watcher. Messages are identified by UID,
 // never by sequence number.
 type Event struct {
+	// ID names the change, not the delivery: the same change gets the same
+	// ID every time it is reported, across reconnects and restarts (see
+	// eventID), so that a consumer can recognise a repeat.
+	ID          string
 	Kind        Kind
 	Time        time.Time
 	Account     string

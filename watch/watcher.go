@@ -170,7 +170,7 @@ func (w *Watcher) flushLost() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for mb, n := range w.lost {
-		ev := Event{Kind: EventOverflow, Time: time.Now(), Account: w.opts.Account, Mailbox: mb,
+		ev := Event{Kind: EventStateError, Time: time.Now(), Account: w.opts.Account, Mailbox: mb,
 			Text: fmt.Sprintf("%d events did not fit the buffer; what they reported is reported again after a resync (flag changes only with CONDSTORE)", n)}
 		select {
 		case w.events <- ev:
