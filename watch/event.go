@@ -66,8 +66,30 @@ type Event struct {
 	Flags       []string       // Flags (and New when known)
 	ModSeq      uint64         // Flags, with CONDSTORE
 	Envelope    *imap.Envelope // New, with Options.Envelope
-	Text        string         // Alert text, Overflow and Resynced details
-	Err         error          // Disconnected
+	Text        string         // Alert text, Resynced details
+	Err         error          // Disconnected, StateError
+
+	ack *pending // nil: nothing to acknowledge
+}
+
+// Ack acknowledges the event: the consumer has handled it, so the saved
+// position may move past it. Until then the watcher reports it again, with
+// the same ID, after a restart: delivery is at least once. Ack may be
+// called from any goroutine, in any order, more than once.
+//
+// A mailbox has at most Options.Window events unacknowledged; while it
+// has that many, the watcher makes no more events of that mailbox (the
+// server keeps the changes) but keeps its connection alive.
+//
+// Events that report on the watcher itself (Disconnected, Reconnected,
+// Resynced, Alert, StateError) move no position; acknowledging them does
+// nothing. Positions are written to the Store within 20 ms of an
+// acknowledgement (at once after Run returned); a write that fails is
+// reported as a StateError event and tried again with the next one.
+func (ev Event) Ack() {
+	if p := ev.ack; p != nil {
+		p.l.ack(p)
+	}
 }
 
 // MailboxError is what Run returns when a mailbox to watch cannot be

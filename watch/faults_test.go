@@ -59,7 +59,7 @@ func TestDovecotFaults(t *testing.T) {
 			px := newProxy(t, srv.Addr)
 			opts := fastOptions(tc.mailboxes...)
 			opts.Inactivity = time.Second
-			opts.StateFile = t.TempDir() + "/state.json"
+			opts.Store = openState(t, t.TempDir()+"/state.json")
 			dial := acct.dialerTimeout(px.Addr(), 2*time.Second)
 			r := startWatcher(t, dial, opts, false)
 			r.waitFor("baseline", count(watch.EventResynced, mailbox, 1))
@@ -135,10 +135,12 @@ func TestDovecotFrozen(t *testing.T) {
 	}
 }
 
-// TestDovecotSlowConsumer gives the watcher a buffer of 4 events and a
-// consumer that reads nothing until 50 messages have been appended: the
-// watcher reports an Overflow, and still every message as New exactly
-// once.
+// TestDovecotSlowConsumer gives the watcher a window of 4 events and a
+// consumer that acknowledges nothing while 50 messages are appended and a
+// reported message's flags change: the watcher hands over 4 New events and
+// no more, keeps its connection alive meanwhile (no Disconnected although
+// the wait lasts several Inactivity periods), and once the consumer
+// acknowledges, reports every message exactly once and the flag change.
 func TestDovecotSlowConsumer(t *testing.T) {
 	srv := dovecot.StartT(t)
 	for _, tc := range []struct {
@@ -154,33 +156,37 @@ func TestDovecotSlowConsumer(t *testing.T) {
 			m := acct.other(t)
 			m.append("INBOX") // 1: baseline
 			opts := fastOptions()
-			opts.Buffer = 4
+			opts.Window = 4
+			opts.Inactivity = time.Second
 			r := startWatcher(t, acct.dialer(newProxy(t, srv.Addr, tc.strip...).Addr()), opts, true)
-			// The baseline's Resynced sits in the buffer.
-			deadline := time.Now().Add(waitTime)
-			for len(r.w.Events()) == 0 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
+			r.waitFor("baseline", count(watch.EventResynced, "INBOX", 1))
 			const total = 50
 			for i := 0; i < total; i++ {
 				m.append("INBOX") // 2..51
 			}
-			// Let the watcher see them all and run into the full buffer.
-			deadline = time.Now().Add(waitTime)
-			for len(r.w.Events()) < cap(r.w.Events()) && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
+			m.store("INBOX", 1, "+FLAGS", `\Flagged`)
+			r.waitFor("a full window", count(watch.EventNew, "INBOX", 4))
+			// A negative check needs a bound: three Inactivity periods,
+			// during which the link must be kept alive and nothing more
+			// handed over.
+			time.Sleep(3 * opts.Inactivity)
+			evs := r.events()
+			if n := len(ofKind(evs, watch.EventNew, "INBOX")); n != 4 {
+				t.Errorf("%d New events handed over with a window of 4 and none acknowledged", n)
+			}
+			if n := len(ofKind(evs, watch.EventDisconnected, "")); n != 0 {
+				t.Errorf("%d Disconnected events while the consumer was slow", n)
 			}
 			r.open()
-			evs := r.waitFor("all New", allNewFrom("INBOX", 2, total+1))
+			evs = r.waitFor("all New and the flag change", func(evs []watch.Event) bool {
+				return allNewFrom("INBOX", 2, total+1)(evs) && hasFlags("INBOX", 1, `\Flagged`)(evs)
+			})
 			checkExactlyOnce(t, evs, "INBOX", seq(2, total+1))
-			if len(ofKind(evs, watch.EventOverflow, "INBOX")) == 0 {
-				t.Error("no Overflow event")
-			}
-			// Changes after the overflow are reported as usual.
+			// Changes after that are reported as usual.
 			m.store("INBOX", 2, "+FLAGS", `\Flagged`)
 			m.expunge("INBOX", 3)
 			m.append("INBOX") // 52
-			evs = r.waitFor("the changes after the overflow", func(evs []watch.Event) bool {
+			evs = r.waitFor("the later changes", func(evs []watch.Event) bool {
 				return hasFlags("INBOX", 2, `\Flagged`)(evs) && has(watch.EventExpunge, "INBOX", 3)(evs) && has(watch.EventNew, "INBOX", 52)(evs)
 			})
 			checkExactlyOnce(t, evs, "INBOX", seq(2, total+2))
@@ -190,8 +196,8 @@ func TestDovecotSlowConsumer(t *testing.T) {
 }
 
 // TestDovecotStop cancels Run while it idles, while it is frozen, and
-// while it waits to reconnect: Run returns within a second, closes the
-// events channel and leaves no goroutine behind.
+// while it waits to reconnect: Run returns within a second, Events ends,
+// and no goroutine is left behind.
 func TestDovecotStop(t *testing.T) {
 	srv := dovecot.StartT(t)
 	for _, tc := range []struct {
@@ -225,7 +231,7 @@ func TestDovecotStop(t *testing.T) {
 			if tc.before != nil {
 				tc.before(t, px, r)
 			}
-			r.stop() // fails unless Run returns within 1 s and closes Events
+			r.stop() // fails unless Run returns within 1 s and Events ends
 			m.c.Shutdown()
 			px.close()
 			checkGoroutines(t, base)

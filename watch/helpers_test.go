@@ -200,13 +200,16 @@ type run struct {
 	done   chan error // Run's result
 	closed chan struct{}
 
-	mu   sync.Mutex
-	evs  []watch.Event
-	gate chan struct{} // the consumer reads nothing until it is closed
+	mu      sync.Mutex
+	evs     []watch.Event
+	unacked []watch.Event // taken while gated: acknowledged when the gate opens
+	gate    chan struct{} // closed when the consumer may acknowledge
 }
 
-// startWatcher runs a Watcher and collects its events. The events are
-// logged when the test fails. stop is registered as a cleanup.
+// startWatcher runs a Watcher and collects its events, acknowledging each
+// once it is recorded. A gated consumer takes events but acknowledges none
+// until open: the window fills. The events are logged when the test fails.
+// stop is registered as a cleanup.
 func startWatcher(t *testing.T, dial watch.Dialer, opts *watch.Options, gated bool) *run {
 	t.Helper()
 	w, err := watch.New(dial, opts)
@@ -214,19 +217,22 @@ func startWatcher(t *testing.T, dial watch.Dialer, opts *watch.Options, gated bo
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &run{t: t, w: w, cancel: cancel, done: make(chan error, 1), closed: make(chan struct{})}
-	if gated {
-		r.gate = make(chan struct{})
+	r := &run{t: t, w: w, cancel: cancel, done: make(chan error, 1), closed: make(chan struct{}), gate: make(chan struct{})}
+	if !gated {
+		close(r.gate)
 	}
 	go func() { r.done <- w.Run(ctx) }()
 	go func() {
 		defer close(r.closed)
-		if r.gate != nil {
-			<-r.gate
-		}
 		for ev := range w.Events() {
 			r.mu.Lock()
 			r.evs = append(r.evs, ev)
+			select {
+			case <-r.gate:
+				ev.Ack()
+			default:
+				r.unacked = append(r.unacked, ev)
+			}
 			r.mu.Unlock()
 		}
 	}()
@@ -241,19 +247,25 @@ func startWatcher(t *testing.T, dial watch.Dialer, opts *watch.Options, gated bo
 	return r
 }
 
-// open lets a gated consumer start reading.
+// open lets a gated consumer acknowledge: what it took so far, and from
+// then on each event as it comes.
 func (r *run) open() {
-	if r.gate != nil {
-		select {
-		case <-r.gate:
-		default:
-			close(r.gate)
-		}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-r.gate:
+		return
+	default:
 	}
+	close(r.gate)
+	for _, ev := range r.unacked {
+		ev.Ack()
+	}
+	r.unacked = nil
 }
 
-// stop cancels Run, which must return within a second and close the
-// events channel.
+// stop cancels Run, which must return within a second, and Events must
+// end once the queue is drained.
 func (r *run) stop() {
 	r.t.Helper()
 	r.open()
@@ -274,7 +286,7 @@ func (r *run) stop() {
 	select {
 	case <-r.closed:
 	case <-time.After(time.Second):
-		r.t.Fatalf("the events channel was not closed when Run returned")
+		r.t.Fatalf("Events did not end when Run returned")
 	}
 }
 
@@ -330,6 +342,9 @@ func describe(ev watch.Event) string {
 	}
 	if ev.Text != "" {
 		s += " text=" + ev.Text
+	}
+	if ev.ID != "" {
+		s += " id=" + ev.ID[:8]
 	}
 	if ev.Err != nil {
 		s += " err=" + ev.Err.Error()
@@ -478,6 +493,17 @@ func checkGoroutines(t *testing.T, base int) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// openState opens a state file for the test's watchers, closed at the end.
+func openState(t *testing.T, path string) *watch.StateFile {
+	t.Helper()
+	st, err := watch.OpenStateFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 func fastOptions(mailboxes ...string) *watch.Options {

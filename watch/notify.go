@@ -37,7 +37,7 @@ func (s *session) serveNotify(ctx context.Context, c *imap.Client) error {
 		}
 	}
 	if s.w.opts.Once {
-		return errOnceDone
+		return s.finishOnce(ctx, c)
 	}
 	for {
 		if err := s.catchUpNotify(ctx, c); err != nil {
@@ -60,7 +60,7 @@ func (s *session) catchUpNotify(ctx context.Context, c *imap.Client) error {
 				// New mail in a mailbox while it was selected for a sync.
 				b.pendingNew, b.dirty = false, true
 			}
-			if b.dirty && s.w.hasRoom() {
+			if b.dirty || b.hasUnreported() && b.l.hasRoom() {
 				if err := s.sync(ctx, c, b); err != nil {
 					return err
 				}

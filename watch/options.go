@@ -9,8 +9,9 @@ import (
 )
 
 // Dialer returns a new authenticated Client. The Watcher calls it for every
-// connection and reconnection; it should set the Client's Options.Timeout,
-// which bounds every command and DONE.
+// connection and reconnection, so it should obtain credentials afresh each
+// time (a password that changed, a token that expired); it should set the
+// Client's Options.Timeout, which bounds every command and DONE.
 type Dialer func(ctx context.Context) (*imap.Client, error)
 
 // Defaults for zero Options fields.
@@ -22,15 +23,20 @@ const (
 	DefaultPollInterval = time.Minute
 	DefaultMinBackoff   = time.Second
 	DefaultMaxBackoff   = 5 * time.Minute
-	DefaultBuffer       = 1024
+	DefaultWindow       = 100
 	DefaultConnections  = 5
 )
 
 // Options configures a Watcher. A nil *Options is a zero Options; zero
 // fields mean their defaults.
 type Options struct {
-	// Account labels the events.
+	// Account labels the events and names the account's entry in Store.
 	Account string
+	// Server and User say which server and user the account is (for
+	// example "imap.example.org:993" and "alice"); they are saved with the
+	// positions, and an entry saved for another server or user is refused
+	// (unless Rebaseline), since its UIDs would mean nothing here.
+	Server, User string
 	// Mailboxes to watch (default INBOX).
 	Mailboxes []string
 
@@ -54,17 +60,24 @@ type Options struct {
 	// Envelope fetches the envelope of new messages into Event.Envelope.
 	Envelope bool
 
-	// StateFile, if set, persists what has been reported (written
-	// atomically after each change) so that a restarted Watcher reports
-	// exactly what happened while it was away.
-	StateFile string
+	// Store keeps the positions, so that a restarted Watcher reports
+	// everything that happened while it was away and every event that was
+	// not acknowledged (see OpenStateFile). Nil: positions live in memory
+	// only, and each Run starts from a baseline.
+	Store Store
+	// Rebaseline accepts what would otherwise be refused as a sign of a
+	// wrong or damaged state: an entry saved for another Server or User,
+	// or a last UID the server has not given yet. Such a mailbox starts
+	// from a new baseline instead, which skips what arrived while away.
+	Rebaseline bool
 
-	// Buffer is the capacity of the events channel (default 1024). When the
-	// consumer falls behind and the buffer fills, the Watcher never blocks
-	// the connection and never drops silently: it stops recording what was
-	// delivered, sends an Overflow event as soon as there is room, and
-	// resynchronizes, so every new message is still reported.
-	Buffer int
+	// Window is the number of events per mailbox that may be
+	// unacknowledged at once (default 100). When a mailbox has that many,
+	// the Watcher makes no more events of it — the server keeps the
+	// changes, and flag changes and expunges already seen wait in memory —
+	// while its connection stays alive. A slow consumer delays; nothing
+	// is dropped.
+	Window int
 
 	// MaxConnections is the per-account connection budget when NOTIFY is
 	// not available (default 5). Mailboxes beyond it are polled with STATUS.
@@ -108,8 +121,8 @@ func (o *Options) setDefaults() {
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = o.MinBackoff
 	}
-	if o.Buffer <= 0 {
-		o.Buffer = DefaultBuffer
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
 	}
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = DefaultConnections

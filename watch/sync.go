@@ -3,18 +3,19 @@ package watch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 
 	"github.com/imapkit/imap"
 )
 
-// sync selects b (read-only) and reconciles it with what was reported:
-// a changed UIDVALIDITY resets it, UIDs gone since are reported as
-// expunged, flags changed since (CONDSTORE) as Flags, and every UID above
-// the last one reported as New. The first sync of a mailbox with no saved
-// state only records a baseline: mail that was there before the watch
-// started is not "new".
+// sync selects b (read-only) and reconciles it with what was reported: a
+// changed UIDVALIDITY resets it, UIDs gone since are reported as expunged,
+// flags changed since (CONDSTORE) as Flags, and every UID above the last
+// one reported as New. The first sync of a mailbox with no saved position
+// only records a baseline: mail that was there before the watch started is
+// not "new".
 func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 	// What arrived for the mailbox selected until now still concerns it;
 	// SELECT would clear it from the cache.
@@ -39,71 +40,87 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 		return err
 	}
 	b.uids = current
+	b.exists = uint32(len(current))
+	b.uidValidity = md.UIDValidity
 	b.status = statusSeen{uidValidity: md.UIDValidity, uidNext: md.UIDNext, messages: uint32(len(current)), highestModSeq: md.HighestModSeq}
 
-	prev := b.st
-	if prev == nil {
-		prev = s.w.state.get(b.key)
-	}
-	if prev != nil && prev.UIDValidity != md.UIDValidity {
-		s.w.emit(Event{Kind: EventMailboxReset, Mailbox: b.name, UIDValidity: md.UIDValidity,
-			Text: "UIDVALIDITY changed from " + strconv.FormatUint(uint64(prev.UIDValidity), 10)})
-		prev = nil
-	}
-	if prev == nil {
-		last := uint32(0)
-		if md.UIDNext > 0 {
-			last = md.UIDNext - 1
+	l := b.l
+	known := l.known
+	if known && l.pos.uidValidity == md.UIDValidity && md.UIDNext > 0 && l.pos.last >= md.UIDNext {
+		problem := fmt.Sprintf("last_uid is %d, but the server has given UIDs only up to %d (UIDNEXT %d)", l.pos.last, md.UIDNext-1, md.UIDNext)
+		if !s.w.opts.Rebaseline {
+			return &StateError{Account: s.w.opts.Account, Mailbox: b.name, Problem: problem}
 		}
-		if n := len(current); n > 0 && current[n-1] > last {
-			last = current[n-1]
+		s.w.opts.Logger.Warn("watch: rebaselining", "account", s.w.opts.Account, "mailbox", b.name, "problem", problem)
+		known = false
+	}
+	base := position{uidValidity: md.UIDValidity, modseq: md.HighestModSeq}
+	if md.UIDNext > 0 {
+		base.last = md.UIDNext - 1
+	}
+	if n := len(current); n > 0 {
+		base.last = max(base.last, current[n-1])
+	}
+	switch {
+	case known && l.pos.uidValidity != md.UIDValidity:
+		// The mailbox was recreated: earlier UIDs mean nothing now, and the
+		// messages there now are its new baseline.
+		prev := l.pos.uidValidity
+		b.last = base.last
+		l.startOver(Event{Kind: EventMailboxReset, Mailbox: b.name, UIDValidity: md.UIDValidity,
+			Text: "UIDVALIDITY changed from " + strconv.FormatUint(uint64(prev), 10)}, base, fromSorted(current))
+		b.announce = false
+		return nil
+	case !known:
+		b.last = base.last
+		l.setBaseline(base, fromSorted(current))
+		s.w.saveNow()
+		text := "baseline"
+		if s.w.opts.Store != nil {
+			text = "baseline: first run for this mailbox (no saved position); the mail there now is not reported"
 		}
-		b.st = &mailboxState{UIDValidity: md.UIDValidity, LastUID: last, HighestModSeq: md.HighestModSeq, UIDs: encodeUIDs(current)}
-		b.undelivered = nil
-		s.save(b)
-		s.w.emit(Event{Kind: EventResynced, Mailbox: b.name, UIDValidity: md.UIDValidity, Text: "baseline"})
+		s.w.notice(Event{Kind: EventResynced, Mailbox: b.name, UIDValidity: md.UIDValidity, Text: text})
 		b.announce = false
 		return nil
 	}
-	b.st = prev
+	b.last = l.pos.last
 
-	// Expunged while we were away (or while the buffer was full).
-	var owed []uint32
-	for _, uid := range decodeUIDs(prev.UIDs) {
+	// Expunged while we were away.
+	var gone []uint32
+	s.w.mu.Lock()
+	l.present.each(func(uid uint32) {
 		if indexOf(current, uid) < 0 {
-			if !s.w.emit(Event{Kind: EventExpunge, Mailbox: b.name, UIDValidity: prev.UIDValidity, UID: uid}) {
-				b.dirty = true
-				owed = append(owed, uid)
-			}
+			gone = append(gone, uid)
 		}
+	})
+	s.w.mu.Unlock()
+	for _, uid := range gone {
+		l.record(Event{Kind: EventExpunge, Mailbox: b.name, UIDValidity: md.UIDValidity, UID: uid})
 	}
-	b.undelivered = owed
 	// Flags changed while we were away.
-	if prev.HighestModSeq > 0 && md.HighestModSeq > prev.HighestModSeq && prev.LastUID > 0 && c.Has("CONDSTORE") {
-		msgs, err := c.UIDFetchMessages(ctx, "1:"+strconv.FormatUint(uint64(prev.LastUID), 10),
-			"(UID FLAGS) (CHANGEDSINCE "+strconv.FormatUint(prev.HighestModSeq, 10)+")")
+	since := l.pos.modseq
+	if since > 0 && md.HighestModSeq > since && b.last > 0 && c.Has("CONDSTORE") {
+		msgs, err := c.UIDFetchMessages(ctx, "1:"+strconv.FormatUint(uint64(b.last), 10),
+			"(UID FLAGS) (CHANGEDSINCE "+strconv.FormatUint(since, 10)+")")
 		if err != nil {
 			return err
 		}
 		for _, m := range msgs {
-			if m.UID == 0 || m.UID > prev.LastUID || m.Flags == nil || indexOf(b.uids, m.UID) < 0 {
+			if m.UID == 0 || m.UID > b.last || m.Flags == nil || indexOf(b.uids, m.UID) < 0 {
 				continue
 			}
-			if !s.w.emit(Event{Kind: EventFlags, Mailbox: b.name, UIDValidity: prev.UIDValidity, UID: m.UID, Flags: cleanFlags(m.Flags), ModSeq: m.ModSeq}) {
-				b.dirty = true
-			}
+			l.record(Event{Kind: EventFlags, Mailbox: b.name, UIDValidity: md.UIDValidity, UID: m.UID, Flags: cleanFlags(m.Flags), ModSeq: m.ModSeq})
 		}
 	}
-	if !b.dirty && md.HighestModSeq > b.st.HighestModSeq {
-		b.st.HighestModSeq = md.HighestModSeq
+	if !b.dirty && md.HighestModSeq > 0 {
+		l.advanceModSeq(md.HighestModSeq)
 	}
-	b.st.UIDs = encodeUIDs(b.knownUIDs())
-	s.save(b)
+	s.w.saveSoon()
 	if err := s.reportNew(ctx, c, b); err != nil {
 		return err
 	}
 	if b.announce && !b.dirty {
-		s.w.emit(Event{Kind: EventResynced, Mailbox: b.name, UIDValidity: b.st.UIDValidity})
+		s.w.notice(Event{Kind: EventResynced, Mailbox: b.name, UIDValidity: md.UIDValidity})
 		b.announce = false
 	}
 	return nil
@@ -143,49 +160,8 @@ func (s *session) searchAll(ctx context.Context, c *imap.Client, b *box) ([]uint
 	}
 }
 
-// fetchNew learns the UIDs of messages announced by EXISTS and reports them.
-func (s *session) fetchNew(ctx context.Context, c *imap.Client, b *box) error {
-	res, err := c.UID(ctx, "SEARCH", "UID", strconv.FormatUint(uint64(b.lastKnown())+1, 10)+":*")
-	if err != nil {
-		return err
-	}
-	nums, err := imap.ParseSearch(res.Data)
-	if err != nil {
-		return err
-	}
-	if len(c.Cached("EXPUNGE")) > 0 {
-		// Sequence numbers moved during the search in a way we cannot
-		// follow: start over.
-		b.dirty, b.stale = true, true
-		return nil
-	}
-	slices.Sort(nums)
-	for _, uid := range nums {
-		if uid > b.lastKnown() {
-			b.uids = append(b.uids, uid)
-		}
-	}
-	return s.reportNew(ctx, c, b)
-}
-
-func (b *box) lastKnown() uint32 {
-	if n := len(b.uids); n > 0 {
-		return max(b.uids[n-1], b.st.LastUID)
-	}
-	return b.st.LastUID
-}
-
-// reportNew emits New for every known UID above the last one reported, in
-// UID order, advancing the state only past events that were delivered.
-// FETCH responses the server sends meanwhile for other messages (flag
-// changes) are handled too: they would otherwise be lost in the result.
-func (s *session) reportNew(ctx context.Context, c *imap.Client, b *box) error {
-	var fresh []uint32
-	for _, uid := range b.uids {
-		if uid > b.st.LastUID && !b.ghosts[uid] {
-			fresh = append(fresh, uid)
-		}
-	}
+// newItems are the FETCH items of a New event.
+func (s *session) newItems(c *imap.Client) string {
 	items := "(UID FLAGS"
 	if s.w.opts.Envelope {
 		items += " ENVELOPE"
@@ -193,13 +169,100 @@ func (s *session) reportNew(ctx context.Context, c *imap.Client, b *box) error {
 	if c.Has("CONDSTORE") {
 		items += " MODSEQ"
 	}
-	items += ")"
-	const chunk = 500
+	return items + ")"
+}
+
+// newChunk bounds the messages fetched by one command.
+const newChunk = 500
+
+// fetchNew fetches the messages announced by EXISTS, by sequence number —
+// one command: the server may not send EXPUNGE during a FETCH by sequence
+// number, so the numbers hold — and reports them. When they are many, or
+// the window has room for fewer, it learns only their UIDs and leaves the
+// rest to reportNew.
+func (s *session) fetchNew(ctx context.Context, c *imap.Client, b *box) error {
+	from := uint32(len(b.uids)) + 1
+	to := b.exists
+	if to < from {
+		return nil
+	}
+	n := int(to - from + 1)
+	full := n <= newChunk && n <= b.l.roomLeft()
+	items := "(UID)"
+	if full {
+		items = s.newItems(c)
+	}
+	set := strconv.FormatUint(uint64(from), 10) + ":" + strconv.FormatUint(uint64(to), 10)
+	msgs, err := c.FetchMessages(ctx, set, items)
+	if err != nil {
+		return err
+	}
+	bySeq := make(map[uint32]*imap.Message, n)
+	for _, m := range msgs {
+		if m.Seq < from || m.Seq > to {
+			s.fetched(b, m) // a flag change of an older message
+			continue
+		}
+		if prev := bySeq[m.Seq]; prev != nil {
+			merge(prev, m)
+			continue
+		}
+		bySeq[m.Seq] = m
+	}
+	var fresh []*imap.Message
+	for seq := from; seq <= to; seq++ {
+		m := bySeq[seq]
+		if m == nil || m.UID == 0 || m.UID <= b.lastKnown() {
+			b.confused() // the server did not answer as it must: look again
+			return nil
+		}
+		b.uids = append(b.uids, m.UID)
+		fresh = append(fresh, m)
+	}
+	if !full {
+		return s.reportNew(ctx, c, b)
+	}
+	s.offerNew(b, fresh)
+	return nil
+}
+
+// lastKnown is the highest UID the view knows of.
+func (v *view) lastKnown() uint32 {
+	if n := len(v.uids); n > 0 {
+		return max(v.uids[n-1], v.last)
+	}
+	return v.last
+}
+
+// merge folds a second FETCH response for the same message (a flag change
+// after our answer) into the first.
+func merge(into, m *imap.Message) {
+	if m.Flags != nil {
+		into.Flags = m.Flags
+	}
+	if m.Envelope != nil {
+		into.Envelope = m.Envelope
+	}
+	if m.UID != 0 {
+		into.UID = m.UID
+	}
+	into.ModSeq = max(into.ModSeq, m.ModSeq)
+}
+
+// reportNew fetches and reports, in UID order, the known messages above
+// the last one reported, as many as the window has room for. FETCH
+// responses the server sends meanwhile for other messages (flag changes)
+// are handled too: they would otherwise be lost in the result.
+func (s *session) reportNew(ctx context.Context, c *imap.Client, b *box) error {
+	fresh := b.unreported()
 	for len(fresh) > 0 {
-		n := min(len(fresh), chunk)
+		n := min(len(fresh), newChunk, b.l.roomLeft())
+		if n == 0 {
+			return nil // the window is full: the rest waits on the server
+		}
 		part := fresh[:n]
 		fresh = fresh[n:]
-		msgs, err := c.UIDFetchMessages(ctx, imap.FormatSequenceSet(part), items)
+		msgs, err := c.UIDFetchMessages(ctx, imap.FormatSequenceSet(part), s.newItems(c))
 		if err != nil {
 			return err
 		}
@@ -210,40 +273,50 @@ func (s *session) reportNew(ctx context.Context, c *imap.Client, b *box) error {
 				continue
 			}
 			if prev := byUID[m.UID]; prev != nil {
-				// A flag change of the new message, after our answer.
-				if m.Flags != nil {
-					prev.Flags = m.Flags
-				}
-				if m.Envelope != nil {
-					prev.Envelope = m.Envelope
-				}
-				prev.ModSeq = max(prev.ModSeq, m.ModSeq)
+				merge(prev, m)
 				continue
 			}
 			byUID[m.UID] = m
 		}
+		var got []*imap.Message
 		for _, uid := range part {
-			m := byUID[uid]
-			if m == nil {
-				// Expunged before we could fetch it: never reported.
-				if b.ghosts == nil {
-					b.ghosts = map[uint32]bool{}
-				}
-				b.ghosts[uid] = true
-				continue
+			if m := byUID[uid]; m != nil {
+				got = append(got, m)
+			} else {
+				b.ghost(uid) // expunged before we could fetch it: never reported
 			}
-			ev := Event{Kind: EventNew, Mailbox: b.name, UIDValidity: b.st.UIDValidity, UID: uid, Flags: cleanFlags(m.Flags), Envelope: m.Envelope}
-			if !s.w.emit(ev) {
-				b.dirty, b.announce = true, true // reported again after the next resync
-				b.st.UIDs = encodeUIDs(b.knownUIDs())
-				s.save(b)
-				return nil
-			}
-			b.st.LastUID = uid
-			b.newModSeq = max(b.newModSeq, m.ModSeq)
 		}
-		b.st.UIDs = encodeUIDs(b.knownUIDs())
-		s.save(b)
+		if !s.offerNew(b, got) {
+			return nil
+		}
 	}
 	return nil
+}
+
+// offerNew hands over New events for msgs, in order, while the window has
+// room, and reports whether all were.
+func (s *session) offerNew(b *box, msgs []*imap.Message) bool {
+	for _, m := range msgs {
+		ev := Event{Kind: EventNew, Mailbox: b.name, UIDValidity: b.uidValidity, UID: m.UID, Flags: cleanFlags(m.Flags), ModSeq: m.ModSeq, Envelope: m.Envelope}
+		if !b.l.offerNew(ev) {
+			return false // reported when there is room
+		}
+		b.last = m.UID
+		b.newModSeq = max(b.newModSeq, m.ModSeq)
+	}
+	return true
+}
+
+// fetched handles a FETCH response that is not the answer to our own
+// request for new messages: a flag change.
+func (s *session) fetched(b *box, msg *imap.Message) {
+	if b == nil || !b.l.known {
+		return
+	}
+	if ev, ok := b.flagsChanged(msg); ok {
+		b.l.record(ev)
+		if !b.dirty && msg.ModSeq > 0 {
+			b.l.advanceModSeq(msg.ModSeq)
+		}
+	}
 }

@@ -4,61 +4,135 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"maps"
+	"reflect"
+	"strconv"
 	"sync"
 	"time"
-
-	"github.com/imapkit/imap"
 )
+
+// saveDelay is how long an acknowledgement may wait before its position is
+// written: acknowledgements that come together share one write (one fsync
+// of the state file instead of one per event). A crash within it only
+// reports those events again.
+const saveDelay = 20 * time.Millisecond
 
 // Watcher watches the mailboxes of one account.
 type Watcher struct {
-	dial   Dialer
-	opts   Options
-	events chan Event
-	state  *stateStore
+	dial Dialer
+	opts Options
 
-	mu       sync.Mutex
-	lost     map[string]int // mailbox → events that did not fit
-	lostSent bool
+	mu      sync.Mutex
+	ledgers map[string]*ledger // by mailbox name
+	queue   []Event            // handed over, not yet taken by Next
+	qhead   int
+	ready   chan struct{} // a token when the queue may have grown
+	stop    chan struct{} // closed when Run has returned
+	stopped bool
+	saving  *time.Timer // a write of the positions is due
+	started bool
+
+	saveMu  sync.Mutex    // one write of the positions at a time
+	loaded  *AccountState // the Store's entry, for mailboxes not watched now
+	written *AccountState // what was last written
+	saveErr string        // the last write failure reported, "" when writes work
 }
 
-// New returns a Watcher that connects with dial. It fails only if the state
-// file cannot be read.
+// StateError is what New or Run returns when the saved positions cannot be
+// trusted for this account: saved for another server or user, or naming a
+// UID the server has not given yet. Starting from a new baseline instead
+// would skip mail, so it takes Options.Rebaseline.
+type StateError struct {
+	Account, Mailbox string // Mailbox is empty for the whole entry
+	Problem          string
+}
+
+// Error says what is wrong and how to go on.
+func (e *StateError) Error() string {
+	where := "account " + strconv.Quote(e.Account)
+	if e.Mailbox != "" {
+		where += " mailbox " + strconv.Quote(e.Mailbox)
+	}
+	return "watch: saved state of " + where + ": " + e.Problem +
+		"; starting again from a baseline would skip what arrived meanwhile: rebaseline to accept that"
+}
+
+// New returns a Watcher that connects with dial. It reads the account's
+// positions from opts.Store, and fails if they cannot be read or are not
+// this account's (a *StateError).
 func New(dial Dialer, opts *Options) (*Watcher, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
 	o.setDefaults()
-	st, err := loadState(o.StateFile)
-	if err != nil {
-		return nil, err
+	w := &Watcher{dial: dial, opts: o, ledgers: map[string]*ledger{},
+		ready: make(chan struct{}, 1), stop: make(chan struct{})}
+	for _, name := range o.Mailboxes {
+		w.ledgers[name] = &ledger{w: w, name: name}
 	}
-	return &Watcher{dial: dial, opts: o, events: make(chan Event, o.Buffer), state: st, lost: map[string]int{}}, nil
+	if o.Store == nil {
+		return w, nil
+	}
+	st, err := o.Store.Load(o.Account)
+	if err != nil {
+		return nil, fmt.Errorf("watch: account %q: %w", o.Account, err)
+	}
+	if st == nil {
+		return w, nil
+	}
+	for _, id := range []struct{ what, saved, now string }{{"server", st.Server, o.Server}, {"user", st.User, o.User}} {
+		if id.saved != "" && id.now != "" && id.saved != id.now {
+			if o.Rebaseline {
+				o.Logger.Warn("watch: saved state is for another "+id.what+": starting from a baseline", "account", o.Account, "saved", id.saved, "now", id.now)
+				return w, nil
+			}
+			return nil, &StateError{Account: o.Account, Problem: fmt.Sprintf("it was saved for %s %q, and this account is %q", id.what, id.saved, id.now)}
+		}
+	}
+	w.loaded = st.clone()
+	w.written = st.clone()
+	for name, l := range w.ledgers {
+		if mb := st.Mailboxes[name]; mb != nil {
+			if err := l.load(mb); err != nil {
+				return nil, &StateError{Account: o.Account, Mailbox: name, Problem: "its UID set " + strconv.Quote(mb.UIDs) + " is not valid: " + err.Error()}
+			}
+		}
+	}
+	return w, nil
 }
-
-// Events returns the channel on which events are delivered. Drain it at
-// your own pace: see Options.Buffer for what happens when it fills. It is
-// closed when Run returns.
-func (w *Watcher) Events() <-chan Event { return w.events }
 
 // Run watches until ctx is done (returning nil) or a setup step fails for
 // good: the server refuses the first login (an imap.ErrCommand, such as
-// wrong credentials), or a mailbox cannot be selected the first time it is
-// tried (a *MailboxError: it does not exist, say). Other failures are not
-// returned: they are reported as Disconnected events and followed by
-// reconnects. With
-// Options.Once, Run returns nil after the first sync of every mailbox and
-// any failure before that.
+// wrong credentials), a mailbox cannot be selected the first time it is
+// tried (a *MailboxError: it does not exist, say), or its saved position
+// cannot be right (a *StateError). Other failures are not returned: they
+// are reported as Disconnected events and followed by reconnects. With
+// Options.Once, Run returns nil once every mailbox is synced and every
+// change found was handed over, and returns any failure before that.
+//
+// When Run returns, the positions acknowledged so far are written, and Next
+// returns what is left in the queue and then ErrClosed. Run may be called
+// once.
 func (w *Watcher) Run(ctx context.Context) error {
-	defer close(w.events)
+	w.mu.Lock()
+	if w.started {
+		w.mu.Unlock()
+		return errors.New("watch: Run called twice")
+	}
+	w.started = true
+	w.mu.Unlock()
+	defer w.finish()
 	groups, err := w.plan(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
+	}
+	if len(groups) == 1 {
+		// On the caller's goroutine: one goroutine per account.
+		return w.newSession(groups[0]).run(ctx)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -71,8 +145,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := &session{w: w, mailboxes: g.mailboxes, notify: g.notify}
-			if err := s.run(ctx); err != nil {
+			if err := w.newSession(g).run(ctx); err != nil {
 				errOnce.Do(func() {
 					firstErr = err
 					cancel() // the other sessions would fail the same way
@@ -82,6 +155,16 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	return firstErr
+}
+
+// finish ends Run: pending positions are written and Next learns that no
+// more events come.
+func (w *Watcher) finish() {
+	w.saveNow()
+	w.mu.Lock()
+	w.stopped = true
+	close(w.stop)
+	w.mu.Unlock()
 }
 
 // group is the work of one connection.
@@ -105,10 +188,13 @@ func (w *Watcher) plan(ctx context.Context) ([]group, error) {
 		cancel()
 		if err == nil {
 			notify = c.Has("NOTIFY") && c.Has("IDLE")
+			lctx, cancel := context.WithTimeout(ctx, w.opts.ProbeTimeout)
+			c.Logout(lctx)
+			cancel()
 			c.Shutdown()
 		} else if ctx.Err() != nil {
 			return nil, ctx.Err()
-		} else if fatal(err) || w.opts.Once {
+		} else if fatal(err, false) || w.opts.Once {
 			return nil, err
 		}
 		// A failed probe is not fatal: sessions will retry with backoff.
@@ -125,86 +211,68 @@ func (w *Watcher) plan(ctx context.Context) ([]group, error) {
 	return groups, nil
 }
 
-// fatal reports whether a failure to connect is not worth retrying: the
-// server answered, and refused (a LOGIN rejected with NO, say) for a
-// reason other than a temporary one such as too many connections.
-func fatal(err error) bool {
-	return errors.Is(err, imap.ErrCommand) && !temporary(err)
-}
-
-// temporary reports whether err says the server is unavailable or
-// overloaded for now.
-func temporary(err error) bool {
-	msg := strings.ToUpper(err.Error())
-	for _, s := range []string{"[UNAVAILABLE]", "[LIMIT]", "[INUSE]", "[SERVERBUG]", "TOO MANY", "TRY AGAIN", "TEMPORAR"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
+// saveSoon has the positions written within saveDelay (at once when Run
+// has returned: nothing may be waiting for a timer then).
+func (w *Watcher) saveSoon() {
+	if w.opts.Store == nil {
+		return
 	}
-	return false
-}
-
-// emit delivers ev without ever blocking. It reports false when the buffer
-// is full; the caller must then not record the event as delivered.
-func (w *Watcher) emit(ev Event) bool {
-	if ev.Time.IsZero() {
-		ev.Time = time.Now()
-	}
-	ev.Account = w.opts.Account
-	w.flushLost()
-	select {
-	case w.events <- ev:
-		return true
-	default:
-		w.mu.Lock()
-		w.lost[ev.Mailbox]++
+	w.mu.Lock()
+	if w.stopped {
 		w.mu.Unlock()
-		w.opts.Logger.Warn("watch: event buffer full", "mailbox", ev.Mailbox, "kind", ev.Kind.String())
+		w.saveNow()
+		return
+	}
+	if w.saving == nil {
+		w.saving = time.AfterFunc(saveDelay, func() { w.saveNow() })
+	}
+	w.mu.Unlock()
+}
+
+// saveNow writes the positions if they changed, and reports whether they
+// are written. A failure becomes a StateError event (once, until a write
+// works again).
+func (w *Watcher) saveNow() bool {
+	if w.opts.Store == nil {
+		return true
+	}
+	w.saveMu.Lock()
+	defer w.saveMu.Unlock()
+	w.mu.Lock()
+	if w.saving != nil {
+		w.saving.Stop()
+		w.saving = nil
+	}
+	st := w.snapshotLocked()
+	w.mu.Unlock()
+	if reflect.DeepEqual(st, w.written) {
+		return true
+	}
+	if err := w.opts.Store.Save(w.opts.Account, st); err != nil {
+		w.opts.Logger.Error("watch: cannot save positions", "account", w.opts.Account, "error", err)
+		if msg := err.Error(); msg != w.saveErr {
+			w.saveErr = msg
+			w.notice(Event{Kind: EventStateError, Mailbox: w.opts.Mailboxes[0], Err: err,
+				Text: "positions not saved: events since the last save will be reported again after a restart"})
+		}
 		return false
 	}
+	w.saveErr = ""
+	w.written = st
+	return true
 }
 
-// flushLost sends one Overflow event per mailbox that lost events, once
-// there is room for it.
-func (w *Watcher) flushLost() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for mb, n := range w.lost {
-		ev := Event{Kind: EventStateError, Time: time.Now(), Account: w.opts.Account, Mailbox: mb,
-			Text: fmt.Sprintf("%d events did not fit the buffer; what they reported is reported again after a resync (flag changes only with CONDSTORE)", n)}
-		select {
-		case w.events <- ev:
-			delete(w.lost, mb)
-		default:
-			return
+// snapshotLocked is the account's entry as it may be saved now. With w.mu
+// held.
+func (w *Watcher) snapshotLocked() *AccountState {
+	st := &AccountState{Server: w.opts.Server, User: w.opts.User, Mailboxes: map[string]*MailboxState{}}
+	if w.loaded != nil {
+		maps.Copy(st.Mailboxes, w.loaded.clone().Mailboxes)
+	}
+	for name, l := range w.ledgers {
+		if mb := l.savedLocked(); mb != nil {
+			st.Mailboxes[name] = mb
 		}
 	}
-}
-
-// hasRoom reports whether the buffer is at most half full, so that a
-// resync after an overflow is likely to fit.
-func (w *Watcher) hasRoom() bool { return len(w.events) <= cap(w.events)/2 }
-
-// backoff returns the delay before reconnect attempt n (0-based).
-func (w *Watcher) backoff(n int, hint time.Duration) time.Duration {
-	d := w.opts.MinBackoff
-	for i := 0; i < n && d < w.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, w.opts.MaxBackoff)
-	d = max(d, hint)
-	// ±25% jitter so that many watchers do not reconnect in step.
-	j := time.Duration(time.Now().UnixNano() % int64(d/2+1))
-	return d - d/4 + j
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return st
 }

@@ -1,0 +1,77 @@
+package watch
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/imapkit/imap"
+)
+
+// fatal reports whether a failure to connect is not worth retrying. The
+// server answered and refused (a LOGIN rejected with NO, say) for a reason
+// other than a temporary one such as too many connections. Before the
+// account ever connected, failures that no wait can mend are fatal too: a
+// certificate from an unknown authority or for another name, a host name
+// that does not resolve. (Once it has connected, the same failures are
+// waited out: a DNS or certificate change is more likely passing then.)
+func fatal(err error, everConnected bool) bool {
+	if errors.Is(err, imap.ErrCommand) && !temporary(err) {
+		return true
+	}
+	if everConnected {
+		return false
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &verify):
+		return true
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return true
+	}
+	return false
+}
+
+// temporary reports whether err says the server is unavailable or
+// overloaded for now.
+func temporary(err error) bool {
+	msg := strings.ToUpper(err.Error())
+	for _, s := range []string{"[UNAVAILABLE]", "[LIMIT]", "[INUSE]", "[SERVERBUG]", "TOO MANY", "TRY AGAIN", "TEMPORAR"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// backoff returns the delay before reconnect attempt n (0-based): doubling
+// from MinBackoff up to MaxBackoff, at least hint, with ±25% jitter so that
+// many watchers do not reconnect in step.
+func (w *Watcher) backoff(n int, hint time.Duration) time.Duration {
+	d := w.opts.MinBackoff
+	for i := 0; i < n && d < w.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, w.opts.MaxBackoff)
+	d = max(d, hint)
+	return d - d/4 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

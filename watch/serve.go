@@ -1,0 +1,504 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/imapkit/imap"
+)
+
+// serve runs one connection until it fails: sync every mailbox, then
+// alternate catching up (commands) and waiting (IDLE, or NOOP polling).
+func (s *session) serve(ctx context.Context, c *imap.Client) error {
+	for _, ext := range []string{"QRESYNC", "CONDSTORE"} {
+		if c.Has(ext) && c.State() == imap.StateAuth {
+			if _, err := c.Enable(ctx, ext); err == nil {
+				break
+			}
+		}
+	}
+	if s.notify {
+		return s.serveNotify(ctx, c)
+	}
+	for _, b := range s.extras {
+		if err := s.sync(ctx, c, b); err != nil {
+			return err
+		}
+	}
+	if err := s.sync(ctx, c, s.primary); err != nil {
+		return err
+	}
+	if s.w.opts.Once {
+		return s.finishOnce(ctx, c)
+	}
+	idle := c.Has("IDLE") && !s.w.opts.Poll
+	s.extrasAt = time.Now()
+	for {
+		if err := s.catchUp(ctx, c); err != nil {
+			return err
+		}
+		var err error
+		if idle {
+			err = s.idleOnce(ctx, c)
+		} else {
+			err = s.pollOnce(ctx, c)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// finishOnce waits, with Options.Once, until every new message found by the
+// sync was handed over: a full window holds some back until the consumer
+// acknowledges.
+func (s *session) finishOnce(ctx context.Context, c *imap.Client) error {
+	for {
+		waiting := false
+		for _, b := range s.boxes {
+			if !b.hasUnreported() {
+				continue
+			}
+			waiting = true
+			if b.l.hasRoom() {
+				if s.selected != b {
+					if err := s.sync(ctx, c, b); err != nil {
+						return err
+					}
+				} else if err := s.reportNew(ctx, c, b); err != nil {
+					return err
+				}
+			}
+		}
+		if !waiting {
+			return errOnceDone
+		}
+		if err := sleep(ctx, roomPoll); err != nil {
+			return err
+		}
+	}
+}
+
+// idleOnce runs one IDLE command until its restart interval, a change that
+// needs a command, or a dead link.
+func (s *session) idleOnce(ctx context.Context, c *imap.Client) error {
+	// Before every IDLE, ask: some servers (go-imap's, for one) report a
+	// change made since the last command only in answer to the next
+	// command, not when IDLE starts, so mail delivered between a sync and
+	// IDLE would wait for the next restart. NOOP makes them say it now.
+	pctx, cancel := context.WithTimeout(ctx, s.w.opts.ProbeTimeout)
+	_, err := c.Noop(pctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	s.handleCached(c)
+	if s.needsCommand() {
+		return nil // catch up first; IDLE on the next round
+	}
+	d := s.w.opts.IdleRestart
+	if len(s.extras) > 0 && !s.notify {
+		d = min(d, s.w.opts.PollInterval)
+	}
+	idler, err := c.Idle(ctx, d)
+	if err != nil {
+		return err
+	}
+	err = s.idleWait(idler)
+	if cerr := idler.Close(); err == nil || err == errProbe && cerr != nil {
+		err = cerr
+	}
+	if err == errProbe {
+		return s.probe(ctx, c)
+	}
+	return err
+}
+
+// idleWait reads IDLE responses until one needs a command, the IDLE
+// duration ends, or nothing arrived for Inactivity (errProbe). A change
+// that needs a command ends the wait at once: what arrives meanwhile is
+// handled after that command, in one batch, rather than waited for. While
+// a mailbox waits for room in its window, it also returns once there is
+// room.
+func (s *session) idleWait(idler *imap.Idler) error {
+	last := time.Now()
+	for {
+		wait := s.w.opts.Inactivity - time.Since(last)
+		if wait <= 0 {
+			return errProbe
+		}
+		blocked := s.waitingForRoom()
+		if blocked {
+			wait = min(wait, roomPoll)
+		}
+		r, ok, err := idler.Next(wait)
+		if err != nil {
+			if errors.Is(err, imap.ErrIdleEnded) && !errors.Is(err, imap.ErrAbort) {
+				return nil // the server ended IDLE: start a new one
+			}
+			return err
+		}
+		if !ok {
+			if dl := idler.Deadline(); !dl.IsZero() && !time.Now().Before(dl) {
+				return nil // time to re-issue IDLE
+			}
+			if blocked && s.needsCommand() {
+				return nil // room for what waited
+			}
+			continue
+		}
+		last = time.Now()
+		s.handle(r)
+		if s.needsCommand() {
+			return nil
+		}
+	}
+}
+
+// probe checks a silent link with NOOP under ProbeTimeout.
+func (s *session) probe(ctx context.Context, c *imap.Client) error {
+	pctx, cancel := context.WithTimeout(ctx, s.w.opts.ProbeTimeout)
+	defer cancel()
+	_, err := c.Noop(pctx)
+	return err
+}
+
+// pollOnce waits PollInterval (less when a mailbox waits for room in its
+// window and room appears), then asks the server for changes with NOOP.
+func (s *session) pollOnce(ctx context.Context, c *imap.Client) error {
+	end := time.Now().Add(s.w.opts.PollInterval)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			break
+		}
+		if s.waitingForRoom() {
+			if s.needsCommand() {
+				return nil
+			}
+			left = min(left, roomPoll)
+		}
+		if err := sleep(ctx, left); err != nil {
+			return err
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, s.w.opts.ProbeTimeout)
+	defer cancel()
+	if _, err := c.Noop(pctx); err != nil {
+		return err
+	}
+	s.handleCached(c)
+	return nil
+}
+
+// waitingForRoom reports whether a mailbox has new messages it could not
+// report because its window is full.
+func (s *session) waitingForRoom() bool {
+	for _, b := range s.boxes {
+		if b.blocked() {
+			return true
+		}
+	}
+	return false
+}
+
+// blocked reports whether b knows of new messages to report and waits for
+// room in its window to do it.
+func (b *box) blocked() bool {
+	return (b.pendingNew || b.hasUnreported()) && !b.l.hasRoom()
+}
+
+// needsCommand reports whether IDLE should end: a mailbox must be
+// resynced, or has new messages to fetch and room to report them.
+func (s *session) needsCommand() bool {
+	for _, b := range s.boxes {
+		if b.dirty {
+			return true
+		}
+		if (b.pendingNew || b.hasUnreported()) && b.l.hasRoom() {
+			return true
+		}
+	}
+	return false
+}
+
+// catchUp does what IDLE cannot: fetch new messages, resync mailboxes that
+// need it, and check the extra mailboxes with STATUS (every PollInterval;
+// IDLE is cut to that length when there are extras). It repeats until
+// nothing is left to do, so that nothing announced during its commands
+// waits for the end of the next IDLE.
+func (s *session) catchUp(ctx context.Context, c *imap.Client) error {
+	if len(s.extras) > 0 && time.Since(s.extrasAt) >= s.w.opts.PollInterval {
+		s.extrasAt = time.Now()
+		for _, b := range s.extras {
+			changed, err := s.statusChanged(ctx, c, b)
+			if err != nil {
+				return err
+			}
+			if changed {
+				b.dirty = true
+			}
+		}
+	}
+	for range maxCatchUpRounds {
+		s.handleCached(c)
+		worked := false
+		for _, b := range s.extras {
+			if b.dirty || b.hasUnreported() && b.l.hasRoom() {
+				if err := s.sync(ctx, c, b); err != nil {
+					return err
+				}
+				worked = true
+			}
+		}
+		p := s.primary
+		switch {
+		case s.selected != p || c.State() != imap.StateSelected || p.dirty:
+			if err := s.sync(ctx, c, p); err != nil {
+				return err
+			}
+			worked = true
+		case !p.l.hasRoom():
+		case p.pendingNew:
+			p.pendingNew = false
+			if err := s.fetchNew(ctx, c, p); err != nil {
+				return err
+			}
+			worked = true
+		case p.hasUnreported():
+			if err := s.reportNew(ctx, c, p); err != nil {
+				return err
+			}
+			worked = true
+		}
+		if !worked {
+			break
+		}
+	}
+	s.commit()
+	return nil
+}
+
+// statusChanged reports whether STATUS shows changes in a mailbox that is
+// not selected.
+func (s *session) statusChanged(ctx context.Context, c *imap.Client, b *box) (bool, error) {
+	if !b.l.known {
+		return true, nil
+	}
+	items := "(MESSAGES UIDNEXT UIDVALIDITY"
+	if c.Has("CONDSTORE") {
+		items += " HIGHESTMODSEQ"
+	}
+	res, err := c.Status(ctx, b.name, items+")")
+	if err != nil {
+		return false, err
+	}
+	sts, err := imap.ParseStatus(res.Data)
+	if err != nil {
+		return true, nil
+	}
+	changed := true
+	for i := range sts {
+		if s.lookup(sts[i].Mailbox) == b {
+			changed = b.statusDiffers(&sts[i])
+		}
+	}
+	return changed, nil
+}
+
+// statusDiffers reports whether a STATUS response shows a change since the
+// last sync. A response with none of the items that tell (only UNSEEN, say:
+// a flag change without CONDSTORE) counts as a change.
+func (b *box) statusDiffers(st *imap.StatusData) bool {
+	if !b.l.known {
+		return true
+	}
+	told := false
+	if st.Has(imap.StatusUIDValidity) {
+		told = true
+		if st.UIDValidity != b.status.uidValidity {
+			return true
+		}
+	}
+	if st.Has(imap.StatusUIDNext) {
+		told = true
+		if st.UIDNext != b.status.uidNext {
+			return true
+		}
+	}
+	if st.Has(imap.StatusMessages) {
+		told = true
+		if st.Messages != b.status.messages {
+			return true
+		}
+	}
+	if st.Has(imap.StatusHighestModSeq) {
+		told = true
+		if st.HighestModSeq != b.status.highestModSeq {
+			return true
+		}
+	}
+	return !told
+}
+
+// lookup finds a watched mailbox by the name a server response gave.
+func (s *session) lookup(name string) *box {
+	if b := s.boxes[name]; b != nil {
+		return b
+	}
+	if strings.EqualFold(name, "INBOX") {
+		for n, b := range s.boxes {
+			if strings.EqualFold(n, "INBOX") {
+				return b
+			}
+		}
+	}
+	return nil
+}
+
+// handleCached processes untagged data that arrived during commands. The
+// cache keeps the order within a type, not across types: expunges are
+// applied first, and sequence numbers of FETCH responses without UID are
+// not trusted when expunges came in the same batch.
+func (s *session) handleCached(c *imap.Client) {
+	expunges := c.Response("EXPUNGE").Data
+	vanished := splitResponses("VANISHED", c.Response("VANISHED").Data)
+	exists := c.Response("EXISTS").Data
+	fetches := splitResponses("FETCH", c.Response("FETCH").Data)
+	statuses := splitResponses("STATUS", c.Response("STATUS").Data)
+	modseqs := c.Response("HIGHESTMODSEQ").Data
+	alerts := c.Response("ALERT").Data
+	oks := c.Response("OK").Data // for "[ALERT] text" (cleared by the next command)
+
+	for _, d := range expunges {
+		s.handle(imap.Response{Type: "EXPUNGE", Data: []imap.Datum{d}})
+	}
+	for _, r := range vanished {
+		s.handle(r)
+	}
+	for _, d := range exists {
+		s.handle(imap.Response{Type: "EXISTS", Data: []imap.Datum{d}})
+	}
+	for _, r := range fetches {
+		if len(expunges) > 0 {
+			if msg, err := imap.ParseFetchResponse(r); err == nil && msg.UID == 0 {
+				if p := s.selected; p != nil {
+					p.confused()
+				}
+				continue
+			}
+		}
+		s.handle(r)
+	}
+	for _, r := range statuses {
+		s.handle(r)
+	}
+	for _, d := range modseqs {
+		s.handle(imap.Response{Type: "HIGHESTMODSEQ", Data: []imap.Datum{d}})
+	}
+	for _, d := range alerts {
+		s.handle(imap.Response{Type: "ALERT", Data: []imap.Datum{d}})
+	}
+	for _, d := range oks {
+		s.alert(s.selected, string(d.Text))
+	}
+}
+
+// splitResponses groups cached fragments back into responses: a response
+// ends with the first datum that carries no literal.
+func splitResponses(typ string, data []imap.Datum) []imap.Response {
+	var out []imap.Response
+	start := 0
+	for i, d := range data {
+		if !d.IsLiteral() {
+			out = append(out, imap.Response{Type: typ, Data: data[start : i+1]})
+			start = i + 1
+		}
+	}
+	return out
+}
+
+// handle applies one untagged response: to the selected mailbox's view
+// (whose events go to its ledger), or, for STATUS, to the named mailbox.
+func (s *session) handle(r imap.Response) {
+	p := s.selected
+	if p != nil && !p.l.known {
+		p = nil // not synced yet: the sync reads the mailbox whole
+	}
+	text := ""
+	if len(r.Data) > 0 {
+		text = string(r.Data[0].Text)
+	}
+	switch r.Type {
+	case "STATUS":
+		sts, err := imap.ParseStatus(r.Data)
+		if err != nil {
+			return
+		}
+		for i := range sts {
+			if b := s.lookup(sts[i].Mailbox); b != nil && b.statusDiffers(&sts[i]) {
+				b.dirty = true
+			}
+		}
+	case "OK":
+		s.alert(p, text)
+	case "NO":
+		s.alert(p, text)
+		// Trouble with the selected mailbox (Dovecot says "Internal error"
+		// when it was deleted and recreated under us): look again.
+		if p != nil && time.Since(p.noAt) > noResyncInterval {
+			p.noAt = time.Now()
+			p.confused()
+		}
+	case "ALERT":
+		// The code's own data, which servers rarely send: the text to show
+		// follows the bracket of the OK or NO that carried it (see alert).
+		if text != "" {
+			s.emitAlert(p, text)
+		}
+	default:
+		if p == nil {
+			return
+		}
+		for _, ev := range p.apply(r) {
+			p.l.record(ev)
+		}
+		if p.modseq > 0 {
+			// Sent after changes: everything up to this mod-sequence was
+			// sent to this connection, and handled before it.
+			if !p.dirty {
+				p.l.advanceModSeq(p.modseq)
+			}
+			p.modseq = 0
+		}
+	}
+}
+
+// alert reports an "[ALERT] text" at the start of an OK or NO response.
+func (s *session) alert(p *box, text string) {
+	if t, ok := alertText(text); ok {
+		s.emitAlert(p, t)
+	}
+}
+
+func (s *session) emitAlert(p *box, text string) {
+	mb := s.mailboxes[0]
+	if p != nil {
+		mb = p.name
+	}
+	s.w.notice(Event{Kind: EventAlert, Mailbox: mb, Text: text})
+}
+
+// commit records the mod-sequence reached by the New events handed over
+// since the last commit, once everything received before has been handled.
+func (s *session) commit() {
+	for _, b := range s.boxes {
+		if b.l.known && !b.dirty && b.newModSeq > 0 {
+			b.l.advanceModSeq(b.newModSeq)
+		}
+		b.newModSeq = 0
+	}
+	s.w.saveSoon()
+}
