@@ -87,8 +87,20 @@ func (f *connFlags) password(ctx context.Context) (string, error) {
 		}
 		return firstLine(b), nil
 	case f.passCmd != "":
-		out, err := exec.CommandContext(ctx, "sh", "-c", f.passCmd).Output()
+		var errOut bytes.Buffer
+		cmd := exec.CommandContext(ctx, "sh", "-c", f.passCmd)
+		cmd.Stderr = &errOut
+		out, err := cmd.Output()
 		if err != nil {
+			// The command's own words say what went wrong (a locked
+			// keyring, say); the command line itself may hold a secret.
+			said := strings.TrimSpace(errOut.String())
+			if len(said) > 500 {
+				said = said[:500] + "…"
+			}
+			if said != "" {
+				return "", fmt.Errorf("password command failed: %w: %s", err, said)
+			}
 			return "", fmt.Errorf("password command failed: %w", err)
 		}
 		return firstLine(out), nil
@@ -123,15 +135,16 @@ func (f *connFlags) options(stderr io.Writer) (*imap.Options, error) {
 }
 
 // dialer returns a function that connects and authenticates. It reads the
-// password once, up front.
+// password once up front, so that a missing source fails at once, and then
+// afresh for every connection: a password changed on the server and in its
+// source is picked up at the next reconnect.
 func (f *connFlags) dialer(ctx context.Context, stderr io.Writer) (func(context.Context) (*imap.Client, error), error) {
 	opts, err := f.options(stderr)
 	if err != nil {
 		return nil, err
 	}
-	var pass string
 	if f.stream == "" {
-		if pass, err = f.password(ctx); err != nil {
+		if _, err = f.password(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -152,6 +165,11 @@ func (f *connFlags) dialer(ctx context.Context, stderr io.Writer) (func(context.
 			return nil, err
 		}
 		if c.State() == imap.StateNonAuth {
+			pass, err := f.password(ctx)
+			if err != nil {
+				c.Shutdown()
+				return nil, err
+			}
 			if _, err := c.Login(ctx, f.user, pass); err != nil {
 				c.Shutdown()
 				return nil, err

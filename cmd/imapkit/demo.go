@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"github.com/imapkit/imap"
+	"github.com/imapkit/imap/delivery"
 	"github.com/imapkit/imap/watch"
 )
 
@@ -80,16 +81,24 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// Play traffic from a second connection once the watcher has synced
 	// (mail delivered before that would be part of its baseline).
 	ready := make(chan struct{})
-	events := make(chan watch.Event, 16)
+	out := delivery.NewTextSink(stdout)
+	if *asJSON {
+		out = delivery.NewJSONSink(stdout)
+	}
+	run := &watchRun{
+		d:      delivery.NewDispatcher(delivery.Config{Routes: []delivery.Route{{Sink: out, Retry: delivery.Retry{Retries: -1}}}}),
+		stderr: stderr,
+	}
+	consumed := make(chan struct{})
 	go func() {
-		defer close(events)
+		defer close(consumed)
 		synced := false
 		for ev := range w.Events() {
 			if ev.Kind == watch.EventResynced && !synced {
 				synced = true
 				close(ready)
 			}
-			events <- ev
+			run.submit(ev)
 		}
 	}()
 	go func() {
@@ -108,9 +117,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		case <-time.After(2 * time.Second):
 		}
 	}()
-	out := &eventWriter{w: stdout, json: *asJSON, stderr: stderr}
-	out.consume(events, 0)
-	if err := <-done; err != nil {
+	err = <-done
+	<-consumed
+	run.pending.Wait()
+	run.d.Shutdown(context.Background())
+	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "demo: done")

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,13 +21,54 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run dispatches a subcommand and returns the exit code. SIGINT and
-// SIGTERM end the command cleanly.
+// run dispatches a subcommand and returns the exit code. The first SIGINT
+// or SIGTERM ends the command cleanly (ctx); a second one ends it at once
+// (exit status 128 + the signal's number).
 func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return runContext(ctx, args, stdout, stderr)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hurry, hurryNow := context.WithCancelCause(context.Background())
+	defer hurryNow(nil)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-hurry.Done():
+			return
+		}
+		select {
+		case sig := <-sigs:
+			hurryNow(signalError{sig.(syscall.Signal)})
+		case <-hurry.Done():
+		}
+	}()
+	code := runContext(context.WithValue(ctx, hurryKey{}, hurry), args, stdout, stderr)
+	var sig signalError
+	if errors.As(context.Cause(hurry), &sig) {
+		return 128 + int(sig.s)
+	}
+	return code
 }
+
+// hurryKey keys the context that ends with a second signal: stop at once.
+type hurryKey struct{}
+
+// hurried returns the context that ends when the user asks a second time
+// to stop; it never ends when there is none (tests).
+func hurried(ctx context.Context) context.Context {
+	if h, ok := ctx.Value(hurryKey{}).(context.Context); ok {
+		return h
+	}
+	return context.Background()
+}
+
+// signalError is the cause of a hurried stop.
+type signalError struct{ s syscall.Signal }
+
+func (e signalError) Error() string { return "second signal (" + e.s.String() + "): stopping at once" }
 
 // runContext is run until ctx is done.
 func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
