@@ -13,6 +13,7 @@ import (
 
 // Route sends events to a sink.
 type Route struct {
+	// Sink receives the route's events.
 	Sink Sink
 
 	// Kinds are the kinds of events the sink gets ("new", "flags", ...);
@@ -26,7 +27,8 @@ type Route struct {
 	// Burst, when positive, gathers the events of a lane that arrive
 	// within Burst of each other (up to 1000) into one batch: a hook
 	// that runs once for a burst of new mail rather than once per
-	// message.
+	// message. It is meant for an ExecSink; other sinks take a batch
+	// one event at a time anyway, and a failure retries all of it.
 	Burst time.Duration
 }
 
@@ -40,8 +42,8 @@ type Config struct {
 	// such events stay unacknowledged, to come back after a restart.
 	DeadLetter DeadLetter
 
-	// Log receives a line per failed try and per dead record; nil
-	// discards them.
+	// Log receives a line per failed try, per dead record, and per
+	// delivery abandoned at shutdown; nil discards them.
 	Log *slog.Logger
 }
 

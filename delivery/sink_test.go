@@ -51,6 +51,8 @@ func TestTextSinkLine(t *testing.T) {
 			clock + ` disconnected work error=EOF [2J`},
 		{Event{Kind: "alert", Time: "garbage", Account: "work", Mailbox: "INBOX", Text: "quota\nexceeded"},
 			`garbage alert        work/INBOX quota exceeded`},
+		{Event{Kind: "new", Time: at.Format(time.RFC3339), Account: "a", Mailbox: "IN\x1b]0;pwned\aBOX", UID: 1, From: "x\ny@z"},
+			clock + ` new          a/IN ]0;pwned BOX uid=1 from=x y@z`},
 		{Event{Kind: "flags", Time: at.Format(time.RFC3339), Account: "a", Mailbox: "b", UID: 1, Flags: []string{}},
 			clock + ` flags        a/b uid=1 flags=[]`},
 	}

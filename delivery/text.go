@@ -23,24 +23,24 @@ func (ev Event) textLine() ([]byte, error) {
 		fmt.Fprintf(&b, " flags=%v", ev.Flags)
 	}
 	if ev.From != "" {
-		b.WriteString(" from=" + printable(ev.From))
+		b.WriteString(" from=" + ev.From)
 	}
 	if ev.Subject != "" {
 		fmt.Fprintf(&b, " subject=%q", ev.Subject)
 	}
 	if ev.Text != "" {
-		b.WriteString(" " + printable(ev.Text))
+		b.WriteString(" " + ev.Text)
 	}
 	if ev.Error != "" {
-		b.WriteString(" error=" + printable(ev.Error))
+		b.WriteString(" error=" + ev.Error)
 	}
-	b.WriteByte('\n')
-	return []byte(b.String()), nil
+	// Every field comes from a server, some from any sender of mail.
+	return []byte(printable(b.String()) + "\n"), nil
 }
 
 // printable returns s with anything a terminal would act on — a newline
 // that would split the line, an escape sequence from a hostile server —
-// replaced by a space. Subjects are quoted with %q instead.
+// replaced by a space.
 func printable(s string) string {
 	return strings.Map(func(r rune) rune {
 		if unicode.IsPrint(r) {
