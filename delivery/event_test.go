@@ -1,0 +1,74 @@
+package delivery
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/imapkit/imap"
+	"github.com/imapkit/imap/watch"
+)
+
+func TestFromWatch(t *testing.T) {
+	at := time.Date(2025, 3, 4, 8, 6, 10, 123456789, time.FixedZone("CET", 3600))
+	base := watch.Event{
+		ID: "v7-u4242-new", Kind: watch.EventNew, Time: at, Account: "work", Mailbox: "INBOX",
+		UIDValidity: 7, UID: 4242, Flags: []string{`\Seen`}, ModSeq: 99, Text: "t",
+	}
+	tests := []struct {
+		name string
+		env  *imap.Envelope
+		err  error
+		want func(*Event)
+	}{
+		{"no envelope", nil, nil, func(*Event) {}},
+		{"plain subject", &imap.Envelope{Subject: "Build passed", MessageID: "<a@b>",
+			From: []imap.Address{{Name: "Ada", Mailbox: "ada", Host: "example.org"}, {Mailbox: "bob", Host: "example.org"}}},
+			nil, func(e *Event) { e.Subject, e.MessageID, e.From = "Build passed", "<a@b>", "ada@example.org" }},
+		{"encoded subject", &imap.Envelope{Subject: "=?UTF-8?B?w4ljaGVjIGR1IGJ1aWxk?="},
+			nil, func(e *Event) { e.Subject = "Échec du build" }},
+		{"Q-encoded subject", &imap.Envelope{Subject: "=?ISO-8859-1?Q?caf=E9?= ok"},
+			nil, func(e *Event) { e.Subject = "café ok" }},
+		{"undecodable subject kept raw", &imap.Envelope{Subject: "=?x-unknown?Q?abc?="},
+			nil, func(e *Event) { e.Subject = "=?x-unknown?Q?abc?=" }},
+		{"group marker skipped", &imap.Envelope{From: []imap.Address{{Mailbox: "team"}, {Mailbox: "ada", Host: "example.org"}, {}}},
+			nil, func(e *Event) { e.From = "ada@example.org" }},
+		{"error", nil, errors.New("connection reset"), func(e *Event) { e.Error = "connection reset" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := base
+			in.Envelope, in.Err = tt.env, tt.err
+			want := Event{ID: "v7-u4242-new", Kind: "new", Time: "2025-03-04T07:06:10.123456789Z", Account: "work",
+				Mailbox: "INBOX", UIDValidity: 7, UID: 4242, Flags: []string{`\Seen`}, ModSeq: 99, Text: "t"}
+			tt.want(&want)
+			got := FromWatch(in)
+			gb, _ := json.Marshal(got)
+			wb, _ := json.Marshal(want)
+			if string(gb) != string(wb) {
+				t.Errorf("FromWatch =\n%s\nwant\n%s", gb, wb)
+			}
+		})
+	}
+}
+
+func TestFromWatchKinds(t *testing.T) {
+	for k := watch.EventNew; k <= watch.EventStateError; k++ {
+		got := FromWatch(watch.Event{Kind: k}).Kind
+		if back, ok := watch.ParseKind(got); !ok || back != k {
+			t.Errorf("kind %d: FromWatch gives %q, which ParseKind does not give back", k, got)
+		}
+	}
+}
+
+func TestEventJSONKeepsAngleBrackets(t *testing.T) {
+	b, err := marshal(Event{ID: "x", Kind: "new", MessageID: "<a&b@c>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"x","event":"new","time":"","account":"","mailbox":"","message_id":"<a&b@c>"}`
+	if string(b) != want {
+		t.Errorf("marshal = %s, want %s", b, want)
+	}
+}
