@@ -49,6 +49,8 @@ type StateFile struct {
 	beforeWrite func(n int)
 }
 
+var _ Store = (*StateFile)(nil)
+
 // batch is the outcome of one write, shared by every Save it covers.
 type batch struct {
 	done bool
@@ -212,16 +214,8 @@ func (f *StateFile) Load(account string) (*AccountState, error) {
 // Save that arrived meanwhile, by the next one. After a failed write, the
 // next Save writes everything again.
 func (f *StateFile) Save(account string, st *AccountState) error {
-	if st == nil {
-		return fmt.Errorf("watch: state file %s: saving account %q: nil state", f.path, account)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return fmt.Errorf("watch: state file %s: saving account %q: the state file is closed", f.path, account)
-	}
-	f.accounts[account] = st.clone()
-	return f.flushLocked()
+	_, err := f.put("saving", account, st, true)
+	return err
 }
 
 // Import adds a copy of st as account's entry only if the file holds none,
@@ -229,15 +223,20 @@ func (f *StateFile) Save(account string, st *AccountState) error {
 // for migrations from other stores. If the write fails the entry stays
 // added, and the next successful write includes it.
 func (f *StateFile) Import(account string, st *AccountState) (bool, error) {
+	return f.put("importing", account, st, false)
+}
+
+// put sets account's entry (unless it exists and !replace) and flushes.
+func (f *StateFile) put(op, account string, st *AccountState, replace bool) (bool, error) {
 	if st == nil {
-		return false, fmt.Errorf("watch: state file %s: importing account %q: nil state", f.path, account)
+		return false, fmt.Errorf("watch: state file %s: %s account %q: nil state", f.path, op, account)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
-		return false, fmt.Errorf("watch: state file %s: importing account %q: the state file is closed", f.path, account)
+		return false, fmt.Errorf("watch: state file %s: %s account %q: the state file is closed", f.path, op, account)
 	}
-	if _, ok := f.accounts[account]; ok {
+	if _, ok := f.accounts[account]; ok && !replace {
 		return false, nil
 	}
 	f.accounts[account] = st.clone()
