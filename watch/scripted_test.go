@@ -70,7 +70,8 @@ func newScripted(t *testing.T, sc script) *imaptest.Server {
 				lines, _ := ss.next("NOOP")
 				_ = s.Send(append(lines, tag+" OK NOOP completed")...)
 			},
-			"UID": answer("UID"),
+			"UID":   answer("UID"),
+			"FETCH": answer("FETCH"),
 			"IDLE": func(s *imaptest.Session, tag, args string) {
 				lines, _ := ss.next("IDLE")
 				_ = s.Send(append([]string{"+ idling"}, lines...)...)
@@ -98,30 +99,47 @@ func scriptedDialer(addr string) watch.Dialer {
 }
 
 // TestScripted plays server behaviours that a real server produces only
-// by chance: a message expunged between the watcher's SEARCH and its
-// FETCH, and EXPUNGEs sent during a UID SEARCH (before its result), which
-// make sequence numbers ambiguous.
+// by chance: new mail fetched by sequence number in one command, with a
+// flag change of another message in the answer; a message expunged
+// between learning its UID and fetching it (the window lets the watcher
+// fetch one message at a time, by UID, when the server may send EXPUNGE);
+// and EXPUNGEs sent during a UID SEARCH (before its result), which make
+// sequence numbers ambiguous.
 func TestScripted(t *testing.T) {
 	examine := [][]string{{"* 2 EXISTS", "* OK [UIDVALIDITY 7] UIDs valid", "* OK [UIDNEXT 3] Predicted next UID"}}
 	for _, tc := range []struct {
 		name   string
+		window int
 		script script
 		want   []string // the events after the baseline, as "kind uid"
 	}{
 		{
-			name: "expunged before fetch",
+			name: "new mail by sequence number",
+			script: script{
+				"EXAMINE INBOX":  examine,
+				"UID SEARCH ALL": {{"* SEARCH 1 2"}},
+				"IDLE":           {{"* 4 EXISTS"}, {}},
+				"FETCH 3:4":      {{"* 3 FETCH (UID 3 FLAGS ())", "* 4 FETCH (UID 4 FLAGS (\\Recent))"}},
+			},
+			want: []string{"new 3", "new 4"},
+		},
+		{
+			name:   "expunged before fetch",
+			window: 1,
 			script: script{
 				"EXAMINE INBOX":  examine,
 				"UID SEARCH ALL": {{"* SEARCH 1 2"}},
 				"IDLE": {
 					{"* 4 EXISTS"},  // UIDs 3 and 4
-					{"* 3 EXPUNGE"}, // now UID 4: UID 3 went during the FETCH
+					{"* 3 EXPUNGE"}, // UID 4 (UID 3 went during its FETCH)
 					{},
 				},
-				"UID SEARCH UID 3:*": {{"* SEARCH 3 4"}},
-				// UID 3 is gone by the time of the FETCH: only 4 answers,
-				// and the EXPUNGE of 3 follows.
-				"UID FETCH 3:4": {{"* 4 FETCH (UID 4 FLAGS (\\Recent))", "* 3 EXPUNGE"}},
+				// Room for one: the UIDs first, then one message by UID.
+				"FETCH 3:4 (UID)": {{"* 3 FETCH (UID 3)", "* 4 FETCH (UID 4)"}},
+				// UID 3 is gone by the time of its FETCH: no answer, and
+				// the EXPUNGE of 3 follows.
+				"UID FETCH 3": {{"* 3 EXPUNGE"}},
+				"UID FETCH 4": {{"* 3 FETCH (UID 4 FLAGS (\\Recent))"}},
 			},
 			want: []string{"new 4", "expunge 4"},
 		},
@@ -142,13 +160,12 @@ func TestScripted(t *testing.T) {
 		{
 			name: "flag change during fetch of new mail",
 			script: script{
-				"EXAMINE INBOX":      examine,
-				"UID SEARCH ALL":     {{"* SEARCH 1 2"}},
-				"IDLE":               {{"* 3 EXISTS"}, {}},
-				"UID SEARCH UID 3:*": {{"* SEARCH 3"}},
+				"EXAMINE INBOX":  examine,
+				"UID SEARCH ALL": {{"* SEARCH 1 2"}},
+				"IDLE":           {{"* 3 EXISTS"}, {}},
 				// A flag change of message 1 (by someone else) and one of
 				// the new message arrive with the answer.
-				"UID FETCH 3": {{"* 1 FETCH (UID 1 FLAGS (\\Seen))", "* 3 FETCH (UID 3 FLAGS ())", "* 3 FETCH (UID 3 FLAGS (\\Flagged))"}},
+				"FETCH 3:3": {{"* 1 FETCH (UID 1 FLAGS (\\Seen))", "* 3 FETCH (UID 3 FLAGS ())", "* 3 FETCH (UID 3 FLAGS (\\Flagged))"}},
 			},
 			want: []string{"flags 1 [\\Seen]", "new 3 [\\Flagged]"},
 		},
@@ -158,6 +175,7 @@ func TestScripted(t *testing.T) {
 			opts := fastOptions()
 			opts.Inactivity = time.Minute
 			opts.Envelope = false
+			opts.Window = tc.window
 			r := startWatcher(t, scriptedDialer(srv.Addr), opts, false)
 			r.waitFor("baseline", count(watch.EventResynced, "INBOX", 1))
 			evs := r.waitFor(strings.Join(tc.want, ", "), func(evs []watch.Event) bool {
@@ -259,12 +277,11 @@ func TestAlert(t *testing.T) {
 // IDLE restart.
 func TestChangeBeforeIdle(t *testing.T) {
 	srv := newScripted(t, script{
-		"EXAMINE INBOX":      {{"* 2 EXISTS", "* OK [UIDVALIDITY 7] UIDs valid", "* OK [UIDNEXT 3] Predicted next UID"}},
-		"UID SEARCH ALL":     {{"* SEARCH 1 2"}},
-		"NOOP":               {{"* 3 EXISTS"}, {}},
-		"IDLE":               {{}}, // silent
-		"UID SEARCH UID 3:*": {{"* SEARCH 3"}},
-		"UID FETCH 3":        {{"* 3 FETCH (UID 3 FLAGS ())"}},
+		"EXAMINE INBOX":  {{"* 2 EXISTS", "* OK [UIDVALIDITY 7] UIDs valid", "* OK [UIDNEXT 3] Predicted next UID"}},
+		"UID SEARCH ALL": {{"* SEARCH 1 2"}},
+		"NOOP":           {{"* 3 EXISTS"}, {}},
+		"IDLE":           {{}}, // silent
+		"FETCH 3:3":      {{"* 3 FETCH (UID 3 FLAGS ())"}},
 	})
 	opts := fastOptions()
 	opts.Inactivity = time.Minute

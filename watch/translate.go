@@ -29,8 +29,9 @@ type view struct {
 	pendingNew bool // EXISTS announced messages not fetched yet
 	dirty      bool // needs a resync
 	stale      bool // uids no longer map sequence numbers: ignore them until the resync
-	// modseq is the highest HIGHESTMODSEQ the server announced since the
-	// view was last read: every change up to it was sent before it.
+	// modseq is the highest HIGHESTMODSEQ, or MODSEQ of a flag change,
+	// the server announced since the view was last read: every change up
+	// to it was sent before it.
 	modseq uint64
 }
 
@@ -89,6 +90,9 @@ func (v *view) apply(r imap.Response) []Event {
 			return nil
 		}
 		if ev, ok := v.flagsChanged(msg); ok {
+			// Its MODSEQ, like HIGHESTMODSEQ, says every change up to it
+			// was sent (RFC 7162 §3.2.4: changes in MODSEQ order).
+			v.modseq = max(v.modseq, msg.ModSeq)
 			return []Event{ev}
 		}
 	case "HIGHESTMODSEQ":

@@ -66,7 +66,7 @@ func TestViewApply(t *testing.T) {
 			responses: []imap.Response{resp("VANISHED", "(EARLIER) 1")}, want: []string{"expunge 1"}, wantUIDs: []uint32{2}},
 		{name: "flags by UID", uids: []uint32{3, 6}, last: 6,
 			responses: []imap.Response{resp("FETCH", `2 (UID 6 FLAGS (\Seen \Recent) MODSEQ (41))`)},
-			want:      []string{`flags 6 [\Seen] 41`}, wantUIDs: []uint32{3, 6}},
+			want:      []string{`flags 6 [\Seen] 41`}, wantUIDs: []uint32{3, 6}, modseq: 41},
 		{name: "flags by sequence number", uids: []uint32{3, 6}, last: 6,
 			responses: []imap.Response{resp("FETCH", `1 (FLAGS (\Flagged))`)},
 			want:      []string{`flags 3 [\Flagged] 0`}, wantUIDs: []uint32{3, 6}},
