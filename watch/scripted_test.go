@@ -144,6 +144,23 @@ func TestScripted(t *testing.T) {
 			want: []string{"new 4", "expunge 4"},
 		},
 		{
+			name:   "new mail while older mail waits for room",
+			window: 1,
+			script: script{
+				"EXAMINE INBOX":   examine,
+				"UID SEARCH ALL":  {{"* SEARCH 1 2"}},
+				"IDLE":            {{"* 4 EXISTS"}, {}},
+				"FETCH 3:4 (UID)": {{"* 3 FETCH (UID 3)", "* 4 FETCH (UID 4)"}},
+				// A fifth message arrives while 4 waits for room: it must
+				// not be reported before 4.
+				"UID FETCH 3":     {{"* 3 FETCH (UID 3 FLAGS ())", "* 5 EXISTS"}},
+				"FETCH 5:5 (UID)": {{"* 5 FETCH (UID 5)"}},
+				"UID FETCH 4":     {{"* 4 FETCH (UID 4 FLAGS ())"}},
+				"UID FETCH 5":     {{"* 5 FETCH (UID 5 FLAGS ())"}},
+			},
+			want: []string{"new 3", "new 4", "new 5"},
+		},
+		{
 			name: "expunge during search",
 			script: script{
 				"EXAMINE INBOX": examine,

@@ -187,7 +187,9 @@ func (s *session) fetchNew(ctx context.Context, c *imap.Client, b *box) error {
 		return nil
 	}
 	n := int(to - from + 1)
-	full := n <= newChunk && n <= b.l.roomLeft()
+	// New events go out in UID order: while older messages wait for room,
+	// these only join the queue of the unreported.
+	full := n <= newChunk && n <= b.l.roomLeft() && !b.hasUnreported()
 	items := "(UID)"
 	if full {
 		items = s.newItems(c)

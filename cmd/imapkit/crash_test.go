@@ -2,8 +2,8 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -74,7 +74,8 @@ printf '%s %s %s\n' "$IMAPKIT_EVENT" "$IMAPKIT_UID" "$IMAPKIT_EVENT_ID" >> ` + h
 	return []string{"--exec", script, "--exec-timeout", "10s", "--retry-backoff", "100ms"}
 }
 func (h *hookSink) attach(stdout io.Reader) { go io.Copy(io.Discard, stdout) }
-func (h *hookSink) wait()                   {}
+
+func (h *hookSink) wait() {}
 func (h *hookSink) events() []delivered {
 	b, _ := os.ReadFile(h.log)
 	var out []delivered
@@ -172,14 +173,18 @@ func crashRun(t *testing.T, bin string, srv *dovecot.Server, sink crashSink, dir
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(os.Environ(), "CRASH_PASSWORD="+pass)
 		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
+		// A pipe of our own, not StdoutPipe: Wait closes that one, and
+		// lines written before the kill (acknowledged) must still be read.
+		r, w, err := os.Pipe()
 		if err != nil {
 			t.Fatal(err)
 		}
+		cmd.Stdout = w
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		sink.attach(out)
+		w.Close()
+		sink.attach(r)
 		return cmd
 	}
 	kill := func(cmd *exec.Cmd) {
@@ -188,7 +193,8 @@ func crashRun(t *testing.T, bin string, srv *dovecot.Server, sink crashSink, dir
 	}
 	defer func() {
 		if t.Failed() {
-			t.Logf("stderr of the watchers:\n%s", stderr.String())
+			state, _ := os.ReadFile(filepath.Join(dir, "state.json"))
+			t.Logf("stderr of the watchers:\n%s\nstate file:\n%s", stderr.String(), state)
 		}
 	}()
 
