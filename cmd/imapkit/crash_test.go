@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,7 +43,7 @@ func imapkitBinary(t *testing.T) string {
 	t.Helper()
 	path, err := binary()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	return path
 }
@@ -134,36 +135,82 @@ func (r *slowReader) events() []delivered {
 // changes flags and expunges, and kills it once more: every appended UID
 // reaches the sink, and every flag change and expunge too; a repeat carries
 // the same ID. 8 runs with a hook sleeping 0–200 ms, 8 with a --json reader
-// that reads slowly.
+// that reads slowly. The runs of a kind go at once (they mostly wait), each
+// on a goroutine of its own with its own log.
 func TestWatchCrash(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kills the watcher 32 times (about a minute)")
+		t.Skip("kills the watcher 64 times (about 40 s)")
 	}
 	bin := imapkitBinary(t)
 	srv := dovecot.StartT(t)
 	for _, variant := range []string{"hook", "json"} {
-		for run := range 8 {
-			t.Run(fmt.Sprintf("%s/%d", variant, run), func(t *testing.T) {
-				t.Parallel()
-				dir := t.TempDir()
-				var sink crashSink = &slowReader{}
-				if variant == "hook" {
-					sink = &hookSink{log: filepath.Join(dir, "hook.log")}
+		t.Run(variant, func(t *testing.T) {
+			t.Parallel()
+			logs := make([]*runLog, 8)
+			var wg sync.WaitGroup
+			for run := range logs {
+				logs[run] = &runLog{}
+				wg.Go(func() {
+					dir := t.TempDir()
+					var sink crashSink = &slowReader{}
+					if variant == "hook" {
+						sink = &hookSink{log: filepath.Join(dir, "hook.log")}
+					}
+					crashRun(logs[run], bin, srv, sink, dir, rand.New(rand.NewPCG(uint64(run), 42)))
+				})
+			}
+			wg.Wait()
+			for run, l := range logs {
+				if l.failed {
+					t.Errorf("run %d failed:\n%s", run, strings.Join(l.lines, "\n"))
+				} else {
+					t.Logf("run %d: %s", run, strings.Join(l.lines, "; "))
 				}
-				crashRun(t, bin, srv, sink, dir, rand.New(rand.NewPCG(uint64(run), 42)))
-			})
-		}
+			}
+		})
 	}
 }
 
-func crashRun(t *testing.T, bin string, srv *dovecot.Server, sink crashSink, dir string, rnd *rand.Rand) {
+// runLog is the log of one crash run, on a goroutine of the test's.
+type runLog struct {
+	mu     sync.Mutex
+	lines  []string
+	failed bool
+}
+
+func (l *runLog) Logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (l *runLog) Errorf(format string, args ...any) {
+	l.Logf(format, args...)
+	l.mu.Lock()
+	l.failed = true
+	l.mu.Unlock()
+}
+
+// Fatalf ends the run: its goroutine is the run's own, not the test's.
+func (l *runLog) Fatalf(format string, args ...any) {
+	l.Errorf(format, args...)
+	runtime.Goexit()
+}
+
+func (l *runLog) Failed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
+}
+
+func crashRun(t *runLog, bin string, srv *dovecot.Server, sink crashSink, dir string, rnd *rand.Rand) {
 	user, pass, err := srv.NewUser()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	other, err := imap.DialStream(context.Background(), srv.StreamCommand(user), &imap.Options{Timeout: 20 * time.Second, StreamStderr: io.Discard})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	defer other.Shutdown()
 	var stderr buffer
@@ -177,11 +224,11 @@ func crashRun(t *testing.T, bin string, srv *dovecot.Server, sink crashSink, dir
 		// lines written before the kill (acknowledged) must still be read.
 		r, w, err := os.Pipe()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v", err)
 		}
 		cmd.Stdout = w
 		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v", err)
 		}
 		w.Close()
 		sink.attach(r)
@@ -226,22 +273,22 @@ func crashRun(t *testing.T, bin string, srv *dovecot.Server, sink crashSink, dir
 		cmd = start()
 	}
 	if err := <-errc; err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	waitDelivered(t, sink, "every appended UID", func(got map[string]map[int]bool) bool { return len(got["new"]) == total })
 
 	// Flag changes and expunges, pending when it is killed once more.
 	if _, err := other.Select(context.Background(), "INBOX", false); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	if _, err := other.UID(context.Background(), "STORE", "1:10", "+FLAGS", `(\Flagged)`); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	if _, err := other.UID(context.Background(), "STORE", "11:15", "+FLAGS.SILENT", `(\Deleted)`); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	if _, err := other.Expunge(context.Background()); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	time.Sleep(time.Duration(400+rnd.IntN(800)) * time.Millisecond) // Dovecot pushes 0.5 s late
 	kill(cmd)
@@ -263,7 +310,7 @@ func crashRun(t *testing.T, bin string, srv *dovecot.Server, sink crashSink, dir
 	sink.wait()
 
 	ids := map[string]map[string]bool{} // kind/uid → IDs
-	repeats := 0
+	var repeats []string
 	for _, ev := range sink.events() {
 		if ev.uid == 0 {
 			continue
@@ -275,7 +322,7 @@ func crashRun(t *testing.T, bin string, srv *dovecot.Server, sink crashSink, dir
 		if ids[k] == nil {
 			ids[k] = map[string]bool{}
 		} else {
-			repeats++
+			repeats = append(repeats, k)
 		}
 		ids[k][ev.id] = true
 	}
@@ -289,13 +336,15 @@ func crashRun(t *testing.T, bin string, srv *dovecot.Server, sink crashSink, dir
 			t.Errorf("the flag change of UID %d delivered with %d different IDs", uid, n)
 		}
 	}
-	t.Logf("kills after %v appends; %d repeats (same IDs)", points, repeats)
+	if len(repeats) > 10 {
+		repeats = append(repeats[:10], "…")
+	}
+	t.Logf("kills after %v appends; repeats (same IDs): %v", points, repeats)
 }
 
 // waitDelivered waits until cond holds for what reached the sink, by kind
 // and UID.
-func waitDelivered(t *testing.T, sink crashSink, what string, cond func(map[string]map[int]bool) bool) {
-	t.Helper()
+func waitDelivered(t *runLog, sink crashSink, what string, cond func(map[string]map[int]bool) bool) {
 	deadline := time.Now().Add(120 * time.Second)
 	for {
 		got := map[string]map[int]bool{}
@@ -322,8 +371,7 @@ func waitDelivered(t *testing.T, sink crashSink, what string, cond func(map[stri
 }
 
 // waitFile waits until path exists.
-func waitFile(t *testing.T, path string) {
-	t.Helper()
+func waitFile(t *runLog, path string) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := os.Stat(path); err == nil {
