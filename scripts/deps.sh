@@ -19,5 +19,12 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get -o DPkg::Lock::Timeout=600 update </dev/null
 	apt-get -o DPkg::Lock::Timeout=600 install -y "${need[@]}" </dev/null
 fi
+# Every Dovecot imap process of every test server runs as the dovecot user,
+# and each idling session takes an inotify instance: past the default 128
+# per user, Dovecot stops pushing at once and polls (30 s). Tests run
+# packages in parallel, so raise the limit when we may.
+if [ "$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 1024)" -lt 1024 ] && [ "$(id -u)" = 0 ]; then
+	sysctl -qw fs.inotify.max_user_instances=1024 || echo "note: could not raise fs.inotify.max_user_instances" >&2
+fi
 go version
 dovecot --version

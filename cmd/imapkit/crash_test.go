@@ -251,6 +251,7 @@ func crashRun(t *runLog, bin string, srv *dovecot.Server, sink crashSink, dir st
 	const total = 200
 	var appended atomic.Int32
 	errc := make(chan error, 1)
+	pause := rand.New(rand.NewPCG(rnd.Uint64(), 1)) // the appender's own
 	go func() {
 		for i := range total {
 			msg := fmt.Sprintf("From: ada@example.org\r\nSubject: crash %d\r\n\r\nbody\r\n", i+1)
@@ -259,7 +260,7 @@ func crashRun(t *runLog, bin string, srv *dovecot.Server, sink crashSink, dir st
 				return
 			}
 			appended.Add(1)
-			time.Sleep(time.Duration(rnd.IntN(4)) * time.Millisecond)
+			time.Sleep(time.Duration(pause.IntN(4)) * time.Millisecond)
 		}
 		errc <- nil
 	}()

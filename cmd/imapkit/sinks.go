@@ -158,6 +158,14 @@ func (c *countingDeadLetter) Write(rec delivery.DeadRecord) error {
 
 func (c *countingDeadLetter) count() int64 { return c.n.Load() }
 
+// String names where dead letters go, for the log.
+func (c *countingDeadLetter) String() string {
+	if s, ok := c.DeadLetter.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return "dead letter"
+}
+
 // openDeadLetter opens the dead-letter file at path, or stderr when path
 // is "".
 func openDeadLetter(path string, stderr io.Writer) (*countingDeadLetter, func(), error) {
