@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/imapkit/imap"
+	"github.com/imapkit/imap/watch"
 )
 
 // hint returns advice for a failure whose fix is likely, or "".
@@ -19,8 +20,11 @@ func hint(err error) string {
 	var record tls.RecordHeaderError
 	var dns *net.DNSError
 	var refused *imap.Error
+	var badState *watch.StateError
 	msg := err.Error()
 	switch {
+	case errors.As(err, &badState):
+		return "if the mailbox was really replaced, pass --rebaseline to start from the mail there now (what arrived meanwhile is not reported)"
 	case errors.As(err, &unknownCA) || errors.As(err, &verify) && strings.Contains(msg, "unknown authority"):
 		return "the server's certificate is signed by an authority this machine does not know: if the server uses a private CA, pass its certificate with --ca-file"
 	case errors.As(err, &hostname):

@@ -96,7 +96,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if err == errUsage {
 			return 2
 		}
-		fmt.Fprintf(stderr, "imapkit %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "imapkit %s: %s\n", args[0], withHint(err))
 		return 1
 	}
 	return 0
