@@ -1,8 +1,15 @@
 // Package watch turns IMAP IDLE into a service that never misses a message:
 // typed events with UIDs, automatic re-IDLE, dead-link detection, a polling
 // fallback for servers without IDLE, reconnect with backoff, and resync
-// after every (re)connect so that each new message is reported exactly once
-// per UIDVALIDITY — across restarts too, with a state file.
+// after every (re)connect.
+//
+// Delivery is at least once. Every event carries an ID that names the
+// change (the same change reported again gets the same ID), the consumer
+// acknowledges each event with Event.Ack, and the positions saved in a
+// Store (OpenStateFile) move only past acknowledged events: after a crash
+// or a restart, what was not acknowledged is reported again. At most
+// Options.Window events per mailbox wait for acknowledgement; beyond that
+// the watcher waits, and the server keeps the changes.
 package watch
 
 import (

@@ -43,6 +43,9 @@ func Example() {
 
 	seen := 0
 	for ev := range w.Events() {
+		// Acknowledge once handled: with a Store, the saved position
+		// moves past it only then.
+		ev.Ack()
 		switch ev.Kind {
 		case watch.EventResynced:
 			// Synced: now deliver two messages from another connection.
