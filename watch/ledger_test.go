@@ -60,7 +60,7 @@ func newLedgerFixture(t *testing.T, window int, saved MailboxState) *ledgerFixtu
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &ledgerFixture{t: t, w: w, l: w.ledgers["INBOX"], store: store}
+	return &ledgerFixture{t: t, w: w, l: w.ledger("INBOX"), store: store}
 }
 
 // take returns every event queued so far.

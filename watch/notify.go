@@ -7,46 +7,26 @@ import (
 	"github.com/imapkit/imap"
 )
 
-// serveNotify watches several mailboxes on one connection with NOTIFY
-// (RFC 5465): the server reports changes in any of them as STATUS while the
-// client idles with no mailbox selected (Dovecot sends MESSAGES, UIDNEXT,
-// UNSEEN and, with CONDSTORE, HIGHESTMODSEQ; UIDVALIDITY when it changed);
-// each mailbox whose STATUS differs from what its last sync saw is then
-// resynced.
+// setNotify asks the server (NOTIFY, RFC 5465) to report changes in any
+// watched mailbox as STATUS while the client idles with no mailbox selected
+// (Dovecot sends MESSAGES, UIDNEXT, UNSEEN and, with CONDSTORE,
+// HIGHESTMODSEQ; UIDVALIDITY when it changed); each mailbox whose STATUS
+// differs from what its last sync saw is then resynced (catchUpNotify).
 //
 // NOTIFY is set before the first sync, so that a change made between a
 // mailbox's sync and the start of IDLE still produces a STATUS.
-func (s *session) serveNotify(ctx context.Context, c *imap.Client) error {
-	if !s.w.opts.Once {
-		var names []string
-		for _, b := range s.extras {
-			q, err := imap.Quote(mailboxWire(c, b.name))
-			if err != nil {
-				return err
-			}
-			names = append(names, q)
-		}
-		events := "(MessageNew MessageExpunge FlagChange)"
-		if _, err := c.Xatom(ctx, "NOTIFY", "SET", "(MAILBOXES ("+strings.Join(names, " ")+") "+events+")"); err != nil {
-			return err
-		}
-	}
+func (s *session) setNotify(ctx context.Context, c *imap.Client) error {
+	var names []string
 	for _, b := range s.extras {
-		if err := s.sync(ctx, c, b); err != nil {
+		q, err := imap.Quote(mailboxWire(c, b.name))
+		if err != nil {
 			return err
 		}
+		names = append(names, q)
 	}
-	if s.w.opts.Once {
-		return s.finishOnce(ctx, c)
-	}
-	for {
-		if err := s.catchUpNotify(ctx, c); err != nil {
-			return err
-		}
-		if err := s.idleOnce(ctx, c); err != nil {
-			return err
-		}
-	}
+	events := "(MessageNew MessageExpunge FlagChange)"
+	_, err := c.Xatom(ctx, "NOTIFY", "SET", "(MAILBOXES ("+strings.Join(names, " ")+") "+events+")")
+	return err
 }
 
 // catchUpNotify resyncs the mailboxes that changed, then leaves the last

@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/imapkit/imap"
@@ -96,6 +97,14 @@ type Options struct {
 func (o *Options) setDefaults() {
 	if len(o.Mailboxes) == 0 {
 		o.Mailboxes = []string{"INBOX"}
+	}
+	if len(o.Mailboxes) > 1 { // a name given twice is watched once
+		seen := map[string]bool{}
+		o.Mailboxes = slices.DeleteFunc(slices.Clone(o.Mailboxes), func(m string) bool {
+			dup := seen[m]
+			seen[m] = true
+			return dup
+		})
 	}
 	if o.IdleRestart <= 0 {
 		o.IdleRestart = DefaultIdleRestart

@@ -16,37 +16,15 @@ var ErrClosed = errors.New("watch: watcher stopped and every event was taken")
 // Next still returns the events already made, then ErrClosed.
 //
 // Acknowledge each event with Ack once it is handled: see Event.Ack.
-func (w *Watcher) Next(ctx context.Context) (Event, error) {
+func (w *Watcher) Next(ctx context.Context) (ev Event, err error) {
 	for {
-		w.mu.Lock()
-		if w.qhead < len(w.queue) {
-			ev := w.queue[w.qhead]
-			w.queue[w.qhead] = Event{}
-			w.qhead++
-			if w.qhead == len(w.queue) {
-				// Empty: start again at the front, and let a queue that a
-				// burst made large go.
-				w.qhead = 0
-				if cap(w.queue) > 64 {
-					w.queue = nil
-				} else {
-					w.queue = w.queue[:0]
-				}
-			}
-			if w.qhead > 0 {
-				w.signal() // more for another waiting Next
-			}
-			w.mu.Unlock()
+		if got, stopped := w.take(&ev); got {
 			return ev, nil
-		}
-		stopped := w.stopped
-		w.mu.Unlock()
-		if stopped {
+		} else if stopped {
 			return Event{}, ErrClosed
 		}
 		select {
 		case <-w.ready:
-		case <-w.stop:
 		case <-ctx.Done():
 			return Event{}, ctx.Err()
 		}
@@ -54,17 +32,46 @@ func (w *Watcher) Next(ctx context.Context) (Event, error) {
 }
 
 // Events returns the events as an iterator, for use with range. It ends
-// once Run has returned and every event was taken. It calls Next, so Next
-// and Events take from the same queue.
+// once Run has returned and every event was taken. Next and Events take
+// from the same queue.
+//
+// It waits on one channel, not in a select: the consumer's goroutine,
+// parked here, then fits in Go's first 2 KiB stack (see work).
 func (w *Watcher) Events() iter.Seq[Event] {
 	return func(yield func(Event) bool) {
+		var ev Event
 		for {
-			ev, err := w.Next(context.Background())
-			if err != nil || !yield(ev) {
+			if got, stopped := w.take(&ev); got {
+				if !yield(ev) {
+					return
+				}
+			} else if stopped {
 				return
+			} else {
+				<-w.ready
 			}
 		}
 	}
+}
+
+// take moves the oldest queued event to *ev, or reports that there is
+// none and whether Run has returned.
+func (w *Watcher) take(ev *Event) (got, stopped bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.qhead == len(w.queue) {
+		return false, w.stopped
+	}
+	*ev = w.queue[w.qhead]
+	w.queue[w.qhead] = Event{}
+	w.qhead++
+	if w.qhead == len(w.queue) {
+		// Empty: let the memory go. A parked account keeps no queue.
+		w.queue, w.qhead = nil, 0
+	} else {
+		w.signal() // more, for another waiting consumer
+	}
+	return true, false
 }
 
 // push queues ev for the consumer. With w.mu held.
@@ -73,8 +80,12 @@ func (w *Watcher) push(ev Event) {
 	w.signal()
 }
 
-// signal wakes a Next that waits. With w.mu held.
+// signal wakes a consumer that waits. With w.mu held. Once Run has
+// returned, ready is closed: every wait ends at once.
 func (w *Watcher) signal() {
+	if w.stopped {
+		return
+	}
 	select {
 	case w.ready <- struct{}{}:
 	default:

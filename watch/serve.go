@@ -10,43 +10,81 @@ import (
 )
 
 // serve runs one connection until it fails: sync every mailbox, then
-// alternate catching up (commands) and waiting (IDLE, or NOOP polling).
+// alternate catching up (commands, on a worker) and waiting (IDLE, or the
+// polling interval, on the session's goroutine: see work).
 func (s *session) serve(ctx context.Context, c *imap.Client) error {
-	for _, ext := range []string{"QRESYNC", "CONDSTORE"} {
-		if c.Has(ext) && c.State() == imap.StateAuth {
-			if _, err := c.Enable(ctx, ext); err == nil {
-				break
+	if err := work(func() error { return s.setup(ctx, c) }); err != nil {
+		return err // or errOnceDone
+	}
+	idle := c.Has("IDLE") && (s.notify || !s.w.opts.Poll)
+	for {
+		var idler *imap.Idler
+		err := work(func() (err error) {
+			if s.notify {
+				err = s.catchUpNotify(ctx, c)
+			} else {
+				err = s.catchUp(ctx, c)
+			}
+			if err == nil && idle {
+				idler, err = s.startIdle(ctx, c)
+			}
+			return err
+		})
+		switch {
+		case err != nil:
+			return err
+		case idler != nil:
+			waitErr := s.idleWait(idler)
+			if err := work(func() error { return s.endIdle(ctx, c, idler, waitErr) }); err != nil {
+				return err
+			}
+		case !idle:
+			if err := s.pollWait(ctx); err != nil {
+				return err
+			}
+			if err := work(func() error { return s.poll(ctx, c) }); err != nil {
+				return err
 			}
 		}
+		// idle and no Idler: changes came before IDLE; catch up first.
 	}
-	if s.notify {
-		return s.serveNotify(ctx, c)
+}
+
+// setup enables what helps, sets NOTIFY, and syncs every mailbox (the
+// primary last, which stays selected). With Once it also waits until every
+// change found was handed over.
+func (s *session) setup(ctx context.Context, c *imap.Client) error {
+	s.enable(ctx, c)
+	if s.notify && !s.w.opts.Once {
+		if err := s.setNotify(ctx, c); err != nil {
+			return err
+		}
 	}
 	for _, b := range s.extras {
 		if err := s.sync(ctx, c, b); err != nil {
 			return err
 		}
 	}
-	if err := s.sync(ctx, c, s.primary); err != nil {
-		return err
+	s.extrasAt = time.Now()
+	if s.primary != nil {
+		if err := s.sync(ctx, c, s.primary); err != nil {
+			return err
+		}
 	}
 	if s.w.opts.Once {
 		return s.finishOnce(ctx, c)
 	}
-	idle := c.Has("IDLE") && !s.w.opts.Poll
-	s.extrasAt = time.Now()
-	for {
-		if err := s.catchUp(ctx, c); err != nil {
-			return err
-		}
-		var err error
-		if idle {
-			err = s.idleOnce(ctx, c)
-		} else {
-			err = s.pollOnce(ctx, c)
-		}
-		if err != nil {
-			return err
+	return nil
+}
+
+// enable turns on QRESYNC or, failing that, CONDSTORE when the server
+// has them.
+func (s *session) enable(ctx context.Context, c *imap.Client) {
+	for _, ext := range []string{"QRESYNC", "CONDSTORE"} {
+		if c.Has(ext) && c.State() == imap.StateAuth {
+			if _, err := c.Enable(ctx, ext); err == nil {
+				return
+			}
 		}
 	}
 }
@@ -81,32 +119,10 @@ func (s *session) finishOnce(ctx context.Context, c *imap.Client) error {
 	}
 }
 
-// idleOnce runs one IDLE command until its restart interval, a change that
-// needs a command, or a dead link.
-func (s *session) idleOnce(ctx context.Context, c *imap.Client) error {
-	// Before every IDLE, ask: some servers (go-imap's, for one) report a
-	// change made since the last command only in answer to the next
-	// command, not when IDLE starts, so mail delivered between a sync and
-	// IDLE would wait for the next restart. NOOP makes them say it now.
-	pctx, cancel := context.WithTimeout(ctx, s.w.opts.ProbeTimeout)
-	_, err := c.Noop(pctx)
-	cancel()
-	if err != nil {
-		return err
-	}
-	s.handleCached(c)
-	if s.needsCommand() {
-		return nil // catch up first; IDLE on the next round
-	}
-	d := s.w.opts.IdleRestart
-	if len(s.extras) > 0 && !s.notify {
-		d = min(d, s.w.opts.PollInterval)
-	}
-	idler, err := c.Idle(ctx, d)
-	if err != nil {
-		return err
-	}
-	err = s.idleWait(idler)
+// endIdle closes IDLE (DONE) after idleWait, and probes a link that was
+// silent for too long (errProbe).
+func (s *session) endIdle(ctx context.Context, c *imap.Client, idler *imap.Idler, waitErr error) error {
+	err := waitErr
 	if cerr := idler.Close(); err == nil || err == errProbe && cerr != nil {
 		err = cerr
 	}
@@ -114,6 +130,27 @@ func (s *session) idleOnce(ctx context.Context, c *imap.Client) error {
 		return s.probe(ctx, c)
 	}
 	return err
+}
+
+// startIdle asks the server for pending changes, and starts IDLE unless
+// they need a command first (a nil Idler and error).
+func (s *session) startIdle(ctx context.Context, c *imap.Client) (*imap.Idler, error) {
+	// Before every IDLE, ask: some servers (go-imap's, for one) report a
+	// change made since the last command only in answer to the next
+	// command, not when IDLE starts, so mail delivered between a sync and
+	// IDLE would wait for the next restart. NOOP makes them say it now.
+	if err := s.probe(ctx, c); err != nil {
+		return nil, err
+	}
+	s.handleCached(c)
+	if s.needsCommand() {
+		return nil, nil
+	}
+	d := s.w.opts.IdleRestart
+	if len(s.extras) > 0 && !s.notify {
+		d = min(d, s.w.opts.PollInterval)
+	}
+	return c.Idle(ctx, d)
 }
 
 // idleWait reads IDLE responses until one needs a command, the IDLE
@@ -150,8 +187,13 @@ func (s *session) idleWait(idler *imap.Idler) error {
 			continue
 		}
 		last = time.Now()
-		s.handle(r)
-		if s.needsCommand() {
+		needs := false
+		work(func() error {
+			s.handle(r)
+			needs = s.needsCommand()
+			return nil
+		})
+		if needs {
 			return nil
 		}
 	}
@@ -165,14 +207,14 @@ func (s *session) probe(ctx context.Context, c *imap.Client) error {
 	return err
 }
 
-// pollOnce waits PollInterval (less when a mailbox waits for room in its
-// window and room appears), then asks the server for changes with NOOP.
-func (s *session) pollOnce(ctx context.Context, c *imap.Client) error {
+// pollWait waits PollInterval, less when a mailbox waits for room in its
+// window and room appears.
+func (s *session) pollWait(ctx context.Context) error {
 	end := time.Now().Add(s.w.opts.PollInterval)
 	for {
 		left := time.Until(end)
 		if left <= 0 {
-			break
+			return nil
 		}
 		if s.waitingForRoom() {
 			if s.needsCommand() {
@@ -184,9 +226,11 @@ func (s *session) pollOnce(ctx context.Context, c *imap.Client) error {
 			return err
 		}
 	}
-	pctx, cancel := context.WithTimeout(ctx, s.w.opts.ProbeTimeout)
-	defer cancel()
-	if _, err := c.Noop(pctx); err != nil {
+}
+
+// poll asks the server for changes with NOOP.
+func (s *session) poll(ctx context.Context, c *imap.Client) error {
+	if err := s.probe(ctx, c); err != nil {
 		return err
 	}
 	s.handleCached(c)
@@ -345,12 +389,14 @@ func (b *box) statusDiffers(st *imap.StatusData) bool {
 
 // lookup finds a watched mailbox by the name a server response gave.
 func (s *session) lookup(name string) *box {
-	if b := s.boxes[name]; b != nil {
-		return b
+	for _, b := range s.boxes {
+		if b.name == name {
+			return b
+		}
 	}
 	if strings.EqualFold(name, "INBOX") {
-		for n, b := range s.boxes {
-			if strings.EqualFold(n, "INBOX") {
+		for _, b := range s.boxes {
+			if strings.EqualFold(b.name, "INBOX") {
 				return b
 			}
 		}

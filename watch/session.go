@@ -3,7 +3,7 @@ package watch
 import (
 	"context"
 	"errors"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/imapkit/imap"
@@ -11,19 +11,22 @@ import (
 
 // session runs one connection: it (re)connects with backoff, resyncs its
 // mailboxes and then waits for changes with IDLE or polling (serve.go),
-// until ctx is done.
+// until ctx is done. Its goroutine (Run's) only waits; commands run on
+// workers (see work).
 type session struct {
 	w         *Watcher
 	mailboxes []string
 	notify    bool
 
-	boxes    map[string]*box
+	boxes    []*box        // in the order of mailboxes
 	primary  *box          // the mailbox kept selected and idled on
 	extras   []*box        // mailboxes checked with STATUS (or via NOTIFY)
 	selected *box          // the mailbox selected now, if any
 	hint     time.Duration // server-suggested minimum backoff
 	// extrasAt is when the extra mailboxes were last checked with STATUS.
 	extrasAt time.Time
+	// conn is the connection now, for the shutdown of a cancelled run.
+	conn atomic.Pointer[imap.Client]
 }
 
 // box is a watched mailbox: what the connection knows of it (view) and
@@ -65,11 +68,15 @@ var (
 	errOnceDone = errors.New("once: done")
 )
 
+// newSession prepares the session of one connection. (Not inlined: its
+// locals would sit in Run's frame, under a parked session.)
+//
+//go:noinline
 func (w *Watcher) newSession(g group) *session {
-	s := &session{w: w, mailboxes: g.mailboxes, notify: g.notify, boxes: map[string]*box{}}
+	s := &session{w: w, mailboxes: g.mailboxes, notify: g.notify, boxes: make([]*box, 0, len(g.mailboxes))}
 	for _, name := range g.mailboxes {
-		b := &box{view: view{name: name}, l: w.ledgers[name]}
-		s.boxes[name] = b
+		b := &box{view: view{name: name}, l: w.ledger(name)}
+		s.boxes = append(s.boxes, b)
 		if s.primary == nil && !s.notify {
 			s.primary = b
 		} else {
@@ -84,91 +91,122 @@ func (w *Watcher) newSession(g group) *session {
 // saved state is wrong, or (Once) the connection fails before the sync is
 // done. An outage gives one Disconnected event, however many attempts it
 // takes, and one Reconnected when it ends.
+//
+// When ctx is cancelled, the connection is closed cancelGrace later
+// whatever it is doing: a server that stopped answering must not hold up
+// Run. (One context.AfterFunc per session: no goroutine waits for it.)
 func (s *session) run(ctx context.Context) error {
-	failures := 0
-	everConnected, down := false, false
+	stop := context.AfterFunc(ctx, func() {
+		time.AfterFunc(cancelGrace, func() {
+			if c := s.conn.Load(); c != nil {
+				c.Shutdown()
+			}
+		})
+	})
+	defer stop()
+	var o outage
 	for ctx.Err() == nil {
-		c, err := s.w.dial(ctx)
+		var c *imap.Client
+		err := work(func() (err error) {
+			c, err = s.w.dial(ctx)
+			return err
+		})
 		s.selected = nil
 		if err == nil {
-			if down {
-				s.w.notice(Event{Kind: EventReconnected, Mailbox: s.mailboxes[0]})
-				s.w.opts.Logger.Info("watch: reconnected", "account", s.w.opts.Account, "mailboxes", s.mailboxes, "attempts", failures)
-				down = false
-			}
-			everConnected = true
-			failures = 0
-			s.hint = 0
-			for _, b := range s.boxes {
-				b.pendingNew, b.stale, b.announce = false, false, true
-			}
-			err = s.serveConn(ctx, c)
-			if err == errOnceDone {
+			work(func() error { s.connected(&o); return nil })
+			if err = s.serveConn(ctx, c); err == errOnceDone {
 				return nil
 			}
-		} else if fatal(err, everConnected) && ctx.Err() == nil {
+		} else if fatal(err, o.everConnected) && ctx.Err() == nil {
+			return err // a refused first login, say
+		}
+		if stop, err := s.giveUp(ctx, err); stop {
 			return err
 		}
-		var missing *MailboxError
-		var bad *StateError
-		if (errors.As(err, &missing) || errors.As(err, &bad)) && ctx.Err() == nil {
-			return err // the options or the saved state are wrong
-		}
-		if ctx.Err() != nil {
+		if s.wait(ctx, err, &o) != nil {
 			return nil
 		}
-		if s.w.opts.Once {
-			return err
-		}
-		if !down {
-			s.w.notice(Event{Kind: EventDisconnected, Mailbox: s.mailboxes[0], Err: err})
-			down = true
-		}
-		s.noteUnavailable(err)
-		delay := s.w.backoff(failures, s.hint)
-		s.w.opts.Logger.Warn("watch: connection failed", "account", s.w.opts.Account, "mailboxes", s.mailboxes,
-			"error", err, "attempt", failures+1, "next_attempt_in", delay.Round(time.Millisecond))
-		if sleep(ctx, delay) != nil {
-			return nil
-		}
-		failures++
 	}
 	return nil
 }
 
-// serveConn serves one connection and closes it. When ctx is cancelled it
-// logs out, but never takes more than cancelGrace for it: a server that
-// stopped answering must not hold up Run. (context.AfterFunc, not a
-// goroutine: an idle account costs no goroutine for this.)
-func (s *session) serveConn(ctx context.Context, c *imap.Client) error {
-	var (
-		mu       sync.Mutex
-		finished bool
-		grace    *time.Timer
-	)
-	stop := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if !finished {
-			grace = time.AfterFunc(cancelGrace, func() { c.Shutdown() })
-		}
-	})
-	defer func() {
-		stop()
-		mu.Lock()
-		finished = true
-		if grace != nil {
-			grace.Stop()
-		}
-		mu.Unlock()
-	}()
-	err := s.serve(ctx, c)
-	if err == errOnceDone || ctx.Err() != nil {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.w.opts.ProbeTimeout)
-		c.Logout(lctx)
-		cancel()
+// outage is what run knows of the connection's failures.
+type outage struct {
+	failures      int  // attempts failed since the last success
+	everConnected bool // a connection succeeded once
+	down          bool // Disconnected was reported and Reconnected not yet
+}
+
+// connected notes a new connection: the end of an outage, if any.
+func (s *session) connected(o *outage) {
+	if o.down {
+		s.w.notice(Event{Kind: EventReconnected, Mailbox: s.mailboxes[0]})
+		s.w.opts.Logger.Info("watch: reconnected", "account", s.w.opts.Account, "mailboxes", s.mailboxes, "attempts", o.failures)
+		o.down = false
 	}
-	c.Shutdown()
+	o.everConnected = true
+	o.failures = 0
+	s.hint = 0
+	for _, b := range s.boxes {
+		b.pendingNew, b.stale, b.announce = false, false, true
+	}
+}
+
+// giveUp decides, after a connection failed (or ended), whether run must
+// return, and with what.
+func (s *session) giveUp(ctx context.Context, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return true, nil
+	}
+	var missing *MailboxError
+	var bad *StateError
+	if errors.As(err, &missing) || errors.As(err, &bad) {
+		return true, err // the options or the saved state are wrong
+	}
+	if s.w.opts.Once {
+		return true, err
+	}
+	return false, nil
+}
+
+// wait reports the failure (once per outage) and waits before the next
+// attempt, with backoff.
+func (s *session) wait(ctx context.Context, err error, o *outage) error {
+	var delay time.Duration
+	work(func() error {
+		if !o.down {
+			s.w.notice(Event{Kind: EventDisconnected, Mailbox: s.mailboxes[0], Err: err})
+			o.down = true
+		}
+		s.noteUnavailable(err)
+		delay = s.w.backoff(o.failures, s.hint)
+		s.w.opts.Logger.Warn("watch: connection failed", "account", s.w.opts.Account, "mailboxes", s.mailboxes,
+			"error", err, "attempt", o.failures+1, "next_attempt_in", delay.Round(time.Millisecond))
+		return nil
+	})
+	o.failures++
+	return sleep(ctx, delay)
+}
+
+// serveConn serves one connection and closes it, logging out when the
+// work is done (Once) or ctx was cancelled.
+func (s *session) serveConn(ctx context.Context, c *imap.Client) error {
+	s.conn.Store(c)
+	defer s.conn.Store(nil)
+	if ctx.Err() != nil {
+		c.Shutdown() // cancelled while dialing: the AfterFunc has run
+		return ctx.Err()
+	}
+	err := s.serve(ctx, c)
+	work(func() error {
+		if err == errOnceDone || ctx.Err() != nil {
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.w.opts.ProbeTimeout)
+			c.Logout(lctx)
+			cancel()
+		}
+		c.Shutdown()
+		return nil
+	})
 	return err
 }
 

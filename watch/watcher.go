@@ -23,11 +23,10 @@ type Watcher struct {
 	opts Options
 
 	mu      sync.Mutex
-	ledgers map[string]*ledger // by mailbox name
+	ledgers []*ledger // in the order of Options.Mailboxes
 	queue   []Event            // handed over, not yet taken by Next
 	qhead   int
-	ready   chan struct{} // a token when the queue may have grown
-	stop    chan struct{} // closed when Run has returned
+	ready   chan struct{} // a token when the queue may have grown; closed when Run has returned
 	stopped bool
 	saving  *time.Timer // a write of the positions is due
 	started bool
@@ -66,10 +65,12 @@ func New(dial Dialer, opts *Options) (*Watcher, error) {
 		o = *opts
 	}
 	o.setDefaults()
-	w := &Watcher{dial: dial, opts: o, ledgers: map[string]*ledger{},
-		ready: make(chan struct{}, 1), stop: make(chan struct{})}
+	w := &Watcher{dial: dial, opts: o, ledgers: make([]*ledger, 0, len(o.Mailboxes)),
+		ready: make(chan struct{}, 1)}
 	for _, name := range o.Mailboxes {
-		w.ledgers[name] = &ledger{w: w, name: name}
+		if w.ledger(name) == nil {
+			w.ledgers = append(w.ledgers, &ledger{w: w, name: name})
+		}
 	}
 	if o.Store == nil {
 		return w, nil
@@ -92,10 +93,10 @@ func New(dial Dialer, opts *Options) (*Watcher, error) {
 	}
 	w.loaded = st.clone()
 	w.written = st.clone()
-	for name, l := range w.ledgers {
-		if mb := st.Mailboxes[name]; mb != nil {
+	for _, l := range w.ledgers {
+		if mb := st.Mailboxes[l.name]; mb != nil {
 			if err := l.load(mb); err != nil {
-				return nil, &StateError{Account: o.Account, Mailbox: name, Problem: "its UID set " + strconv.Quote(mb.UIDs) + " is not valid: " + err.Error()}
+				return nil, &StateError{Account: o.Account, Mailbox: l.name, Problem: "its UID set " + strconv.Quote(mb.UIDs) + " is not valid: " + err.Error()}
 			}
 		}
 	}
@@ -115,13 +116,9 @@ func New(dial Dialer, opts *Options) (*Watcher, error) {
 // returns what is left in the queue and then ErrClosed. Run may be called
 // once.
 func (w *Watcher) Run(ctx context.Context) error {
-	w.mu.Lock()
-	if w.started {
-		w.mu.Unlock()
-		return errors.New("watch: Run called twice")
+	if err := w.start(); err != nil {
+		return err
 	}
-	w.started = true
-	w.mu.Unlock()
 	defer w.finish()
 	groups, err := w.plan(ctx)
 	if err != nil {
@@ -134,6 +131,16 @@ func (w *Watcher) Run(ctx context.Context) error {
 		// On the caller's goroutine: one goroutine per account.
 		return w.newSession(groups[0]).run(ctx)
 	}
+	return w.runGroups(ctx, groups)
+}
+
+// runGroups runs a session per group, each on a goroutine of its own, and
+// returns the first error (which stops the others: they would fail the
+// same way). Apart from Run, whose frame stays small: it is under the
+// parked frames of a single session.
+//
+//go:noinline
+func (w *Watcher) runGroups(ctx context.Context, groups []group) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -157,13 +164,34 @@ func (w *Watcher) Run(ctx context.Context) error {
 	return firstErr
 }
 
+// ledger returns the ledger of a watched mailbox, nil for another.
+func (w *Watcher) ledger(name string) *ledger {
+	for _, l := range w.ledgers {
+		if l.name == name {
+			return l
+		}
+	}
+	return nil
+}
+
+// start marks the Watcher as running: Run may be called once.
+func (w *Watcher) start() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return errors.New("watch: Run called twice")
+	}
+	w.started = true
+	return nil
+}
+
 // finish ends Run: pending positions are written and Next learns that no
 // more events come.
 func (w *Watcher) finish() {
 	w.saveNow()
 	w.mu.Lock()
 	w.stopped = true
-	close(w.stop)
+	close(w.ready)
 	w.mu.Unlock()
 }
 
@@ -269,9 +297,9 @@ func (w *Watcher) snapshotLocked() *AccountState {
 	if w.loaded != nil {
 		maps.Copy(st.Mailboxes, w.loaded.clone().Mailboxes)
 	}
-	for name, l := range w.ledgers {
+	for _, l := range w.ledgers {
 		if mb := l.savedLocked(); mb != nil {
-			st.Mailboxes[name] = mb
+			st.Mailboxes[l.name] = mb
 		}
 	}
 	return st
