@@ -510,12 +510,12 @@ func TestAuthenticate(t *testing.T) {
 
 func TestManySessionKnobs(t *testing.T) {
 	t.Parallel()
-	s := StartTConfig(t, Config{MaxSessions: 1500, IdleCheckInterval: 1500 * time.Millisecond})
+	s := StartTConfig(t, Config{MaxSessions: 1500, IdleCheckInterval: 1500 * time.Millisecond, LoginProcesses: 2})
 	conf, err := os.ReadFile(s.ConfigFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"service imap {\n  process_limit = 1600\n}", "default_process_limit = 1600", "mailbox_idle_check_interval = 2 secs"} {
+	for _, want := range []string{"service imap {\n  process_limit = 1600\n}", "default_process_limit = 1600", "mailbox_idle_check_interval = 2 secs", "  service_count = 0\n  process_min_avail = 2\n"} {
 		if !strings.Contains(string(conf), want) {
 			t.Errorf("config lacks %q", want)
 		}
