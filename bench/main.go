@@ -267,9 +267,15 @@ func run() error {
 	rep.busyEnd = cpuBusy(time.Second)
 
 	md, svg := rep.markdown(), rep.svg()
+	// -strict judges the measurements whether the report goes to a file or
+	// to stdout.
+	var strictErr error
+	if n := rep.failures(); cfg.strict && n > 0 {
+		strictErr = fmt.Errorf("-strict: %d measurements failed (see the report)", n)
+	}
 	if cfg.out == "" {
 		fmt.Print(md)
-		return nil
+		return strictErr
 	}
 	if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err != nil {
 		return err
@@ -282,12 +288,7 @@ func run() error {
 		return err
 	}
 	log.Printf("wrote %s and %s in %v", cfg.out, svgPath, time.Since(rep.started).Round(time.Second))
-	if cfg.strict {
-		if n := rep.failures(); n > 0 {
-			return fmt.Errorf("-strict: %d measurements failed (see the report)", n)
-		}
-	}
-	return nil
+	return strictErr
 }
 
 // prepareRecordings returns the directory holding the recordings for cfg,
