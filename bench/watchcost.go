@@ -10,7 +10,9 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,35 +149,91 @@ func runWatch(ctx context.Context, cfg *config, limit uint64) *watchResult {
 		res.skipped = "built with `-tags nokit`"
 		return res
 	}
+	res.server = dovecotVersion()
+	if err := runWatchCost(cfg, limit, res); err != nil {
+		res.err = err
+		log.Printf("watch      FAILED: %v", err)
+		return res
+	}
+	// The latency has a server of its own, with no other session and a
+	// quick polling fallback.
+	srv, err := startWatchDovecot(dovecot.Config{IdleCheckInterval: time.Second}, res)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	defer srv.stop()
+	users, err := srv.NewUsers(len(watchContenderNames))
+	if err != nil {
+		res.err = err
+		return res
+	}
+	res.latency = runWatchLatency(ctx, srv.Server, users, cfg.watchSamples, contenders)
+	return res
+}
+
+// watchDovecot is a Dovecot of the watch section.
+type watchDovecot struct {
+	*dovecot.Server
+	res *watchResult
+}
+
+func startWatchDovecot(dc dovecot.Config, res *watchResult) (*watchDovecot, error) {
+	srv, err := dovecot.Start(dc)
+	if err != nil {
+		return nil, fmt.Errorf("starting Dovecot (the watch section needs dovecot-imapd and root): %w", err)
+	}
+	return &watchDovecot{srv, res}, nil
+}
+
+// stop notes in the report whether Dovecot ran out of inotify instances,
+// and stops it.
+func (s *watchDovecot) stop() {
+	logs, err := os.ReadFile(filepath.Join(s.Dir, "dovecot.log"))
+	if err == nil && strings.Contains(string(logs), "Inotify instance limit") {
+		const note = "Dovecot ran out of inotify instances (fs.inotify.max_user_instances, 128 by default, is shared by every Dovecot on the machine), so some idling sessions noticed new mail by polling (mailbox_idle_check_interval) instead of by inotify. This changes when the EXISTS is sent, not what the client does after it."
+		if !slices.Contains(s.res.notes, note) {
+			s.res.notes = append(s.res.notes, note)
+		}
+	}
+	if err := s.Stop(); err != nil {
+		log.Printf("watch      stopping Dovecot: %v", err)
+	}
+}
+
+// watchIdleCheck is the mailbox_idle_check_interval for k idling sessions:
+// past about 128 on the machine, sessions have no inotify instance and
+// poll, and thousands of sessions polling every second would keep the CPUs
+// busy. Pushes to such sessions arrive within the interval.
+func watchIdleCheck(k int) time.Duration {
+	return min(max(time.Duration(k/200)*time.Second, time.Second), 30*time.Second)
+}
+
+// runWatchCost measures the cost per account of every contender at every
+// K, on one Dovecot.
+func runWatchCost(cfg *config, limit uint64, res *watchResult) error {
 	maxK := 0
 	for _, k := range cfg.watchAccounts {
 		maxK = max(maxK, k)
 	}
-	srv, err := dovecot.Start(dovecot.Config{
+	srv, err := startWatchDovecot(dovecot.Config{
 		MaxSessions: maxK + 64,
 		// Long-lived login processes: a new session then costs Dovecot
 		// about 20 ms of CPU instead of 40.
-		LoginProcesses: runtime.NumCPU(),
-		// Past about 128 idling sessions (on the whole machine) Dovecot has
-		// no inotify instance left and polls instead: make that quick.
-		IdleCheckInterval: time.Second,
-	})
+		LoginProcesses:    runtime.NumCPU(),
+		IdleCheckInterval: watchIdleCheck(maxK),
+	}, res)
 	if err != nil {
-		res.err = fmt.Errorf("starting Dovecot (the watch section needs dovecot-imapd and root): %w", err)
-		log.Printf("watch      FAILED: %v", res.err)
-		return res
+		return err
 	}
-	defer srv.Stop()
-	res.server = dovecotVersion()
-	users, err := srv.NewUsers(maxK + 2)
+	defer srv.stop()
+	users, err := srv.NewUsers(maxK)
 	if err != nil {
-		res.err = err
-		return res
+		return err
 	}
-	usersFile, err := writeUsers(users[:maxK])
+	usersFile, err := writeUsers(users)
 	if err != nil {
-		res.err = err
-		return res
+		return err
 	}
 	defer os.Remove(usersFile)
 
@@ -186,7 +244,7 @@ func runWatch(ctx context.Context, cfg *config, limit uint64) *watchResult {
 				c.err = fmt.Errorf("open-file limit %d is too low for %d connections", limit, k)
 			} else {
 				log.Printf("watch      %-22s %d accounts", name, k)
-				c = measureWatchCostInChild(srv, name, k, usersFile, users[:k])
+				c = measureWatchCostInChild(srv.Server, name, k, usersFile, users[:k])
 			}
 			if c.err != nil {
 				log.Printf("watch      %-22s FAILED: %v", name, c.err)
@@ -197,19 +255,12 @@ func runWatch(ctx context.Context, cfg *config, limit uint64) *watchResult {
 			}
 			res.costs = append(res.costs, c)
 			// The next contender starts with no session left on the server.
-			if err := waitSessions(srv, 0, -1, time.Minute); err != nil {
-				res.err = fmt.Errorf("after %s with %d accounts: %w", name, k, err)
-				return res
+			if err := waitSessions(srv.Server, 0, -1, time.Minute); err != nil {
+				return fmt.Errorf("after %s with %d accounts: %w", name, k, err)
 			}
 		}
 	}
-
-	res.latency = runWatchLatency(ctx, srv, users[maxK:maxK+2], cfg.watchSamples, contenders)
-
-	if logs, err := os.ReadFile(srv.Dir + "/dovecot.log"); err == nil && strings.Contains(string(logs), "Inotify instance limit") {
-		res.notes = append(res.notes, "Dovecot ran out of inotify instances (fs.inotify.max_user_instances, shared by every Dovecot on the machine), so some sessions noticed new mail by polling every second (mailbox_idle_check_interval) instead of by inotify. This changes when the EXISTS is sent, not what the client does after it.")
-	}
-	return res
+	return nil
 }
 
 // dovecotVersion returns "Dovecot 2.3.19.1 ..." or "Dovecot".
