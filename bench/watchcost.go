@@ -97,6 +97,10 @@ type watchResult struct {
 	latency []watchLatency
 	notes   []string
 	took    time.Duration
+	// Fraction of CPU time other processes used just before and just after
+	// the latency measurement (-1: unknown), which other work on the
+	// machine would disturb.
+	busyBefore, busyAfter float64
 }
 
 func (w *watchResult) cost(name string, k int) *watchCost {
@@ -168,7 +172,12 @@ func runWatch(ctx context.Context, cfg *config, limit uint64) *watchResult {
 		res.err = err
 		return res
 	}
+	res.busyBefore = cpuBusy(time.Second)
 	res.latency = runWatchLatency(ctx, srv.Server, users, cfg.watchSamples, contenders)
+	res.busyAfter = cpuBusy(time.Second)
+	if busy(res.busyBefore) || busy(res.busyAfter) {
+		log.Printf("warning: the CPUs were %s busy with other work before the watch latency measurement, %s after; it disturbs the tail", fmtBusy(res.busyBefore), fmtBusy(res.busyAfter))
+	}
 	return res
 }
 

@@ -135,6 +135,13 @@ func (r *report) watchResults(p func(string, ...any)) {
 			p("| %s | %d | %d | %s | %s | %s | %s | %s |\n", l.name, l.n, l.discarded, fmtDur(l.p50), fmtDur(l.p90), fmtDur(l.p99), fmtDur(l.max), fmtDur(l.server))
 		}
 		p("\n")
+		if w.busyBefore >= 0 {
+			p("CPUs busy with other work: %s just before the latency measurement, %s just after.", fmtBusy(w.busyBefore), fmtBusy(w.busyAfter))
+			if busy(w.busyBefore) || busy(w.busyAfter) {
+				p(" **Other processes competed for the CPUs**, which inflates the tail: re-run on an idle machine.")
+			}
+			p("\n\n")
+		}
 	}
 	for _, n := range w.notes {
 		p("- %s\n", n)
