@@ -85,7 +85,10 @@ type watchLatency struct {
 	discarded          int // samples during which the other contender was active
 	p50, p90, p99, max time.Duration
 	server             time.Duration // median APPEND sent -> EXISTS forwarded: Dovecot's own delay
-	err                error
+	// Percentiles of the part of each sample spent waiting for Dovecot's
+	// answers to the client's commands (DONE, FETCH), and of the rest.
+	inServer50, inServer99, rest50, rest99 time.Duration
+	err                                    error
 }
 
 // watchResult is the outcome of the watch section.

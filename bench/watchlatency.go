@@ -81,7 +81,8 @@ func runWatchLatency(ctx context.Context, srv *dovecot.Server, users []dovecot.U
 		appender  appendFunc
 		stop      func()
 		events    chan time.Time
-		handled   []window // [EXISTS forwarded, push reached the application]
+		handled   []window        // [EXISTS forwarded, push reached the application]
+		inServer  []time.Duration // of which waiting for Dovecot's answers
 		server    []time.Duration
 		discarded int
 		err       error
@@ -179,6 +180,7 @@ func runWatchLatency(ctx context.Context, srv *dovecot.Server, users []dovecot.U
 				act.add(w)
 				if i >= watchWarmup {
 					st.handled = append(st.handled, w)
+					st.inServer = append(st.inServer, st.proxy.serverShare(exists, at))
 					st.server = append(st.server, exists.Sub(sent))
 				}
 			}
@@ -189,13 +191,15 @@ func runWatchLatency(ctx context.Context, srv *dovecot.Server, users []dovecot.U
 	var out []watchLatency
 	for _, st := range states {
 		l := watchLatency{name: st.name, err: st.err}
-		var lat []time.Duration
-		for _, w := range st.handled {
+		var lat, inServer, rest []time.Duration
+		for i, w := range st.handled {
 			if act.disturbed(w) {
 				l.discarded++
 				continue
 			}
 			lat = append(lat, w.end.Sub(w.start))
+			inServer = append(inServer, st.inServer[i])
+			rest = append(rest, w.end.Sub(w.start)-st.inServer[i])
 		}
 		if l.err == nil && len(lat) == 0 {
 			l.err = errors.New("every sample was disturbed by the other contender")
@@ -209,8 +213,12 @@ func runWatchLatency(ctx context.Context, srv *dovecot.Server, users []dovecot.U
 			l.p50, l.p90, l.p99 = percentile(lat, 50), percentile(lat, 90), percentile(lat, 99)
 			l.max = lat[len(lat)-1]
 			l.server = medianDur(st.server)
-			log.Printf("watch      %-22s latency EXISTS -> application over %d pushes (%d disturbed, not counted): p50 %v p90 %v p99 %v max %v (Dovecot's delay APPEND -> EXISTS: median %v)",
-				st.name, l.n, l.discarded, l.p50, l.p90, l.p99, l.max, l.server.Round(time.Millisecond))
+			slices.Sort(inServer)
+			slices.Sort(rest)
+			l.inServer50, l.inServer99 = percentile(inServer, 50), percentile(inServer, 99)
+			l.rest50, l.rest99 = percentile(rest, 50), percentile(rest, 99)
+			log.Printf("watch      %-22s latency EXISTS -> application over %d pushes (%d disturbed, not counted): p50 %v p90 %v p99 %v max %v; waiting for Dovecot's answers p50 %v p99 %v, the rest p50 %v p99 %v (Dovecot's delay APPEND -> EXISTS: median %v)",
+				st.name, l.n, l.discarded, l.p50, l.p90, l.p99, l.max, l.inServer50, l.inServer99, l.rest50, l.rest99, l.server.Round(time.Millisecond))
 		}
 		out = append(out, l)
 	}
@@ -234,7 +242,10 @@ type wireProxy struct {
 	idling   int       // connections in IDLE
 	armed    bool      // the next EXISTS forwarded is noted in existsAt
 	existsAt time.Time // when the first EXISTS after arm was forwarded
-	closed   bool
+	// waits are the spans since arm from forwarding a client's line to the
+	// server until forwarding the server's next line: the server's share.
+	waits  []window
+	closed bool
 }
 
 func startProxy(target string) (*wireProxy, error) {
@@ -286,6 +297,7 @@ func (p *wireProxy) track(c net.Conn, add bool) bool {
 type proxyConn struct {
 	idleSent bool // the client sent IDLE; the continuation has not come yet
 	idling   bool
+	sentAt   time.Time // a client line was forwarded then, and no server line since
 }
 
 func (p *wireProxy) handle(client net.Conn) {
@@ -338,8 +350,8 @@ func (p *wireProxy) pump(src, dst net.Conn, st *proxyConn, fromServer bool) {
 			if _, werr := dst.Write(line); werr != nil {
 				return
 			}
-			if exists {
-				p.noteExists(at)
+			if start {
+				p.forwarded(st, at, fromServer, exists)
 			}
 		}
 		switch {
@@ -411,20 +423,43 @@ func (p *wireProxy) observe(st *proxyConn, line []byte, fromServer bool) bool {
 	return false
 }
 
-func (p *wireProxy) noteExists(at time.Time) {
+// forwarded notes a line forwarded at at.
+func (p *wireProxy) forwarded(st *proxyConn, at time.Time, fromServer, exists bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.armed {
+	if !fromServer {
+		st.sentAt = at
+		return
+	}
+	if !st.sentAt.IsZero() {
+		p.waits = append(p.waits, window{start: st.sentAt, end: at})
+		st.sentAt = time.Time{}
+	}
+	if exists && p.armed {
 		p.armed = false
 		p.existsAt = at
 	}
+}
+
+// serverShare returns the time, between from and to, that the proxy waited
+// for the server's answer to a line the client sent.
+func (p *wireProxy) serverShare(from, to time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var d time.Duration
+	for _, w := range p.waits {
+		if !w.start.Before(from) && !w.end.After(to) {
+			d += w.end.Sub(w.start)
+		}
+	}
+	return d
 }
 
 // arm has the next EXISTS forwarded noted.
 func (p *wireProxy) arm() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.armed, p.existsAt = true, time.Time{}
+	p.armed, p.existsAt, p.waits = true, time.Time{}, p.waits[:0]
 }
 
 // armedExists returns when the first EXISTS since arm was forwarded, or
