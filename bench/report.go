@@ -58,33 +58,49 @@ func normBox(m string) string {
 // cpuBusy samples /proc/stat over d and returns the fraction of CPU time
 // the whole machine spent busy, or -1 where unknown.
 func cpuBusy(d time.Duration) float64 {
-	read := func() (idle, total uint64, ok bool) {
-		b, err := os.ReadFile("/proc/stat")
-		if err != nil {
-			return 0, 0, false
-		}
-		line, _, _ := strings.Cut(string(b), "\n")
-		f := strings.Fields(line)
-		if len(f) < 5 || f[0] != "cpu" {
-			return 0, 0, false
-		}
-		for i, v := range f[1:] {
-			var n uint64
-			fmt.Sscan(v, &n)
-			total += n
-			if i == 3 || i == 4 { // idle, iowait
-				idle += n
-			}
-		}
-		return idle, total, true
-	}
-	i0, t0, ok0 := read()
+	t0 := readCPUTimes()
 	time.Sleep(d)
-	i1, t1, ok1 := read()
-	if !ok0 || !ok1 || t1 == t0 {
+	return t0.busySince()
+}
+
+// cpuTimes is the machine's idle and total CPU time from /proc/stat, in
+// ticks.
+type cpuTimes struct {
+	idle, total uint64
+	ok          bool
+}
+
+func readCPUTimes() cpuTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return cpuTimes{}
+	}
+	var t cpuTimes
+	for i, v := range f[1:] {
+		var n uint64
+		fmt.Sscan(v, &n)
+		t.total += n
+		if i == 3 || i == 4 { // idle, iowait
+			t.idle += n
+		}
+	}
+	t.ok = true
+	return t
+}
+
+// busySince returns the fraction of CPU time the machine spent busy since
+// t0, or -1 where unknown.
+func (t0 cpuTimes) busySince() float64 {
+	t1 := readCPUTimes()
+	if !t0.ok || !t1.ok || t1.total == t0.total {
 		return -1
 	}
-	return 1 - float64(i1-i0)/float64(t1-t0)
+	return 1 - float64(t1.idle-t0.idle)/float64(t1.total-t0.total)
 }
 
 // busy reports whether other work kept the CPUs more than a quarter busy.

@@ -120,12 +120,14 @@ func openWatcher(ctx context.Context, addr string, u dovecot.User, ready chan st
 			ev.Ack()
 		}
 	}()
+	timeout := time.NewTimer(2 * watchClientTimeout)
+	defer timeout.Stop()
 	select {
 	case <-ready:
 		return a, nil
 	case <-a.done:
 		return nil, errors.New("watcher stopped before its first sync")
-	case <-time.After(2 * watchClientTimeout):
+	case <-timeout.C:
 		return nil, fmt.Errorf("no baseline for %s within %v", u.Name, 2*watchClientTimeout)
 	}
 }

@@ -136,9 +136,9 @@ func (r *report) watchResults(p func(string, ...any)) {
 				fmtDur(l.inServer50), fmtDur(l.inServer99), fmtDur(l.rest50), fmtDur(l.rest99), fmtDur(l.server))
 		}
 		p("\n")
-		if w.busyBefore >= 0 {
-			p("CPUs busy with other work: %s just before the latency measurement, %s just after.", fmtBusy(w.busyBefore), fmtBusy(w.busyAfter))
-			if busy(w.busyBefore) || busy(w.busyAfter) {
+		if w.busyLatency >= 0 {
+			p("CPUs busy during the latency measurement: %s (the measurement itself, Dovecot included, accounts for a few per cent).", fmtBusy(w.busyLatency))
+			if busy(w.busyLatency) {
 				p(" **Other processes competed for the CPUs**, which inflates the tail: re-run on an idle machine.")
 			}
 			p("\n\n")
