@@ -21,6 +21,12 @@
 // cost is measured. Contenders: the floor (a framing-only reader), imapkit
 // through its raw and typed APIs, go-imap v2's imapclient, and Python's
 // imaplib when python3 is installed.
+//
+// The watch section (-only watch; bench/watch*.go) needs neither: it starts
+// its own private Dovecot (so it needs dovecot-imapd and root) and measures
+// what watching thousands of accounts with the watch package costs per
+// account, and the latency it adds from an EXISTS on the wire to the event,
+// side by side with a raw imapkit Idler.
 package main
 
 import (
@@ -85,6 +91,11 @@ type config struct {
 	only         map[string]bool
 	strict       bool   // exit with an error if any measurement failed
 	contenders   string // if set, run only contenders whose name contains one of these comma-separated words
+
+	// The watch section: accounts watched at once (one cost measurement
+	// per count) and pushes measured per contender for the latency.
+	watchAccounts []int
+	watchSamples  int
 }
 
 // runsContender reports whether the -contenders filter lets name run.
@@ -126,7 +137,7 @@ func main() {
 
 func run() error {
 	var cfg config
-	var serve, idlers, only string
+	var serve, idlers, only, watchAccounts string
 	flag.StringVar(&serve, "serve-replay", "", "internal: serve the recordings in `dir` (child process mode)")
 	flag.IntVar(&cfg.n, "n", 10, "measured runs per contender (after one warm-up); the median is reported")
 	flag.IntVar(&cfg.messages, "messages", 10000, "messages in the corpus")
@@ -138,13 +149,15 @@ func run() error {
 	flag.DurationVar(&cfg.pushInterval, "push-interval", time.Millisecond, "interval between pushes")
 	flag.IntVar(&cfg.pushRounds, "push-rounds", 3, "rounds of the push-latency measurement (the median of each percentile is reported)")
 	flag.StringVar(&idlers, "idlers", "2000,10000", "comma-separated counts of concurrent Idlers for the memory measurement")
+	flag.StringVar(&watchAccounts, "watch-accounts", "1000,5000", "comma-separated counts of accounts watched at once on Dovecot for the watch section's cost per account")
+	flag.IntVar(&cfg.watchSamples, "watch-samples", 200, "pushes per contender for the watch section's latency (Dovecot sends each EXISTS about 0.5 s after the APPEND)")
 	flag.StringVar(&cfg.out, "out", "", "report path (default docs/benchmarks.md in the module root; -quick prints to stdout unless set); the chart goes next to it as benchmarks.svg")
 	flag.StringVar(&cfg.recordings, "recordings", "", "directory caching the recordings (default: <user cache dir>/imapkit-bench)")
 	flag.BoolVar(&cfg.rerecord, "rerecord", false, "record again even if cached")
 	flag.BoolVar(&cfg.synthetic, "synthetic", false, "use synthesized Dovecot-like responses instead of recording a real Dovecot")
 	flag.BoolVar(&cfg.python, "python", true, "include Python imaplib when python3 is installed")
 	flag.BoolVar(&cfg.quick, "quick", false, "small smoke run: 1,000 messages, smaller workloads, 2 runs")
-	flag.StringVar(&only, "only", "", "comma-separated sections to run: memory,fetch-meta,fetch-body,big,search,burst,push (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated sections to run: memory,fetch-meta,fetch-body,big,search,burst,push,watch (default all)")
 	flag.BoolVar(&cfg.strict, "strict", false, "exit with an error if any measurement failed (for CI smoke runs)")
 	flag.StringVar(&cfg.contenders, "contenders", "", "comma-separated words: run only the FETCH, SEARCH and burst contenders whose name contains one (for profiling; the report then lacks rows)")
 	var memChild, memAddr string
@@ -152,6 +165,12 @@ func run() error {
 	flag.StringVar(&memChild, "memory-child", "", "internal: measure memory per Idler of this contender (child process mode)")
 	flag.IntVar(&memK, "memory-k", 0, "internal: connections for -memory-child")
 	flag.StringVar(&memAddr, "memory-addr", "", "internal: replay server address for -memory-child")
+	var watchChildName, watchAddr, watchUsers string
+	var watchK int
+	flag.StringVar(&watchChildName, "watch-child", "", "internal: measure the cost per account of this watch contender (child process mode)")
+	flag.IntVar(&watchK, "watch-k", 0, "internal: accounts for -watch-child")
+	flag.StringVar(&watchAddr, "watch-addr", "", "internal: Dovecot address for -watch-child")
+	flag.StringVar(&watchUsers, "watch-users", "", "internal: file of \"user password\" lines for -watch-child")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the benchmark process to `file`")
 	flag.Parse()
 
@@ -160,6 +179,9 @@ func run() error {
 	}
 	if memChild != "" {
 		return memoryChild(memChild, memK, memAddr, kitContenders())
+	}
+	if watchChildName != "" {
+		return watchChild(watchChildName, watchK, watchAddr, watchUsers)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -176,14 +198,16 @@ func run() error {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		defaults := map[string]func(){
-			"n":           func() { cfg.n = 2 },
-			"messages":    func() { cfg.messages = 1000 },
-			"big":         func() { cfg.bigSize = 4 << 20 },
-			"search":      func() { cfg.searchN = 10000 },
-			"expunges":    func() { cfg.expungeN = 1000 },
-			"pushes":      func() { cfg.pushes = 200 },
-			"push-rounds": func() { cfg.pushRounds = 1 },
-			"idlers":      func() { idlers = "200,1000" },
+			"n":              func() { cfg.n = 2 },
+			"messages":       func() { cfg.messages = 1000 },
+			"big":            func() { cfg.bigSize = 4 << 20 },
+			"search":         func() { cfg.searchN = 10000 },
+			"expunges":       func() { cfg.expungeN = 1000 },
+			"pushes":         func() { cfg.pushes = 200 },
+			"push-rounds":    func() { cfg.pushRounds = 1 },
+			"idlers":         func() { idlers = "200,1000" },
+			"watch-accounts": func() { watchAccounts = "50" },
+			"watch-samples":  func() { cfg.watchSamples = 30 },
 		}
 		for name, apply := range defaults {
 			if !set[name] {
@@ -204,14 +228,24 @@ func run() error {
 		}
 		cfg.idlers = append(cfg.idlers, k)
 	}
+	for _, f := range strings.Split(watchAccounts, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		k, err := strconv.Atoi(f)
+		if err != nil || k <= 0 {
+			return fmt.Errorf("-watch-accounts: bad count %q", f)
+		}
+		cfg.watchAccounts = append(cfg.watchAccounts, k)
+	}
 	if only != "" {
 		cfg.only = map[string]bool{}
 		for _, s := range strings.Split(only, ",") {
 			cfg.only[strings.TrimSpace(s)] = true
 		}
 	}
-	if cfg.n < 1 || cfg.pushRounds < 1 || cfg.pushes < 10 {
-		return errors.New("-n and -push-rounds must be at least 1, -pushes at least 10")
+	if cfg.n < 1 || cfg.pushRounds < 1 || cfg.pushes < 10 || cfg.watchSamples < 1 {
+		return errors.New("-n, -push-rounds and -watch-samples must be at least 1, -pushes at least 10")
 	}
 
 	busyStart := cpuBusy(time.Second) // before recording, which loads the machine itself
@@ -224,16 +258,23 @@ func run() error {
 	}
 	ctx := context.Background()
 
-	dir, info, err := prepareRecordings(ctx, &cfg)
-	if err != nil {
-		return err
+	// The recordings and their replay server serve the memory section and
+	// the workloads; the push and watch sections bring their own servers.
+	var info *replay.Info
+	var proc *replayProc
+	if cfg.runs("memory") || slices.ContainsFunc(workloads(&cfg, nil, false), func(w *workload) bool { return cfg.runs(w.id) }) {
+		var dir string
+		dir, info, err = prepareRecordings(ctx, &cfg)
+		if err != nil {
+			return err
+		}
+		proc, err = startReplay(dir)
+		if err != nil {
+			return err
+		}
+		defer proc.stop()
+		log.Printf("replay server (child process) on %s serving %s", proc.addr, dir)
 	}
-	proc, err := startReplay(dir)
-	if err != nil {
-		return err
-	}
-	defer proc.stop()
-	log.Printf("replay server (child process) on %s serving %s", proc.addr, dir)
 
 	rep := &report{cfg: &cfg, info: info, started: time.Now(), fileLimit: limit, busyStart: busyStart}
 	rep.python = ""
@@ -258,18 +299,34 @@ func run() error {
 		// The push measurement uses its own in-process server. Stop the
 		// replay child and return freed memory to the OS first, so that
 		// neither process's background scavenging competes for the CPUs.
-		proc.stop()
+		if proc != nil {
+			proc.stop()
+		}
 		debug.FreeOSMemory()
 		time.Sleep(time.Second)
 		rep.latency = runPush(ctx, &cfg, kit)
+	}
+	if cfg.runs("watch") {
+		// Its own Dovecot, with thousands of sessions: nothing else runs.
+		if proc != nil {
+			proc.stop()
+		}
+		debug.FreeOSMemory()
+		rep.watch = runWatch(ctx, &cfg, limit)
 	}
 	rep.finished = time.Now()
 	rep.busyEnd = cpuBusy(time.Second)
 
 	md, svg := rep.markdown(), rep.svg()
+	// -strict judges the measurements whether the report goes to a file or
+	// to stdout.
+	var strictErr error
+	if n := rep.failures(); cfg.strict && n > 0 {
+		strictErr = fmt.Errorf("-strict: %d measurements failed (see the report)", n)
+	}
 	if cfg.out == "" {
 		fmt.Print(md)
-		return nil
+		return strictErr
 	}
 	if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err != nil {
 		return err
@@ -282,12 +339,7 @@ func run() error {
 		return err
 	}
 	log.Printf("wrote %s and %s in %v", cfg.out, svgPath, time.Since(rep.started).Round(time.Second))
-	if cfg.strict {
-		if n := rep.failures(); n > 0 {
-			return fmt.Errorf("-strict: %d measurements failed (see the report)", n)
-		}
-	}
-	return nil
+	return strictErr
 }
 
 // prepareRecordings returns the directory holding the recordings for cfg,

@@ -29,6 +29,7 @@ type report struct {
 	workloads []*workloadResult
 	latency   []latencyResult
 	memory    []memoryResult
+	watch     *watchResult // nil when the watch section did not run
 }
 
 func (r *report) workload(id string) *workloadResult {
@@ -57,33 +58,49 @@ func normBox(m string) string {
 // cpuBusy samples /proc/stat over d and returns the fraction of CPU time
 // the whole machine spent busy, or -1 where unknown.
 func cpuBusy(d time.Duration) float64 {
-	read := func() (idle, total uint64, ok bool) {
-		b, err := os.ReadFile("/proc/stat")
-		if err != nil {
-			return 0, 0, false
-		}
-		line, _, _ := strings.Cut(string(b), "\n")
-		f := strings.Fields(line)
-		if len(f) < 5 || f[0] != "cpu" {
-			return 0, 0, false
-		}
-		for i, v := range f[1:] {
-			var n uint64
-			fmt.Sscan(v, &n)
-			total += n
-			if i == 3 || i == 4 { // idle, iowait
-				idle += n
-			}
-		}
-		return idle, total, true
-	}
-	i0, t0, ok0 := read()
+	t0 := readCPUTimes()
 	time.Sleep(d)
-	i1, t1, ok1 := read()
-	if !ok0 || !ok1 || t1 == t0 {
+	return t0.busySince()
+}
+
+// cpuTimes is the machine's idle and total CPU time from /proc/stat, in
+// ticks.
+type cpuTimes struct {
+	idle, total uint64
+	ok          bool
+}
+
+func readCPUTimes() cpuTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return cpuTimes{}
+	}
+	var t cpuTimes
+	for i, v := range f[1:] {
+		var n uint64
+		fmt.Sscan(v, &n)
+		t.total += n
+		if i == 3 || i == 4 { // idle, iowait
+			t.idle += n
+		}
+	}
+	t.ok = true
+	return t
+}
+
+// busySince returns the fraction of CPU time the machine spent busy since
+// t0, or -1 where unknown.
+func (t0 cpuTimes) busySince() float64 {
+	t1 := readCPUTimes()
+	if !t0.ok || !t1.ok || t1.total == t0.total {
 		return -1
 	}
-	return 1 - float64(i1-i0)/float64(t1-t0)
+	return 1 - float64(t1.idle-t0.idle)/float64(t1.total-t0.total)
 }
 
 // busy reports whether other work kept the CPUs more than a quarter busy.
@@ -258,6 +275,7 @@ func (r *report) targets() []target {
 	} else {
 		na("client-added push latency p99 ≤ 100 µs", "not measured")
 	}
+	ts = append(ts, r.watchTargets()...)
 	return ts
 }
 
@@ -313,24 +331,28 @@ func (r *report) markdown() string {
 	}
 
 	p("## Setup\n\n")
-	src := "unknown"
-	if r.info != nil {
-		src = r.info.Meta["source"]
+	if r.info == nil {
+		p("- Recorded responses: not used in this run (the sections run bring their own servers)\n")
+	} else {
+		src := r.info.Meta["source"]
 		if v := r.info.Meta["server"]; v != "" && src == "dovecot" {
 			src = "recorded from " + v
 		}
+		p("- Responses: %s", src)
+		if r.info.Meta["source"] != "dovecot" {
+			p(" — **not a real server's bytes** (Dovecot was not available or `-synthetic` was given)")
+		}
+		p("\n")
+		p("- Corpus: `bench/corpus`, seed %d, %d messages", cfg.seed, cfg.messages)
+		if w := r.workload("fetch-body"); w != nil {
+			p(" (%s of bodies)", fmtBytes(float64(r.size(w.w))))
+		}
+		p("; one large message of %s; a mailbox of %d messages for SEARCH; %d EXPUNGE for IDLE\n",
+			fmtBytes(atof(r.info, "big_message_bytes")), cfg.searchN, cfg.expungeN)
 	}
-	p("- Responses: %s", src)
-	if r.info != nil && r.info.Meta["source"] != "dovecot" {
-		p(" — **not a real server's bytes** (Dovecot was not available or `-synthetic` was given)")
+	if w := r.watch; w != nil && w.server != "" {
+		p("- Watch section: a private %s; accounts watched at once: %s\n", w.server, joinInts(cfg.watchAccounts))
 	}
-	p("\n")
-	p("- Corpus: `bench/corpus`, seed %d, %d messages", cfg.seed, cfg.messages)
-	if w := r.workload("fetch-body"); w != nil {
-		p(" (%s of bodies)", fmtBytes(float64(r.size(w.w))))
-	}
-	p("; one large message of %s; a mailbox of %d messages for SEARCH; %d EXPUNGE for IDLE\n",
-		fmtBytes(atof(r.info, "big_message_bytes")), cfg.searchN, cfg.expungeN)
 	p("- Go %s, %s/%s, GOMAXPROCS=%d, CPU: %s\n", goVersion(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), cpuModel())
 	if r.python != "" {
 		p("- %s (imaplib, no IDLE before 3.14: FETCH and SEARCH rows only)\n", r.python)
@@ -353,7 +375,9 @@ func (r *report) markdown() string {
 	p("- **Cold, not steady state**: each run is a fresh client after a full GC, so a contender that keeps what it reads pays for fresh memory and for the collections it triggers (the heap starts small, so a result of tens of MiB triggers several), which the floor never allocates. imapkit's `Fetch` keeps every byte of the response, as imaplib does; `FetchEach` keeps nothing (each response is handed over and its buffer reused); `FetchMessages` keeps only the typed messages. For steady-state ratios on the same recorded bytes, run `go test -run '^$' -bench FetchMeta10k .` (floor and every imapkit FETCH form in one run).\n")
 	p("- **Allocations** are counted with `runtime.MemStats` around the span, in the benchmark process only (the replay server is another process).\n")
 	p("- **Push latency**: an in-process server writes `* N EXISTS` every %v (%d pushes per round, the first tenth discarded; %d rounds alternating the contenders, median of each percentile) and notes the time right before each write; the client notes when each push reaches the application (floor: when its line is read off the socket; imapkit: when `Idler.Next` returns it; go-imap v2: when its `UnilateralDataHandler.Mailbox` callback runs). Client-added latency is the contender's percentile minus the floor's; differences of a few tens of µs at p99 are within the run-to-run noise of a 2-core machine (a negative value means the contender measured below the floor).\n", cfg.pushInterval, cfg.pushes, cfg.pushRounds)
-	p("- **Memory per Idler**: K connections are opened, logged in, INBOX selected and parked in IDLE the way an application waiting for pushes would keep them (imapkit: one goroutine blocked in `Idler.Next`; go-imap v2: its own reader and IDLE goroutines, no application goroutine needed; floor: a 512-byte `bufio.Reader` and one goroutine blocked in `Read`). Heap in use plus stack in use after two GCs, minus the same before opening, divided by K. Each contender runs in a fresh child process, so that none inherits another's freed stacks; the replay server runs in yet another process and is not counted. **After one push**: the server then writes one `* N EXISTS` to every connection; once each has reached its application and the goroutines wait again, the same is measured. This matters because Go never shrinks a grown goroutine stack whose waiting frames use more than a quarter of it: a goroutine whose stack grew from 2 to 4 KiB while handling the push keeps 4 KiB for good. imapkit reads on the application's goroutine (there is no reader goroutine), so it handles a push within the goroutine's first 2 KiB (small frames on that path, and the response's memory reserved before the deep calls); `TestIdleStackAfterPush` guards this for `Next`, `Responses` and `Burst`. An application goroutine that does deep work with each push will grow its own stack regardless.\n\n")
+	p("- **Memory per Idler**: K connections are opened, logged in, INBOX selected and parked in IDLE the way an application waiting for pushes would keep them (imapkit: one goroutine blocked in `Idler.Next`; go-imap v2: its own reader and IDLE goroutines, no application goroutine needed; floor: a 512-byte `bufio.Reader` and one goroutine blocked in `Read`). Heap in use plus stack in use after two GCs, minus the same before opening, divided by K. Each contender runs in a fresh child process, so that none inherits another's freed stacks; the replay server runs in yet another process and is not counted. **After one push**: the server then writes one `* N EXISTS` to every connection; once each has reached its application and the goroutines wait again, the same is measured. This matters because Go never shrinks a grown goroutine stack whose waiting frames use more than a quarter of it: a goroutine whose stack grew from 2 to 4 KiB while handling the push keeps 4 KiB for good. imapkit reads on the application's goroutine (there is no reader goroutine), so it handles a push within the goroutine's first 2 KiB (small frames on that path, and the response's memory reserved before the deep calls); `TestIdleStackAfterPush` guards this for `Next`, `Responses` and `Burst`. An application goroutine that does deep work with each push will grow its own stack regardless.\n")
+	r.watchMethod(p)
+	p("\n")
 
 	p("## Results\n\n")
 	for _, w := range r.workloads {
@@ -452,6 +476,8 @@ func (r *report) markdown() string {
 		}
 		p("\n")
 	}
+
+	r.watchResults(p)
 
 	p("## Reproducing\n\n")
 	p("```\ngo run ./bench            # this report; recordings are cached in the user cache directory\ngo run ./bench -quick     # smoke run, printed to stdout\ngo test -run '^$' -bench . ./bench   # micro-benchmarks on synthetic responses\n" +
@@ -653,7 +679,7 @@ func (r *report) failures() int {
 			n++
 		}
 	}
-	return n
+	return n + r.watch.failures()
 }
 
 // whyUnmet explains, for the kinds of target among unmet, what blocks
@@ -675,7 +701,7 @@ func whyUnmet(unmet []string) []string {
 	if has("typed FETCH ≤ 4× floor") {
 		out = append(out, "**Typed FETCH**: a cold run allocates 19 MiB of messages for 10,000 (about 1.9 KiB each, most of it set by the public types: Message 160 B, Envelope 224 B, about 2.7 body-structure parts of 264 B, 6.3 addresses of 64 B and 3.3 parameters of 32 B per message; slab slack is about 1%). It is the allocating, not the keeping, that costs: `FetchEachMessage`, which keeps nothing, is as slow as `FetchMessages`. The heap goal of a cold run starts at 4 MB, so those allocations bring four or five collections, with write barriers on and the mark worker taking the second core (shared with the replay server) for much of the run; with the collector off the run is about 4× the floor. Parsing itself is about 1.2–1.4 µs per message with a flat profile (`nstr`, `quoteStop`, `fetchItem`, `strArena.str`): about 3.3× the floor on its own. Measured and dropped: interning repeated strings, a token table for MIME words, an address fast path, `IndexByte` scanning, and (as an experiment) reusing every struct between messages, which still measured 4.1–4.9× and would hand the function memory that changes under it.")
 	}
-	if has("after one push") {
+	if has("memory per Idler ≤ 6 KiB") && has("Idlers, after one push") {
 		out = append(out, "**Memory after a push**: imapkit reads on the application's goroutine (there is no reader goroutine). If handling a push needs more than the goroutine's first 2 KiB of stack, the stack grows to 4 KiB and Go never shrinks it while its waiting frames use more than a quarter of it; check `TestIdleStackAfterPush`, which measures exactly this.")
 	}
 	return out

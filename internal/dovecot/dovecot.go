@@ -71,6 +71,38 @@ type Config struct {
 	// the pre-login list is then the full post-login one (without IDLE).
 	// Dovecot still accepts the IDLE command if a client sends it anyway.
 	DisableIDLE bool
+
+	// MaxSessions is how many IMAP sessions, all users together, the
+	// server must hold at once. Zero means about 1000. Every session is one
+	// imap process, and Dovecot's imap service has its own process_limit
+	// (1024 by default), which default_process_limit does not override:
+	// MaxSessions sets that limit, and raises default_process_limit and
+	// default_client_limit (which size the login, auth, anvil, stats and
+	// log services) to match. A session costs Dovecot about 0.9 MB of
+	// memory, and its log process a file descriptor per process: Dovecot
+	// inherits the caller's open-file limit, which must allow about twice
+	// MaxSessions (see [Server.IMAPSessions] to count the sessions).
+	MaxSessions int
+
+	// LoginProcesses, when positive, runs imap-login in Dovecot's
+	// high-performance mode: that many long-lived login processes
+	// (process_min_avail, service_count = 0) each serve many connections,
+	// instead of a new process for every connection, which about halves
+	// the cost of a plaintext login (a new session then costs mostly its
+	// imap process). Zero keeps Dovecot's default. TLS sessions are then
+	// proxied by the shared processes.
+	LoginProcesses int
+
+	// IdleCheckInterval is Dovecot's mailbox_idle_check_interval: how often
+	// an idling session looks at its mailbox when inotify cannot wake it.
+	// Zero keeps Dovecot's default (30 s); Dovecot works in whole seconds,
+	// and the value is rounded up. Every imap process of the machine runs
+	// as the dovecot user, and fs.inotify.max_user_instances (128 by
+	// default) bounds the inotify instances of a user: past about 128
+	// idling sessions, on all Dovecot instances together, new ones fall
+	// back to this polling, so that with the default a pushed EXISTS may
+	// take up to 30 s. Many-session tests set it to a second.
+	IdleCheckInterval time.Duration
 }
 
 // Server is a running private Dovecot instance. Create one with [Start],
@@ -158,6 +190,15 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if cfg.IdleNotifyInterval < 0 {
 		return nil, fmt.Errorf("dovecot: negative IdleNotifyInterval %v", cfg.IdleNotifyInterval)
+	}
+	if cfg.LoginProcesses < 0 {
+		return nil, fmt.Errorf("dovecot: negative LoginProcesses %d", cfg.LoginProcesses)
+	}
+	if cfg.MaxSessions < 0 {
+		return nil, fmt.Errorf("dovecot: negative MaxSessions %d", cfg.MaxSessions)
+	}
+	if cfg.IdleCheckInterval < 0 {
+		return nil, fmt.Errorf("dovecot: negative IdleCheckInterval %v", cfg.IdleCheckInterval)
 	}
 	if os.Geteuid() != 0 {
 		return nil, errors.New("dovecot: Start must run as root (Dovecot switches to the dovecot and dovenull users)")
@@ -280,7 +321,7 @@ func (s *Server) prepare() error {
 		return fmt.Errorf("dovecot: %w", err)
 	}
 	s.usersMu.Lock()
-	err = s.createUsers()
+	err = s.createUsers(userChunk)
 	s.usersMu.Unlock()
 	if err != nil {
 		return err
@@ -415,7 +456,7 @@ func (s *Server) config(port, tlsPort int) string {
 	// "dovecot/imap [USER IP STATE]".
 	w("verbose_proctitle = yes")
 	// Defaults (100 processes per service) are too low for many-connection tests.
-	limit := max(1000, s.cfg.MaxUserIPConnections+100)
+	limit := max(1000, s.cfg.MaxUserIPConnections+100, s.cfg.MaxSessions+100)
 	w("default_process_limit = %d", limit)
 	w("default_client_limit = %d", 2*limit)
 	w("")
@@ -447,6 +488,10 @@ func (s *Server) config(port, tlsPort int) string {
 	if s.cfg.IdleNotifyInterval > 0 {
 		secs := int((s.cfg.IdleNotifyInterval + time.Second - 1) / time.Second)
 		w("imap_idle_notify_interval = %d secs", secs)
+	}
+	if s.cfg.IdleCheckInterval > 0 {
+		secs := int((s.cfg.IdleCheckInterval + time.Second - 1) / time.Second)
+		w("mailbox_idle_check_interval = %d secs", secs)
 	}
 	if s.cfg.DisableIDLE {
 		// imap-login shows this list before login too (plus STARTTLS
@@ -480,6 +525,11 @@ func (s *Server) config(port, tlsPort int) string {
 	w("")
 	w("service imap-login {")
 	w("  chroot =")
+	if n := s.cfg.LoginProcesses; n > 0 {
+		w("  service_count = 0")
+		w("  process_min_avail = %d", n)
+		w("  client_limit = %d", limit/n+100)
+	}
 	w("  inet_listener imap {")
 	w("    address = 127.0.0.1")
 	w("    port = %d", port)
@@ -490,6 +540,13 @@ func (s *Server) config(port, tlsPort int) string {
 	w("    ssl = yes")
 	w("  }")
 	w("}")
+	if s.cfg.MaxSessions > 0 {
+		// The imap service's own process_limit (1024) is not raised by
+		// default_process_limit.
+		w("service imap {")
+		w("  process_limit = %d", limit)
+		w("}")
+	}
 	w("service anvil {")
 	w("  chroot =")
 	w("  client_limit = %d", 4*limit)
@@ -740,15 +797,16 @@ func (s *Server) appendUsers(users []userPass) error {
 	return nil
 }
 
-// createUsers generates userChunk users ("uN" with random passwords) and
-// appends them to the passwd-file and to the pool. The caller holds usersMu.
-func (s *Server) createUsers() error {
-	buf := make([]byte, 8*userChunk)
+// createUsers generates n users ("uN" with random passwords) and appends
+// them to the passwd-file (in one write, so with one wait for Dovecot to
+// notice) and to the pool. The caller holds usersMu.
+func (s *Server) createUsers(n int) error {
+	buf := make([]byte, 8*n)
 	if _, err := rand.Read(buf); err != nil {
 		return fmt.Errorf("dovecot: generating passwords: %w", err)
 	}
-	users := make([]userPass, 0, userChunk)
-	for len(users) < userChunk {
+	users := make([]userPass, 0, n)
+	for len(users) < n {
 		s.lastUser++
 		name := "u" + strconv.Itoa(s.lastUser)
 		if s.names[name] {
@@ -770,13 +828,39 @@ func (s *Server) NewUser() (name, password string, err error) {
 	s.usersMu.Lock()
 	defer s.usersMu.Unlock()
 	if len(s.pool) == 0 {
-		if err := s.createUsers(); err != nil {
+		if err := s.createUsers(userChunk); err != nil {
 			return "", "", err
 		}
 	}
 	u := s.pool[0]
 	s.pool = s.pool[1:]
 	return u.name, u.password, nil
+}
+
+// User is a user's name and password.
+type User struct{ Name, Password string }
+
+// NewUsers returns n fresh users, as n calls of [Server.NewUser] would,
+// but writes the ones missing from the pool to the passwd-file at once:
+// thousands of users take one wait of up to a second for Dovecot to
+// notice, not one per thousand.
+func (s *Server) NewUsers(n int) ([]User, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("dovecot: NewUsers(%d)", n)
+	}
+	s.usersMu.Lock()
+	defer s.usersMu.Unlock()
+	if len(s.pool) < n {
+		if err := s.createUsers(n - len(s.pool)); err != nil {
+			return nil, err
+		}
+	}
+	users := make([]User, n)
+	for i, u := range s.pool[:n] {
+		users[i] = User{u.name, u.password}
+	}
+	s.pool = s.pool[n:]
+	return users, nil
 }
 
 // StreamCommand returns a shell command line that gives a pre-authenticated

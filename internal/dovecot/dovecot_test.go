@@ -507,3 +507,59 @@ func TestAuthenticate(t *testing.T) {
 		}
 	})
 }
+
+func TestManySessionKnobs(t *testing.T) {
+	t.Parallel()
+	s := StartTConfig(t, Config{MaxSessions: 1500, IdleCheckInterval: 1500 * time.Millisecond, LoginProcesses: 2})
+	conf, err := os.ReadFile(s.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"service imap {\n  process_limit = 1600\n}", "default_process_limit = 1600", "mailbox_idle_check_interval = 2 secs", "  service_count = 0\n  process_min_avail = 2\n"} {
+		if !strings.Contains(string(conf), want) {
+			t.Errorf("config lacks %q", want)
+		}
+	}
+
+	users, err := s.NewUsers(1200) // more than the pool holds
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, u := range users {
+		if seen[u.Name] || u.Password == "" {
+			t.Fatalf("NewUsers: repeated or empty user %+v", u)
+		}
+		seen[u.Name] = true
+	}
+	name, _, err := s.NewUser()
+	if err != nil || seen[name] {
+		t.Fatalf("NewUser after NewUsers: %q, %v", name, err)
+	}
+
+	// The last user is the one written last: it can log in at once.
+	var conns []*conn
+	for _, u := range []User{users[0], users[len(users)-1]} {
+		c := dial(t, s.Addr)
+		c.greeting("* OK")
+		c.login(u.Name, u.Password)
+		c.cmd("b", "SELECT INBOX")
+		conns = append(conns, c)
+	}
+	fmt.Fprintf(conns[1].c, "c IDLE\r\n")
+	if l := conns[1].line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	var total, idling int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if total, idling, err = s.IMAPSessions(); err != nil {
+			t.Fatal(err)
+		}
+		if total == 2 && idling == 1 {
+			break
+		}
+	}
+	if total != 2 || idling != 1 {
+		t.Errorf("IMAPSessions = %d, %d; want 2 sessions, 1 idling", total, idling)
+	}
+}
