@@ -155,7 +155,8 @@ type Server struct {
 	stopErr error
 }
 
-// StartT starts a server with the zero Config, failing the test (never
+// StartT starts a server with the zero Config (but see StartTConfig),
+// failing the test (never
 // skipping it) if that is impossible, and stops the server when the test
 // and its subtests finish.
 func StartT(t testing.TB) *Server {
@@ -163,9 +164,17 @@ func StartT(t testing.TB) *Server {
 	return StartTConfig(t, Config{})
 }
 
-// StartTConfig is like [StartT] but with the given configuration.
+// StartTConfig is like [StartT] but with the given configuration, except
+// that a zero IdleCheckInterval is 2 s (see below).
 func StartTConfig(t testing.TB, cfg Config) *Server {
 	t.Helper()
+	if cfg.IdleCheckInterval == 0 {
+		// Test packages run at once, each with servers of its own, and
+		// may together use up the dovecot user's inotify instances: then
+		// a push would take Dovecot's default 30 s. Two seconds keeps the
+		// tests' waits meaningful either way.
+		cfg.IdleCheckInterval = 2 * time.Second
+	}
 	s, err := Start(cfg)
 	if err != nil {
 		t.Fatalf("dovecot.Start: %v", err)
