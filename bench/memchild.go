@@ -93,19 +93,7 @@ func memoryChild(name string, k int, addr string, kit *kitSuite) error {
 	if open == nil {
 		return fmt.Errorf("no memory contender %q", name)
 	}
-	in := bufio.NewReader(os.Stdin)
-	ask := func(cmd string) (string, error) {
-		fmt.Println(cmd)
-		line, err := in.ReadString('\n')
-		if err != nil && err != io.EOF {
-			return "", err
-		}
-		line = strings.TrimSpace(line)
-		if !strings.HasPrefix(line, "ok") {
-			return "", fmt.Errorf("parent: %q", line)
-		}
-		return line, nil
-	}
+	ask := askParent(bufio.NewReader(os.Stdin))
 	closeAll := func() error { _, err := ask("CLOSEALL"); return err }
 	pushAll := func() (int, error) {
 		reply, err := ask("PUSHALL")
@@ -128,4 +116,22 @@ func memoryChild(name string, k int, addr string, kit *kitSuite) error {
 	}
 	fmt.Printf("RESULT %s\n", b)
 	return nil
+}
+
+// askParent returns how a child process asks its parent for something: it
+// prints the command on stdout and reads the answer, a line starting with
+// "ok", on stdin.
+func askParent(in *bufio.Reader) func(cmd string) (string, error) {
+	return func(cmd string) (string, error) {
+		fmt.Println(cmd)
+		line, err := in.ReadString('\n')
+		if err != nil && err != io.EOF {
+			return "", err
+		}
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "ok") {
+			return "", fmt.Errorf("parent: %q", line)
+		}
+		return line, nil
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"os"
 	"os/exec"
@@ -474,19 +473,7 @@ func watchChild(name string, k int, addr, usersFile string) error {
 	if err != nil {
 		return fail(err)
 	}
-	in := bufio.NewReader(os.Stdin)
-	ask := func(cmd string) (string, error) {
-		fmt.Println(cmd)
-		line, err := in.ReadString('\n')
-		if err != nil && err != io.EOF {
-			return "", err
-		}
-		line = strings.TrimSpace(line)
-		if !strings.HasPrefix(line, "ok") {
-			return "", fmt.Errorf("parent: %q", line)
-		}
-		return line, nil
-	}
+	ask := askParent(bufio.NewReader(os.Stdin))
 
 	// The harness's own per-account state is allocated before the baseline.
 	readies := make([]chan struct{}, k)

@@ -189,14 +189,21 @@ func (l *ledger) ack(p *pending) {
 	if p == l.reset {
 		l.reset, l.before = nil, nil
 	}
-	l.drain()
+	if len(l.outbox) > 0 {
+		// Only then: drain's frame is large, and this runs on the
+		// consumer's goroutine, which may stay within its first 2 KiB.
+		l.drain()
+	}
+	if len(l.inflight) == 0 {
+		l.inflight = nil // a quiet mailbox keeps no memory for it
+	}
 	w.mu.Unlock()
 	w.saveSoon()
 }
 
 // drain hands over outbox entries, lowest UID first, while there is room.
 func (l *ledger) drain() {
-	if len(l.outbox) == 0 || !l.room() {
+	if !l.room() {
 		return
 	}
 	for _, uid := range slices.Sorted(maps.Keys(l.outbox)) {

@@ -17,15 +17,26 @@ import (
 // such process is titled "dovecot/imap [USER IP STATE]"; processes still
 // logging in have no user in their title yet.
 func (s *Server) IMAPPIDs(user string) ([]int, error) {
+	var pids []int
+	err := s.eachIMAP("IMAPPIDs", func(pid int, title string) {
+		if titleUser(title) == user {
+			pids = append(pids, pid)
+		}
+	})
+	return pids, err
+}
+
+// eachIMAP calls fn with the pid and title of every live imap process of
+// this server (a child of its master), reading /proc.
+func (s *Server) eachIMAP(caller string, fn func(pid int, title string)) error {
 	if s.cmd == nil || s.cmd.Process == nil {
-		return nil, errors.New("dovecot: IMAPPIDs: server not started")
+		return errors.New("dovecot: " + caller + ": server not started")
 	}
 	master := s.cmd.Process.Pid
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return nil, fmt.Errorf("dovecot: listing /proc: %w", err)
+		return fmt.Errorf("dovecot: listing /proc: %w", err)
 	}
-	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -42,11 +53,9 @@ func (s *Server) IMAPPIDs(user string) ([]int, error) {
 		if err != nil {
 			continue
 		}
-		if titleUser(string(cmdline)) == user {
-			pids = append(pids, pid)
-		}
+		fn(pid, string(cmdline))
 	}
-	return pids, nil
+	return nil
 }
 
 // titleUser extracts USER from an imap process title
@@ -140,36 +149,16 @@ func (s *Server) KillIMAP(user string) error {
 // shows the command in progress there, and IDLE lasts until DONE). It reads
 // /proc, about a millisecond per thousand processes.
 func (s *Server) IMAPSessions() (total, idling int, err error) {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return 0, 0, errors.New("dovecot: IMAPSessions: server not started")
-	}
-	master := s.cmd.Process.Pid
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, 0, fmt.Errorf("dovecot: listing /proc: %w", err)
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, ok := readStat(pid); !ok || st.ppid != master || st.state == "Z" {
-			continue
-		}
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || !strings.HasSuffix(exe, "/dovecot/imap") {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || titleUser(string(cmdline)) == "" {
-			continue
+	err = s.eachIMAP("IMAPSessions", func(_ int, title string) {
+		if titleUser(title) == "" {
+			return
 		}
 		total++
-		if titleState(string(cmdline)) == "IDLE" {
+		if titleState(title) == "IDLE" {
 			idling++
 		}
-	}
-	return total, idling, nil
+	})
+	return total, idling, err
 }
 
 // titleState extracts STATE from an imap process title
