@@ -24,7 +24,7 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	ledgers []*ledger // in the order of Options.Mailboxes
-	queue   []Event            // handed over, not yet taken by Next
+	queue   []Event   // handed over, not yet taken by Next
 	qhead   int
 	ready   chan struct{} // a token when the queue may have grown; closed when Run has returned
 	stopped bool
