@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -41,7 +42,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		select {
 		case sig := <-sigs:
-			hurryNow(signalError{sig.(syscall.Signal)})
+			s := sig.(syscall.Signal)
+			hurryNow(signalError{s})
+			// The command ends its work at once (hooks killed); should
+			// something still hold it — a write to a stdout nobody
+			// reads — the process ends anyway.
+			time.AfterFunc(time.Second, func() { os.Exit(128 + int(s)) })
 		case <-hurry.Done():
 		}
 	}()

@@ -143,12 +143,12 @@ func (s *watchRun) run(ctx context.Context, accounts []account, watchers []*watc
 		}()
 	}
 	failed := 0
-	for range watchers {
+	for ended := range len(watchers) {
 		var r accountResult
 		select {
 		case r = <-results:
 		case <-ctx.Done():
-			return s.stop(ctx, stopWatchers, results, len(watchers)-failed, grace)
+			return s.stop(ctx, stopWatchers, results, len(watchers)-ended, grace)
 		}
 		if r.err != nil {
 			failed++
