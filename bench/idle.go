@@ -102,36 +102,20 @@ func measureIdlers(ctx context.Context, addr string, k int, open openFunc, close
 
 	idlers := make([]closer, k)
 	var pushed atomic.Int64
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var d net.Dialer
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= k {
-					return
-				}
-				conn, err := d.DialContext(ctx, "tcp", addr)
-				if err == nil {
-					idlers[i], err = open(ctx, conn, "INBOX", &pushed)
-					if err != nil {
-						conn.Close()
-					}
-				}
-				if err != nil {
-					once.Do(func() { firstErr = fmt.Errorf("connection %d: %w", i, err) })
-					next.Store(int64(k)) // stop the other workers
-					return
-				}
+	var d net.Dialer
+	firstErr := openAll(k, func(i int) error {
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			idlers[i], err = open(ctx, conn, "INBOX", &pushed)
+			if err != nil {
+				conn.Close()
 			}
-		}()
-	}
-	wg.Wait()
+		}
+		if err != nil {
+			return fmt.Errorf("connection %d: %w", i, err)
+		}
+		return nil
+	})
 
 	var res memory
 	if firstErr == nil {
@@ -240,4 +224,31 @@ func (f *floorIdler) Close() error {
 	err := f.c.conn.Close()
 	<-f.done
 	return err
+}
+
+// openAll calls open(i) for i in [0, k), 16 at a time, as a service would
+// bring up many connections; the first error stops the rest and is
+// returned.
+func openAll(k int, open func(i int) error) error {
+	var next atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= k {
+					return
+				}
+				if err := open(i); err != nil {
+					once.Do(func() { firstErr = err })
+					next.Store(int64(k)) // stop the other workers
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
 }

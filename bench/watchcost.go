@@ -505,30 +505,14 @@ func watchChild(name string, k int, addr, usersFile string) error {
 	}
 
 	start := time.Now()
-	var next atomic.Int64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= k {
-					return
-				}
-				a, err := open(ctx, addr, users[i], readies[i], on)
-				if err != nil {
-					once.Do(func() { firstErr = fmt.Errorf("account %d (%s): %w", i, users[i].Name, err) })
-					next.Store(int64(k)) // stop the other workers
-					return
-				}
-				accounts[i] = a
-			}
-		}()
-	}
-	wg.Wait()
+	firstErr := openAll(k, func(i int) error {
+		a, err := open(ctx, addr, users[i], readies[i], on)
+		if err != nil {
+			return fmt.Errorf("account %d (%s): %w", i, users[i].Name, err)
+		}
+		accounts[i] = a
+		return nil
+	})
 	if firstErr != nil {
 		return fail(firstErr)
 	}
