@@ -3,6 +3,8 @@
 //	imapkit demo                      watch an embedded in-process server (no setup)
 //	imapkit watch [flags]             watch mailboxes: new mail, flags, expunges, with reconnect
 //	imapkit idle [flags]              raw IDLE: print each untagged response as it arrives
+//	imapkit accounts add|update|rm|ls manage the accounts of imapkit serve through its API
+//	imapkit keygen --out FILE         write a new key for sealing the passwords of serve
 //
 // Run "imapkit COMMAND -h" for the flags of a command.
 package main
@@ -90,6 +92,10 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		err = runWatch(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = runDemo(ctx, args[1:], stdout, stderr)
+	case "accounts":
+		err = runAccounts(ctx, args[1:], stdout, stderr)
+	case "keygen":
+		err = runKeygen(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -115,6 +121,8 @@ commands:
   demo    watch an embedded in-process IMAP server that receives a few messages
   watch   watch mailboxes for new mail, flag changes and expunges (reconnects, resyncs)
   idle    print each untagged response of an IDLE session as it arrives
+  accounts  add, update, remove or list the accounts of imapkit serve (add|update|rm|ls)
+  keygen  write a new key for serve's --secret-key-file
 
 Run "imapkit COMMAND -h" for its flags.
 `)
