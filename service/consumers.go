@@ -98,7 +98,7 @@ type SinkConsumerOptions struct {
 // An event is tried under Retry.Timeout. It is acknowledged when the sink
 // took it; after a failure it is handed back to JetStream with a delay
 // (Retry's backoff), to be tried again by whichever node asks first; after
-// the last try it is published to IMAPKIT_DEAD (see DeadLetters) and then
+// the last try it is published to IMAPKIT_DEAD (see DeadLetterStore) and then
 // acknowledged. A body that is not an event is put there at once. So
 // delivery is at least once: a node that dies between the sink's reply and
 // the acknowledgement, or is stopped during a try, leaves the event to be

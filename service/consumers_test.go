@@ -265,10 +265,10 @@ func TestSinkConsumerDeadLettersAndReplay(t *testing.T) {
 		seqs[ev.ID] = scPublish(t, js, ev)
 	}
 	dl := NewDeadLetters(js)
-	var letters []DeadLetter
+	var letters []StoredDeadLetter
 	scWait(t, 15*time.Second, "three dead letters", func() bool {
 		var err error
-		letters, err = dl.List(t.Context(), 10)
+		letters, err = dl.Letters(t.Context(), 10)
 		if err != nil {
 			t.Fatalf("List: %v", err)
 		}
@@ -314,7 +314,7 @@ func TestSinkConsumerDeadLettersAndReplay(t *testing.T) {
 			t.Errorf("dead letter %d: subject %s, headers %v", l.Seq, m.Subject, m.Header)
 		}
 	}
-	if last, _ := dl.List(t.Context(), 1); len(last) != 1 || last[0].Seq != letters[2].Seq {
+	if last, _ := dl.Letters(t.Context(), 1); len(last) != 1 || last[0].Seq != letters[2].Seq {
 		t.Errorf("List(1) = %+v, want the newest letter, %d", last, letters[2].Seq)
 	}
 	scSettled(t, js, "webhook-other")
@@ -336,10 +336,10 @@ func TestSinkConsumerDeadLettersAndReplay(t *testing.T) {
 	if n := other.okCount(id); n != 1 {
 		t.Errorf("other sink got the replayed event: %d deliveries, want 1", n)
 	}
-	if err := dl.Replay(t.Context(), replayed.Seq); !errors.Is(err, ErrDeadLetterNotFound) {
-		t.Errorf("second Replay: %v, want ErrDeadLetterNotFound", err)
+	if err := dl.Replay(t.Context(), replayed.Seq); !errors.Is(err, ErrNoDeadLetter) {
+		t.Errorf("second Replay: %v, want ErrNoDeadLetter", err)
 	}
-	left, err := dl.List(t.Context(), 0)
+	left, err := dl.Letters(t.Context(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -448,7 +448,7 @@ func TestSinkConsumerMalformedBody(t *testing.T) {
 	scPublish(t, js, ev)
 	scWait(t, 10*time.Second, "the event after the bad one", func() bool { return hook.okCount(ev.ID) == 1 })
 	scSettled(t, js, "webhook-1")
-	letters, err := NewDeadLetters(js).List(t.Context(), 10)
+	letters, err := NewDeadLetters(js).Letters(t.Context(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}

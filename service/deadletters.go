@@ -24,21 +24,17 @@ const (
 	// HeaderMalformed is "true" on the dead letter of a message whose
 	// body was not an event; such a letter cannot be replayed.
 	HeaderMalformed = "Imapkit-Malformed"
-	// HeaderReplayOf is, on an event put back by DeadLetters.Replay, the
+	// HeaderReplayOf is, on an event put back by DeadLetterStore.Replay, the
 	// event's ID.
 	HeaderReplayOf = "Imapkit-Replay-Of"
-	// HeaderReplayFor is, on an event put back by DeadLetters.Replay, the
+	// HeaderReplayFor is, on an event put back by DeadLetterStore.Replay, the
 	// durable name of the sink it is meant for: SinkConsumers of other
 	// names acknowledge it without delivering it.
 	HeaderReplayFor = "Imapkit-Replay-For"
 )
 
-// ErrDeadLetterNotFound is the error of DeadLetters.Replay for a sequence
-// that holds no dead letter (never did, or was replayed already).
-var ErrDeadLetterNotFound = errors.New("no such dead letter")
-
-// DeadLetter is an event a sink gave up on, as kept in IMAPKIT_DEAD.
-type DeadLetter struct {
+// StoredDeadLetter is an event a sink gave up on, as kept in IMAPKIT_DEAD.
+type StoredDeadLetter struct {
 	// Seq is the letter's sequence in IMAPKIT_DEAD, which Replay takes.
 	Seq uint64 `json:"seq"`
 	// Record is the letter: the event, the sink (its String), the last
@@ -54,26 +50,26 @@ type DeadLetter struct {
 	Malformed bool `json:"malformed,omitempty"`
 }
 
-// DeadLetters lists and replays the dead letters of IMAPKIT_DEAD.
+// DeadLetterStore lists and replays the dead letters of IMAPKIT_DEAD.
 //
 // A dead letter is a message on imapkit.dead.ACCOUNT.KIND whose body is
 // the delivery.DeadRecord of the event, the same JSON as a line of the
 // dead-letter file of imapkit watch, with headers HeaderSink and
 // HeaderStreamSeq. Any NATS client may read them.
-type DeadLetters struct {
+type DeadLetterStore struct {
 	js jetstream.JetStream
 }
 
-// NewDeadLetters returns the DeadLetters of IMAPKIT_DEAD, reached through
+// NewDeadLetters returns the DeadLetterStore of IMAPKIT_DEAD, reached through
 // js.
-func NewDeadLetters(js jetstream.JetStream) *DeadLetters {
-	return &DeadLetters{js: js}
+func NewDeadLetters(js jetstream.JetStream) *DeadLetterStore {
+	return &DeadLetterStore{js: js}
 }
 
-// List returns the newest limit dead letters (all of them if limit is 0 or
+// Letters returns the newest limit dead letters (all of them if limit is 0 or
 // less), oldest first. Messages of the stream that are not dead records
 // (published by something else) are left out.
-func (d *DeadLetters) List(ctx context.Context, limit int) ([]DeadLetter, error) {
+func (d *DeadLetterStore) Letters(ctx context.Context, limit int) ([]StoredDeadLetter, error) {
 	s, err := d.js.Stream(ctx, StreamDead)
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: stream %s: %w", StreamDead, err)
@@ -88,7 +84,7 @@ func (d *DeadLetters) List(ctx context.Context, limit int) ([]DeadLetter, error)
 	// Backwards from the last sequence in windows doubling in size, since
 	// replayed letters leave gaps: few reads when there are none, not
 	// one per letter kept when there are many.
-	var out []DeadLetter
+	var out []StoredDeadLetter
 	hi, span := st.LastSeq, uint64(limit)
 	for len(out) < limit {
 		lo := st.FirstSeq
@@ -110,8 +106,8 @@ func (d *DeadLetters) List(ctx context.Context, limit int) ([]DeadLetter, error)
 
 // read returns the dead letters with sequences from lo to hi, oldest
 // first; the last keep of them if keep is positive.
-func (d *DeadLetters) read(ctx context.Context, s jetstream.Stream, lo, hi uint64, keep int) ([]DeadLetter, error) {
-	var out []DeadLetter
+func (d *DeadLetterStore) read(ctx context.Context, s jetstream.Stream, lo, hi uint64, keep int) ([]StoredDeadLetter, error) {
+	var out []StoredDeadLetter
 	for seq := lo; seq <= hi; {
 		// The first message at seq or after: deleted ones are skipped.
 		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(SubjectDead+".>"))
@@ -136,15 +132,15 @@ func (d *DeadLetters) read(ctx context.Context, s jetstream.Stream, lo, hi uint6
 }
 
 // decodeDeadLetter decodes a message of IMAPKIT_DEAD.
-func decodeDeadLetter(m *jetstream.RawStreamMsg) (DeadLetter, error) {
-	l := DeadLetter{Seq: m.Sequence, Sink: m.Header.Get(HeaderSink), Malformed: m.Header.Get(HeaderMalformed) == "true"}
+func decodeDeadLetter(m *jetstream.RawStreamMsg) (StoredDeadLetter, error) {
+	l := StoredDeadLetter{Seq: m.Sequence, Sink: m.Header.Get(HeaderSink), Malformed: m.Header.Get(HeaderMalformed) == "true"}
 	if err := json.Unmarshal(m.Data, &l.Record); err != nil {
-		return DeadLetter{}, fmt.Errorf("dead letter %d: not a dead record: %w", m.Sequence, err)
+		return StoredDeadLetter{}, fmt.Errorf("dead letter %d: not a dead record: %w", m.Sequence, err)
 	}
 	if v := m.Header.Get(HeaderStreamSeq); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return DeadLetter{}, fmt.Errorf("dead letter %d: header %s: %w", m.Sequence, HeaderStreamSeq, err)
+			return StoredDeadLetter{}, fmt.Errorf("dead letter %d: header %s: %w", m.Sequence, HeaderStreamSeq, err)
 		}
 		l.StreamSeq = n
 	}
@@ -163,16 +159,16 @@ func decodeDeadLetter(m *jetstream.RawStreamMsg) (DeadLetter, error) {
 // which have the event already, skip it, but any other consumer of
 // IMAPKIT_EVENTS sees it again.
 //
-// A letter that is gone is ErrDeadLetterNotFound; a letter of a body that
-// was not an event (DeadLetter.Malformed) cannot be replayed.
-func (d *DeadLetters) Replay(ctx context.Context, seq uint64) error {
+// A letter that is gone is ErrNoDeadLetter; a letter of a body that
+// was not an event (StoredDeadLetter.Malformed) cannot be replayed.
+func (d *DeadLetterStore) Replay(ctx context.Context, seq uint64) error {
 	s, err := d.js.Stream(ctx, StreamDead)
 	if err != nil {
 		return fmt.Errorf("replay dead letter %d: stream %s: %w", seq, StreamDead, err)
 	}
 	m, err := s.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("replay dead letter %d: %w", seq, ErrDeadLetterNotFound)
+		return fmt.Errorf("replay dead letter %d: %w", seq, ErrNoDeadLetter)
 	}
 	if err != nil {
 		return fmt.Errorf("replay dead letter %d: %w", seq, err)
@@ -243,4 +239,19 @@ func publishDeadLetter(ctx context.Context, js jetstream.JetStream, subject stri
 		return fmt.Errorf("dead letter: publish to %s: %w", StreamDead, err)
 	}
 	return nil
+}
+
+// List is Letters in the form of the API (GET /v1/dead): the malformed
+// letters (not an event, nothing to replay) included, with the error that
+// says so.
+func (d *DeadLetterStore) List(ctx context.Context, limit int) ([]DeadLetter, error) {
+	letters, err := d.Letters(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DeadLetter, len(letters))
+	for i, l := range letters {
+		out[i] = DeadLetter{Seq: l.Seq, Event: l.Record.Event, Sink: l.Sink, Error: l.Record.Err, Attempts: l.Record.Attempts, Time: l.Record.Time}
+	}
+	return out, nil
 }

@@ -71,7 +71,7 @@ func scBury(t *testing.T, js jetstream.JetStream, ev delivery.Event, sink string
 }
 
 // scSeqs returns the sequences of letters.
-func scSeqs(letters []DeadLetter) []uint64 {
+func scSeqs(letters []StoredDeadLetter) []uint64 {
 	var out []uint64
 	for _, l := range letters {
 		out = append(out, l.Seq)
@@ -84,7 +84,7 @@ func scSeqs(letters []DeadLetter) []uint64 {
 func TestDeadLettersList(t *testing.T) {
 	_, js := scServer(t)
 	dl := NewDeadLetters(js)
-	if got, err := dl.List(t.Context(), 5); err != nil || len(got) != 0 {
+	if got, err := dl.Letters(t.Context(), 5); err != nil || len(got) != 0 {
 		t.Fatalf("List of no letters = %v, %v; want none", got, err)
 	}
 	for i := range 10 {
@@ -114,7 +114,7 @@ func TestDeadLettersList(t *testing.T) {
 		{100, []uint64{1, 4, 5, 6, 7, 10}},
 		{0, []uint64{1, 4, 5, 6, 7, 10}},
 	} {
-		got, err := dl.List(t.Context(), tc.limit)
+		got, err := dl.Letters(t.Context(), tc.limit)
 		if err != nil {
 			t.Fatalf("List(%d): %v", tc.limit, err)
 		}
@@ -122,7 +122,7 @@ func TestDeadLettersList(t *testing.T) {
 			t.Errorf("List(%d) = %v, want %v", tc.limit, gs, tc.want)
 		}
 	}
-	got, _ := dl.List(t.Context(), 1)
+	got, _ := dl.Letters(t.Context(), 1)
 	l := got[0]
 	if l.Sink != "webhook-1" || l.StreamSeq != 109 || l.Record.Event.UID != 10 || l.Record.Attempts != 6 ||
 		!l.Record.Time.Equal(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)) || l.Malformed {
@@ -188,11 +188,11 @@ func TestDeadLettersReplay(t *testing.T) {
 	if _, err := dead.GetMsg(t.Context(), seq); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		t.Errorf("the letter after Replay: %v, want it deleted", err)
 	}
-	if err := dl.Replay(t.Context(), seq); !errors.Is(err, ErrDeadLetterNotFound) {
-		t.Errorf("Replay again: %v, want ErrDeadLetterNotFound", err)
+	if err := dl.Replay(t.Context(), seq); !errors.Is(err, ErrNoDeadLetter) {
+		t.Errorf("Replay again: %v, want ErrNoDeadLetter", err)
 	}
-	if err := dl.Replay(t.Context(), 999); !errors.Is(err, ErrDeadLetterNotFound) {
-		t.Errorf("Replay of no letter: %v, want ErrDeadLetterNotFound", err)
+	if err := dl.Replay(t.Context(), 999); !errors.Is(err, ErrNoDeadLetter) {
+		t.Errorf("Replay of no letter: %v, want ErrNoDeadLetter", err)
 	}
 	ack, err := js.Publish(t.Context(), DeadSubject("home", "new"), []byte("hello"))
 	if err != nil {
@@ -211,7 +211,7 @@ func TestDeadLettersNoStream(t *testing.T) {
 	s := natstest.Start(t)
 	_, js := natstest.Connect(t, s.ClientURL())
 	dl := NewDeadLetters(js)
-	if _, err := dl.List(t.Context(), 10); err == nil || !strings.Contains(err.Error(), StreamDead) {
+	if _, err := dl.Letters(t.Context(), 10); err == nil || !strings.Contains(err.Error(), StreamDead) {
 		t.Errorf("List: %v, want an error naming %s", err, StreamDead)
 	}
 	if err := dl.Replay(t.Context(), 1); err == nil || !strings.Contains(err.Error(), StreamDead) {

@@ -18,8 +18,8 @@ type Metrics struct {
 	PublishFailures   prometheus.Counter
 	Reconnects        prometheus.Counter
 	AuthFailures      prometheus.Counter
-	LeaseTakeovers    prometheus.Counter // accounts acquired
-	LeaseLosses       prometheus.Counter // accounts lost or given back
+	LeaseTakeovers    prometheus.Counter     // accounts acquired
+	LeaseLosses       prometheus.Counter     // accounts lost or given back
 	SinkDeliveries    *prometheus.CounterVec // by sink
 	SinkFailures      *prometheus.CounterVec // by sink: failed tries
 	SinkDeadLetters   *prometheus.CounterVec // by sink
