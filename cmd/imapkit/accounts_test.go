@@ -282,7 +282,7 @@ func TestKeygen(t *testing.T) {
 
 	// Never overwritten.
 	code, stdout, stderr = runCmd(t, "keygen", "--out", path)
-	if code != 1 || !strings.Contains(stderr, "not overwriting") || stdout != "" {
+	if code != 1 || !strings.Contains(stderr, "refusing to replace it") || stdout != "" {
 		t.Errorf("keygen over an existing key: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	if again, _ := os.ReadFile(path); string(again) != string(b) {
