@@ -39,11 +39,10 @@ const (
 	DefaultMaxEventsAge    = 7 * 24 * time.Hour
 )
 
-// Histories of the buckets: a few revisions of an account's definition
-// help an operator see what changed; of positions, leases and heartbeats
-// only the latest matters.
+// Histories of the buckets: only the latest value matters. (Earlier
+// revisions of an account would keep its earlier sealed passwords.)
 const (
-	historyAccounts = 5
+	historyAccounts = 1
 	historyOthers   = 1
 )
 
@@ -58,6 +57,10 @@ type Infra struct {
 	Leases jetstream.KeyValue
 	// Nodes is IMAPKIT_NODES: one heartbeat per live node, for LeaseTTL.
 	Nodes jetstream.KeyValue
+	// Status is IMAPKIT_STATUS: what the node that watches an account
+	// last said of it (its state, its last error), for the status replies
+	// of every node.
+	Status jetstream.KeyValue
 	// JS is the JetStream context EnsureInfra was given, for publishing to
 	// IMAPKIT_EVENTS and IMAPKIT_DEAD and consuming them.
 	JS jetstream.JetStream
@@ -118,6 +121,7 @@ func EnsureInfra(ctx context.Context, js jetstream.JetStream, o InfraOptions) (*
 		{&in.State, jetstream.KeyValueConfig{Bucket: BucketState, Description: "imapkit: the position of each account", History: historyOthers}},
 		{&in.Leases, jetstream.KeyValueConfig{Bucket: BucketLeases, Description: "imapkit: which node watches each account", History: historyOthers, TTL: o.LeaseTTL}},
 		{&in.Nodes, jetstream.KeyValueConfig{Bucket: BucketNodes, Description: "imapkit: a heartbeat of each live node", History: historyOthers, TTL: o.LeaseTTL}},
+		{&in.Status, jetstream.KeyValueConfig{Bucket: BucketStatus, Description: "imapkit: how each account is being watched", History: historyOthers}},
 	} {
 		b.cfg.Storage = jetstream.FileStorage
 		b.cfg.Replicas = o.Replicas

@@ -53,10 +53,11 @@ func TestEnsureInfraCreates(t *testing.T) {
 		history int64
 		ttl     time.Duration
 	}{
-		{in.Accounts, BucketAccounts, 5, 0},
+		{in.Accounts, BucketAccounts, 1, 0},
 		{in.State, BucketState, 1, 0},
 		{in.Leases, BucketLeases, 1, DefaultLeaseTTL},
 		{in.Nodes, BucketNodes, 1, DefaultLeaseTTL},
+		{in.Status, BucketStatus, 1, 0},
 	}
 	for _, want := range buckets {
 		if want.kv == nil {
@@ -131,7 +132,7 @@ func TestEnsureInfraTwiceIsNoOp(t *testing.T) {
 func streamConfigs(t *testing.T, js jetstream.JetStream) map[string]jetstream.StreamConfig {
 	t.Helper()
 	m := map[string]jetstream.StreamConfig{}
-	for _, name := range []string{StreamEvents, StreamDead, "KV_" + BucketAccounts, "KV_" + BucketState, "KV_" + BucketLeases, "KV_" + BucketNodes} {
+	for _, name := range []string{StreamEvents, StreamDead, "KV_" + BucketAccounts, "KV_" + BucketState, "KV_" + BucketLeases, "KV_" + BucketNodes, "KV_" + BucketStatus} {
 		st, err := js.Stream(t.Context(), name)
 		if err != nil {
 			t.Fatalf("stream %s: %v", name, err)

@@ -13,6 +13,7 @@ const (
 	BucketState    = "IMAPKIT_STATE"
 	BucketLeases   = "IMAPKIT_LEASES"
 	BucketNodes    = "IMAPKIT_NODES"
+	BucketStatus   = "IMAPKIT_STATUS"
 
 	// SubjectEvents prefixes the subject of every event:
 	// imapkit.events.ACCOUNT.KIND.
