@@ -16,11 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// DefaultLeaseTTL is how long a lease lasts without renewal unless
-// LeaseOptions.TTL says otherwise. The buckets IMAPKIT_LEASES and
-// IMAPKIT_NODES must keep keys for exactly as long (their TTL).
-const DefaultLeaseTTL = 15 * time.Second
-
 // leaseParallel bounds the KV operations of one node in flight at once when
 // it renews, takes or hands back many leases.
 const leaseParallel = 32
