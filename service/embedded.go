@@ -12,7 +12,8 @@ import (
 
 // StartEmbedded starts the NATS server of a single-machine imapkit serve:
 // JetStream storing under dataDir/nats, clients on listen (HOST:PORT, so
-// that local consumers can read IMAPKIT_EVENTS; default 127.0.0.1:4222).
+// that local consumers can read IMAPKIT_EVENTS; default 127.0.0.1:4222;
+// port 0 picks a free one).
 // Stop it with Shutdown and WaitForShutdown.
 func StartEmbedded(dataDir, listen string) (*server.Server, error) {
 	if listen == "" {
@@ -25,6 +26,9 @@ func StartEmbedded(dataDir, listen string) (*server.Server, error) {
 	port, err := strconv.Atoi(portText)
 	if err != nil {
 		return nil, fmt.Errorf("--nats-listen %q: bad port", listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT // NATS reads 0 as its default, 4222
 	}
 	s, err := server.NewServer(&server.Options{
 		ServerName: "imapkit",

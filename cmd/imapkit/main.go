@@ -3,6 +3,9 @@
 //	imapkit demo                      watch an embedded in-process server (no setup)
 //	imapkit watch [flags]             watch mailboxes: new mail, flags, expunges, with reconnect
 //	imapkit idle [flags]              raw IDLE: print each untagged response as it arrives
+//	imapkit serve [flags]             many accounts, events to NATS JetStream, on one node or many
+//	imapkit accounts add|update|rm|ls manage serve's accounts through its API
+//	imapkit keygen --out FILE         a key for serve's --secret-key-file
 //	imapkit accounts add|update|rm|ls manage the accounts of imapkit serve through its API
 //	imapkit keygen --out FILE         write a new key for sealing the passwords of serve
 //
@@ -92,6 +95,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		err = runWatch(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = runDemo(ctx, args[1:], stdout, stderr)
+	case "serve":
+		err = runServe(ctx, args[1:], stdout, stderr)
 	case "accounts":
 		err = runAccounts(ctx, args[1:], stdout, stderr)
 	case "keygen":
@@ -118,11 +123,12 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: imapkit COMMAND [flags]
 
 commands:
-  demo    watch an embedded in-process IMAP server that receives a few messages
-  watch   watch mailboxes for new mail, flag changes and expunges (reconnects, resyncs)
-  idle    print each untagged response of an IDLE session as it arrives
+  demo      watch an embedded in-process IMAP server that receives a few messages
+  watch     watch mailboxes for new mail, flag changes and expunges (reconnects, resyncs)
+  idle      print each untagged response of an IDLE session as it arrives
+  serve     watch many accounts, publishing their events to NATS JetStream (one node or many)
   accounts  add, update, remove or list the accounts of imapkit serve (add|update|rm|ls)
-  keygen  write a new key for serve's --secret-key-file
+  keygen    write a new key for serve's --secret-key-file
 
 Run "imapkit COMMAND -h" for its flags.
 `)

@@ -1,0 +1,236 @@
+package service
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/imapkit/imap"
+	"github.com/imapkit/imap/watch"
+)
+
+// NodeOptions configure a Node.
+type NodeOptions struct {
+	// NodeID names the node in leases and status replies.
+	NodeID string
+	// StartConcurrency bounds the connections being opened at once
+	// (default 32), and PerServerConcurrency those to one server
+	// (default 8), so that thousands of accounts start in minutes without
+	// tripping a server's connection limits.
+	StartConcurrency, PerServerConcurrency int
+	// Timeout bounds every wait for an IMAP server (default 30 s).
+	Timeout time.Duration
+	// Watch holds the watcher options every account shares (IdleRestart,
+	// Inactivity, Window, …); Account, Server, User, Mailboxes and Store
+	// are set per account.
+	Watch watch.Options
+	Logger  *slog.Logger
+	Metrics *Metrics
+}
+
+// accountState is what the node that watches an account reports of it,
+// in the bucket IMAPKIT_STATUS, for the status replies of every node.
+type accountState struct {
+	Node      string `json:"node"`
+	State     string `json:"state"` // a State constant
+	LastError string `json:"last_error,omitempty"`
+}
+
+// runner is an owned account being watched.
+type runner struct {
+	account Account
+	cancel  context.CancelFunc
+	done    chan struct{}
+	// report shares the account's state with the other nodes (status).
+	report func(accountState)
+
+	mu     sync.Mutex
+	status accountState
+}
+
+// set records the account's state; lastError "" keeps the last error
+// unless the account is idle again (it works now).
+func (r *runner) set(state, lastError string) {
+	r.mu.Lock()
+	r.status.State = state
+	if lastError != "" || state == StateIdle {
+		r.status.LastError = lastError
+	}
+	st := r.status
+	r.mu.Unlock()
+	if r.report != nil {
+		r.report(st)
+	}
+}
+
+func (r *runner) get() accountState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}
+
+// pacer bounds the connections being opened: at most n at once, and at
+// most perServer to one server.
+type pacer struct {
+	all       chan struct{}
+	perServer int
+
+	mu      sync.Mutex
+	servers map[string]chan struct{}
+}
+
+func newPacer(n, perServer int) *pacer {
+	return &pacer{all: make(chan struct{}, n), perServer: perServer, servers: map[string]chan struct{}{}}
+}
+
+// acquire waits for a slot to open a connection to server.
+func (p *pacer) acquire(ctx context.Context, server string) (release func(), err error) {
+	host, _, _ := net.SplitHostPort(server)
+	p.mu.Lock()
+	sem := p.servers[host]
+	if sem == nil {
+		sem = make(chan struct{}, p.perServer)
+		p.servers[host] = sem
+	}
+	p.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case p.all <- struct{}{}:
+	case <-ctx.Done():
+		<-sem
+		return nil, ctx.Err()
+	}
+	return func() { <-p.all; <-sem }, nil
+}
+
+// dialer returns the watch.Dialer of an account: it reads the account's
+// latest configuration and opens its sealed password for every
+// connection, under the pacer.
+func (n *Node) dialer(name string) watch.Dialer {
+	return func(ctx context.Context) (*imap.Client, error) {
+		a, ok := n.config(name)
+		if !ok {
+			return nil, fmt.Errorf("account %s: removed", name)
+		}
+		pass, err := n.sealer.Open(a.Name, a.PasswordSealed)
+		if err != nil {
+			return nil, fmt.Errorf("account %s: the password cannot be unsealed with this node's key: %w", a.Name, err)
+		}
+		opts := &imap.Options{Timeout: n.opts.Timeout, InsecureAuth: a.Mode == ModePlaintext}
+		if a.CAPEM != "" {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM([]byte(a.CAPEM)) {
+				return nil, fmt.Errorf("account %s: ca_pem holds no PEM certificate", a.Name)
+			}
+			opts.TLSConfig = &tls.Config{RootCAs: pool}
+		}
+		release, err := n.pacer.acquire(ctx, a.Server)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		var c *imap.Client
+		switch a.Mode {
+		case ModePlaintext:
+			c, err = imap.Dial(ctx, a.Server, opts)
+		case ModeStartTLS:
+			c, err = imap.DialStartTLS(ctx, a.Server, opts)
+		default:
+			c, err = imap.DialTLS(ctx, a.Server, opts)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if c.State() == imap.StateNonAuth {
+			if _, err := c.Login(ctx, a.User, pass); err != nil {
+				c.Shutdown()
+				return nil, err
+			}
+		}
+		return c, nil
+	}
+}
+
+// watchAccount watches one owned account until ctx ends, the lease is no
+// longer valid, or the watcher stops for good. Its goroutine is the
+// account's consumer: it publishes each event and acknowledges it once
+// JetStream has it.
+func (n *Node) watchAccount(ctx context.Context, r *runner) {
+	defer close(r.done)
+	a := r.account
+	o := n.opts.Watch
+	o.Account, o.Server, o.User, o.Mailboxes, o.Store = a.Name, a.Server, a.User, a.Mailboxes, n.store
+	o.Logger = n.log.With("account", a.Name)
+	r.set(StateConnecting, "")
+	w, err := watch.New(n.dialer(a.Name), &o)
+	if err != nil {
+		r.set(StateStopped, err.Error())
+		n.log.Error("account cannot start", "account", a.Name, "error", err)
+		return
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- w.Run(wctx) }()
+	valid := func() bool { return n.leases.Valid(a.Name) }
+	for ev := range w.Events() {
+		if !valid() {
+			cancel() // lost the lease: publish nothing more; the position stays
+			break
+		}
+		n.note(r, ev)
+		made := ev.Time
+		if publishRetry(wctx, n.js, ev, valid, func(err error) {
+			n.metrics.PublishFailures.Inc()
+			n.log.Warn("publish failed; retrying", "account", a.Name, "id", ev.ID, "error", err)
+		}) {
+			ev.Ack()
+			n.metrics.EventsPublished.WithLabelValues(ev.Kind.String()).Inc()
+			n.metrics.PublishLatency.Observe(time.Since(made).Seconds())
+		}
+	}
+	cancel()
+	if err := <-runErr; err != nil {
+		r.set(StateStopped, err.Error())
+		var refused *imap.Error
+		if errors.As(err, &refused) && (refused.Command == "LOGIN" || refused.Command == "AUTHENTICATE") {
+			n.metrics.AuthFailures.Inc()
+		}
+		n.log.Error("account stopped", "account", a.Name, "error", err)
+		return
+	}
+	r.set(StateStopped, "")
+}
+
+// note follows an account's state from its events.
+func (n *Node) note(r *runner, ev watch.Event) {
+	switch ev.Kind {
+	case watch.EventDisconnected:
+		r.set(StateWaiting, errText(ev.Err))
+	case watch.EventReconnected:
+		n.metrics.Reconnects.Inc()
+		r.set(StateSyncing, "")
+	case watch.EventResynced:
+		r.set(StateIdle, "")
+	case watch.EventStateError:
+		r.set(StateIdle, errText(ev.Err))
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
