@@ -25,13 +25,13 @@ import (
 // nodeFixture is a NATS server with imapkit's streams and buckets, a
 // Dovecot, and the nodes started on them.
 type nodeFixture struct {
-	t       *testing.T
-	url     string
+	t        *testing.T
+	url      string
 	storeDir string
-	infra   *Infra
-	sealer  *Sealer
-	srv     *dovecot.Server
-	ttl     time.Duration
+	infra    *Infra
+	sealer   *Sealer
+	srv      *dovecot.Server
+	ttl      time.Duration
 }
 
 func newNodeFixture(t *testing.T) *nodeFixture {

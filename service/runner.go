@@ -29,7 +29,7 @@ type NodeOptions struct {
 	// Watch holds the watcher options every account shares (IdleRestart,
 	// Inactivity, Window, …); Account, Server, User, Mailboxes and Store
 	// are set per account.
-	Watch watch.Options
+	Watch   watch.Options
 	Logger  *slog.Logger
 	Metrics *Metrics
 }
@@ -233,4 +233,3 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
-
