@@ -51,3 +51,19 @@ func NewMetrics() *Metrics {
 		m.Reconnects, m.AuthFailures, m.LeaseTakeovers, m.LeaseLosses, m.SinkDeliveries, m.SinkFailures, m.SinkDeadLetters)
 	return m
 }
+
+// move follows an account from one state to another in the gauges of
+// connected and idle accounts.
+func (m *Metrics) move(from, to string) {
+	connected := func(s string) bool { return s == StateSyncing || s == StateIdle }
+	if connected(from) && !connected(to) {
+		m.AccountsConnected.Dec()
+	} else if !connected(from) && connected(to) {
+		m.AccountsConnected.Inc()
+	}
+	if from == StateIdle && to != StateIdle {
+		m.AccountsIdle.Dec()
+	} else if from != StateIdle && to == StateIdle {
+		m.AccountsIdle.Inc()
+	}
+}

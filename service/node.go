@@ -227,7 +227,7 @@ func (n *Node) start(ctx context.Context, name string) {
 		return
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	r := &runner{account: a, cancel: cancel, done: make(chan struct{})}
+	r := &runner{account: a, cancel: cancel, done: make(chan struct{}), metrics: n.metrics}
 	r.report = func(st accountState) { n.putStatus(name, st) }
 	n.runners[name] = r
 	n.metrics.AccountsOwned.Set(float64(len(n.runners)))
@@ -279,8 +279,13 @@ func (n *Node) stopAll() {
 	wg.Wait()
 }
 
-// putStatus shares an account's state with the other nodes.
+// putStatus shares an account's state with the other nodes, while this
+// node holds its lease: a node that lost it must not overwrite what the
+// new owner says.
 func (n *Node) putStatus(name string, st accountState) {
+	if !n.leases.Valid(name) {
+		return
+	}
 	st.Node = n.opts.NodeID
 	b, err := json.Marshal(st)
 	if err != nil {

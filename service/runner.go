@@ -48,7 +48,8 @@ type runner struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	// report shares the account's state with the other nodes (status).
-	report func(accountState)
+	report  func(accountState)
+	metrics *Metrics
 
 	mu     sync.Mutex
 	status accountState
@@ -58,6 +59,9 @@ type runner struct {
 // unless the account is idle again (it works now).
 func (r *runner) set(state, lastError string) {
 	r.mu.Lock()
+	if r.metrics != nil {
+		r.metrics.move(r.status.State, state)
+	}
 	r.status.State = state
 	if lastError != "" || state == StateIdle {
 		r.status.LastError = lastError
@@ -165,8 +169,29 @@ func (n *Node) dialer(name string) watch.Dialer {
 // longer valid, or the watcher stops for good. Its goroutine is the
 // account's consumer: it publishes each event and acknowledges it once
 // JetStream has it.
+//
+// A position write refused because the entry moved (ErrStateConflict: a
+// node that held the account before wrote late) starts the watch again
+// from the entry as it is now, as long as the lease is still this node's.
 func (n *Node) watchAccount(ctx context.Context, r *runner) {
 	defer close(r.done)
+	defer r.set(StateStopped, "")
+	for {
+		conflict := n.watchOnce(ctx, r)
+		if !conflict || ctx.Err() != nil || !n.leases.Valid(r.account.Name) {
+			return
+		}
+		n.log.Warn("position changed by another node: watching again from it", "account", r.account.Name)
+		n.store.Forget(r.account.Name)
+		if !sleepCtx(ctx, time.Second) {
+			return
+		}
+	}
+}
+
+// watchOnce runs one watcher for the account, and reports whether it
+// ended on a state conflict.
+func (n *Node) watchOnce(ctx context.Context, r *runner) (conflict bool) {
 	a := r.account
 	o := n.opts.Watch
 	o.Account, o.Server, o.User, o.Mailboxes, o.Store = a.Name, a.Server, a.User, a.Mailboxes, n.store
@@ -176,7 +201,7 @@ func (n *Node) watchAccount(ctx context.Context, r *runner) {
 	if err != nil {
 		r.set(StateStopped, err.Error())
 		n.log.Error("account cannot start", "account", a.Name, "error", err)
-		return
+		return false
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -186,6 +211,11 @@ func (n *Node) watchAccount(ctx context.Context, r *runner) {
 	for ev := range w.Events() {
 		if !valid() {
 			cancel() // lost the lease: publish nothing more; the position stays
+			break
+		}
+		if ev.Kind == watch.EventStateError && errors.Is(ev.Err, ErrStateConflict) {
+			conflict = true
+			cancel()
 			break
 		}
 		n.note(r, ev)
@@ -207,9 +237,8 @@ func (n *Node) watchAccount(ctx context.Context, r *runner) {
 			n.metrics.AuthFailures.Inc()
 		}
 		n.log.Error("account stopped", "account", a.Name, "error", err)
-		return
 	}
-	r.set(StateStopped, "")
+	return conflict
 }
 
 // note follows an account's state from its events.
