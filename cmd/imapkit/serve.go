@@ -43,7 +43,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	startConc := fs.Int("start-concurrency", 32, "connections opened at once")
 	perServer := fs.Int("per-server", 8, "connections opened at once to one server")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on every wait for an IMAP server")
-	grace := fs.Duration("grace", 10*time.Second, "on SIGTERM, how long running hooks and webhook calls may take")
 	debug := fs.Bool("debug", false, "log at debug level")
 	var sf sinkFlags
 	fs.Var(&sf.webhooks, "webhook", "deliver each event to `URL` from a durable consumer (repeatable)")
@@ -157,19 +156,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "imapkit serve: node %s ready (NATS %s)\n", *nodeID, urls)
 
-	err = node.Run(ctx)
-	// Hooks and webhook calls running get --grace; the others resume on
-	// another node (or after a restart).
-	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *grace)
-	defer cancel()
-	go func() {
-		select {
-		case <-gctx.Done():
-		case <-hurried(ctx).Done():
-		}
-		stopConsumers()
-	}()
-	return err
+	// On SIGTERM the node hands its leases back; hooks and webhook calls
+	// under way are cancelled and their events handed back to JetStream,
+	// which redelivers them (to another node, or after a restart).
+	return node.Run(ctx)
 }
 
 // serveConsumers makes the durable consumers of serve's hook and webhooks.
