@@ -88,6 +88,10 @@ type SinkConsumerOptions struct {
 	// Logger receives a line per failed try and per dead letter; nil
 	// discards them.
 	Logger *slog.Logger
+
+	// Metrics, if set, counts the sink's deliveries, failed tries and
+	// dead letters (by Name).
+	Metrics *Metrics
 }
 
 // A SinkConsumer delivers the events of IMAPKIT_EVENTS to a sink (a
@@ -124,6 +128,7 @@ type SinkConsumer struct {
 	concurrency int
 	ackWait     time.Duration
 	log         *slog.Logger
+	metrics     *Metrics
 	lanes       laneLocks
 
 	readyOnce sync.Once
@@ -141,6 +146,7 @@ func NewSinkConsumer(js jetstream.JetStream, o SinkConsumerOptions) *SinkConsume
 		concurrency: o.Concurrency,
 		ackWait:     o.AckWait,
 		log:         o.Logger,
+		metrics:     o.Metrics,
 		ready:       make(chan struct{}),
 	}
 	if o.Kinds != nil {
@@ -542,7 +548,15 @@ func (c *SinkConsumer) process(ctx context.Context, msg jetstream.Msg, meta *jet
 func (c *SinkConsumer) try(ctx context.Context, ev delivery.Event) error {
 	tctx, cancel := context.WithTimeoutCause(ctx, c.retry.Timeout, tryTimeoutError{c.retry.Timeout})
 	defer cancel()
-	return c.sink.Deliver(tctx, []delivery.Event{ev})
+	err := c.sink.Deliver(tctx, []delivery.Event{ev})
+	if m := c.metrics; m != nil {
+		if err == nil {
+			m.SinkDeliveries.WithLabelValues(c.name).Inc()
+		} else {
+			m.SinkFailures.WithLabelValues(c.name).Inc()
+		}
+	}
+	return err
 }
 
 // tryTimeoutError is the cause of a try's ctx ending on Retry.Timeout, so
@@ -567,6 +581,9 @@ func (c *SinkConsumer) bury(ctx context.Context, msg jetstream.Msg, meta *jetstr
 		return verdict{delay: wait}
 	}
 	c.log.Error("sink consumer: delivery failed; event put in the dead letters", append(attrs, "dead_letter", StreamDead)...)
+	if c.metrics != nil {
+		c.metrics.SinkDeadLetters.WithLabelValues(c.name).Inc()
+	}
 	return verdict{ack: true}
 }
 

@@ -176,9 +176,8 @@ func serveConsumers(js jetstream.JetStream, sf *sinkFlags, stderr io.Writer, log
 			webhooks++
 			name = fmt.Sprintf("webhook-%d", webhooks)
 		}
-		out = append(out, service.NewSinkConsumer(js, service.SinkConsumerOptions{Name: name, Sink: r.Sink, Kinds: r.Kinds, Retry: r.Retry, Logger: log}))
+		out = append(out, service.NewSinkConsumer(js, service.SinkConsumerOptions{Name: name, Sink: r.Sink, Kinds: r.Kinds, Retry: r.Retry, Logger: log, Metrics: m}))
 	}
-	_ = m
 	return out, nil
 }
 

@@ -117,6 +117,10 @@ func TestServe(t *testing.T) {
 	if id := m.Header.Get("Nats-Msg-Id"); id == "" || id != hooked[0]["id"] {
 		t.Errorf("Nats-Msg-Id %q, event id %v", id, hooked[0]["id"])
 	}
+	waitFor("the delivery counted", func() bool {
+		_, body := get("/metrics")
+		return strings.Contains(body, `imapkit_sink_deliveries_total{sink="webhook-1"} 1`)
+	})
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ok", "/metrics": `imapkit_events_published_total{kind="new"} 1`} {
 		if code, body := get(path); code != 200 || !strings.Contains(body, want) {
 			t.Errorf("GET %s: %d %q, want 200 with %q", path, code, body, want)
