@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,9 @@ type kvAccount struct {
 	loaded bool   // a Load succeeded
 	rev    uint64 // the entry's revision as last read or written; 0: no entry
 	gone   bool   // removed from KVStore.accounts: look the account up again
+	// unsure is what the last Save sent when it got no answer: it may be
+	// stored, at a revision this node does not know.
+	unsure []byte
 }
 
 var _ watch.Store = (*KVStore)(nil)
@@ -149,8 +153,8 @@ func (s *KVStore) get(account string) (*watch.AccountState, uint64, error) {
 // load the account or has forgotten it (Forget).
 //
 // After a Save that failed otherwise (no answer in time, say), whether the
-// write happened is not known: if it did, the next Save reports
-// ErrStateConflict, and the account must be loaded again.
+// write happened is not known: the next Save finds out, and if it did,
+// writes from there.
 func (s *KVStore) Save(account string, st *watch.AccountState) error {
 	if st == nil {
 		return fmt.Errorf("service: saving the state of account %q: nil state", account)
@@ -178,17 +182,50 @@ func (s *KVStore) Save(account string, st *watch.AccountState) error {
 	} else {
 		rev, err = s.kv.Update(ctx, account, data, a.rev)
 	}
+	conflict := errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+	if conflict && a.unsure != nil {
+		// The Save that got no answer may have been stored: then the entry
+		// is what it sent, and this one is written from there.
+		if e := s.readPast(ctx, account, a.rev); e != nil && bytes.Equal(e.Value(), a.unsure) {
+			a.rev, a.unsure = e.Revision(), nil
+			rev, err = s.kv.Update(ctx, account, data, a.rev)
+			conflict = errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+		}
+	}
 	switch {
 	case err == nil:
-		a.rev = rev
+		a.rev, a.unsure = rev, nil
 		return nil
-	case errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+	case conflict:
 		if a.rev == 0 {
 			return fmt.Errorf("service: saving the state of account %q in %s: this node found no entry, and now there is one: %w", account, s.kv.Bucket(), ErrStateConflict)
 		}
 		return fmt.Errorf("service: saving the state of account %q in %s: the entry is no longer at revision %d: %w", account, s.kv.Bucket(), a.rev, ErrStateConflict)
 	default:
+		a.unsure = data
 		return fmt.Errorf("service: saving the state of account %q in %s: %w", account, s.kv.Bucket(), err)
+	}
+}
+
+// readPast reads account's entry once it is past revision rev, which the
+// write that just failed on rev says it is: a replica may answer a read
+// before it has the latest write. It returns nil if it cannot within ctx.
+func (s *KVStore) readPast(ctx context.Context, account string, rev uint64) jetstream.KeyValueEntry {
+	for {
+		e, err := s.kv.Get(ctx, account)
+		if err == nil && e.Revision() != rev {
+			return e
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && !transient(err) {
+			return nil
+		}
+		t := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
 	}
 }
 
@@ -201,5 +238,38 @@ func (s *KVStore) Forget(account string) {
 	if a := s.lock(account, false); a != nil {
 		s.remove(a)
 		a.mu.Unlock()
+	}
+}
+
+// leaseStore is the watch.Store of one account's watcher on a node: it
+// saves only while valid reports that the node holds the account's lease,
+// as publishes do. The revision check of KVStore.Save alone does not stop a
+// node that lost the account while the new owner has only loaded the entry
+// (both read the same revision): a watcher stopping on a node that was
+// paused past its lease would save, and every later Save of the new owner
+// would fail with ErrStateConflict, its position stuck.
+type leaseStore struct {
+	*KVStore
+	valid func() bool
+}
+
+// Save is KVStore.Save while the lease is valid, tried again while NATS
+// does not answer (a stream leader election, a server down), as
+// publishRetry does: the watcher saves again only after its next event,
+// and a quiet mailbox would keep its old position. Once the lease is no
+// longer valid it writes nothing and returns an error wrapping
+// ErrStateConflict.
+func (s leaseStore) Save(account string, st *watch.AccountState) error {
+	delay := 100 * time.Millisecond
+	for {
+		if !s.valid() {
+			return fmt.Errorf("service: saving the state of account %q: this node no longer holds its lease: %w", account, ErrStateConflict)
+		}
+		err := s.KVStore.Save(account, st)
+		if err == nil || !transient(err) {
+			return err
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 2*time.Second)
 	}
 }

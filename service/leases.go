@@ -44,7 +44,8 @@ type LeaseOptions struct {
 	Margin time.Duration
 
 	// Logger receives what goes wrong (and, at debug level, every lease
-	// taken or given up); slog.Default() if nil.
+	// taken or given up); slog.Default() if nil. Its lines do not name the
+	// node: give it a logger that does when several nodes share a log.
 	Logger *slog.Logger
 
 	// Now tells the time for the validity of leases and Healthy; time.Now
@@ -167,7 +168,6 @@ func NewLeases(leases, nodes jetstream.KeyValue, o LeaseOptions) *Leases {
 	case l.margin < 0 || l.margin >= l.ttl-l.period:
 		l.optErr = fmt.Errorf("service: lease margin %v: it must be positive and less than 2/3 of the TTL %v, or leases would lapse between renewals", l.margin, l.ttl)
 	}
-	l.log = l.log.With("node", l.id)
 	return l
 }
 

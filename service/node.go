@@ -33,6 +33,10 @@ type Node struct {
 	mu      sync.Mutex
 	configs map[string]Account // every account, sealed form, by name
 	runners map[string]*runner // the accounts this node watches
+	// stopping holds the runners told to stop for a lost lease that have
+	// not ended yet: a new runner of the account waits for its end.
+	stopping map[string]*runner
+	watchers sync.WaitGroup // every runner's goroutine
 }
 
 // NewNode returns a node over infra (see EnsureInfra), with the sealer
@@ -56,14 +60,15 @@ func NewNode(nc *nats.Conn, infra *Infra, sealer *Sealer, leaseTTL time.Duration
 	o.Watch.Envelope = true
 	return &Node{
 		nc: nc, js: infra.JS, infra: infra, sealer: sealer,
-		store:   NewKVStore(infra.State),
-		leases:  NewLeases(infra.Leases, infra.Nodes, LeaseOptions{NodeID: o.NodeID, TTL: leaseTTL, Logger: o.Logger}),
-		opts:    o,
-		log:     o.Logger,
-		metrics: o.Metrics,
-		pacer:   newPacer(o.StartConcurrency, o.PerServerConcurrency),
-		configs: map[string]Account{},
-		runners: map[string]*runner{},
+		store:    NewKVStore(infra.State),
+		leases:   NewLeases(infra.Leases, infra.Nodes, LeaseOptions{NodeID: o.NodeID, TTL: leaseTTL, Logger: o.Logger}),
+		opts:     o,
+		log:      o.Logger,
+		metrics:  o.Metrics,
+		pacer:    newPacer(o.StartConcurrency, o.PerServerConcurrency),
+		configs:  map[string]Account{},
+		runners:  map[string]*runner{},
+		stopping: map[string]*runner{},
 	}
 }
 
@@ -102,7 +107,7 @@ func (n *Node) Run(ctx context.Context) error {
 				n.start(ctx, c.Account)
 			} else {
 				n.metrics.LeaseLosses.Inc()
-				n.stop(c.Account)
+				n.drop(c.Account)
 			}
 		}
 	}
@@ -231,10 +236,18 @@ func (n *Node) start(ctx context.Context, name string) {
 	r.report = func(st accountState) { n.putStatus(name, st) }
 	n.runners[name] = r
 	n.metrics.AccountsOwned.Set(float64(len(n.runners)))
+	prev := n.stopping[name]
+	n.watchers.Add(1)
 	n.mu.Unlock()
-	// The position is read afresh: the previous owner may have moved it.
-	n.store.Forget(name)
-	go n.watchAccount(rctx, r)
+	go func() {
+		defer n.watchers.Done()
+		if prev != nil {
+			<-prev.done // one watcher of an account at a time
+		}
+		// The position is read afresh: the previous owner may have moved it.
+		n.store.Forget(name)
+		n.watchAccount(rctx, r)
+	}()
 }
 
 // stop ends the watch of an account and waits for it: nothing more is
@@ -250,7 +263,50 @@ func (n *Node) stop(name string) {
 	}
 	r.cancel()
 	<-r.done
-	n.store.Forget(name)
+	n.forgetIdle(name)
+}
+
+// drop ends the watch of an account whose lease is lost, without waiting:
+// the leases report losses one after the other, and when NATS is slow to
+// answer (a stream leader election after a NATS server died, say) a watcher
+// may take seconds to end — its last position write waits for an answer —
+// while the accounts behind it must stop at once and others may start.
+// The lease is no longer valid, so the ending watcher publishes and
+// writes nothing more.
+func (n *Node) drop(name string) {
+	n.mu.Lock()
+	r := n.runners[name]
+	delete(n.runners, name)
+	n.metrics.AccountsOwned.Set(float64(len(n.runners)))
+	if r != nil {
+		n.stopping[name] = r
+	}
+	n.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.cancel()
+	go func() {
+		<-r.done
+		n.mu.Lock()
+		if n.stopping[name] == r {
+			delete(n.stopping, name)
+		}
+		n.mu.Unlock()
+		n.forgetIdle(name)
+	}()
+}
+
+// forgetIdle drops what the store keeps of an account no runner watches.
+// n.mu is held across Forget so that no runner starts meanwhile; with no
+// runner, no Load or Save of the account is under way, and Forget does not
+// wait.
+func (n *Node) forgetIdle(name string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.runners[name] == nil && n.stopping[name] == nil {
+		n.store.Forget(name)
+	}
 }
 
 // restart watches an account again with its new configuration, if this
@@ -277,6 +333,7 @@ func (n *Node) stopAll() {
 		wg.Go(func() { n.stop(name) })
 	}
 	wg.Wait()
+	n.watchers.Wait() // those dropped for a lost lease too
 }
 
 // putStatus shares an account's state with the other nodes, while this

@@ -194,8 +194,9 @@ func (n *Node) watchAccount(ctx context.Context, r *runner) {
 func (n *Node) watchOnce(ctx context.Context, r *runner) (conflict bool) {
 	a := r.account
 	o := n.opts.Watch
-	o.Account, o.Server, o.User, o.Mailboxes, o.Store = a.Name, a.Server, a.User, a.Mailboxes, n.store
-	o.Logger = n.log.With("account", a.Name)
+	valid := func() bool { return n.leases.Valid(a.Name) }
+	o.Account, o.Server, o.User, o.Mailboxes, o.Store = a.Name, a.Server, a.User, a.Mailboxes, leaseStore{n.store, valid}
+	o.Logger = n.log // the watcher names the account in every line
 	r.set(StateConnecting, "")
 	w, err := watch.New(n.dialer(a.Name), &o)
 	if err != nil {
@@ -207,7 +208,6 @@ func (n *Node) watchOnce(ctx context.Context, r *runner) (conflict bool) {
 	defer cancel()
 	runErr := make(chan error, 1)
 	go func() { runErr <- w.Run(wctx) }()
-	valid := func() bool { return n.leases.Valid(a.Name) }
 	for ev := range w.Events() {
 		if !valid() {
 			cancel() // lost the lease: publish nothing more; the position stays

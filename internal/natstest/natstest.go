@@ -44,9 +44,42 @@ func Start(t testing.TB) *server.Server {
 // Cluster runs n servers clustered with each other (JetStream with a
 // meta-group of n, so that streams and buckets can have n replicas), and
 // stops them when the test ends. Its servers' ClientURLs are the URLs to
-// connect to.
-func Cluster(t testing.TB, n int) []*server.Server {
+// connect to. Each configure function may change the options of every
+// server before it starts (Cluster.NoAdvertise, say).
+//
+// The route ports are picked by listening on port 0 and closing, and
+// another process may take one before its server listens there: then the
+// cluster is started again on other ports.
+func Cluster(t testing.TB, n int, configure ...func(*server.Options)) []*server.Server {
 	t.Helper()
+	const attempts = 5
+	for attempt := 1; ; attempt++ {
+		servers, err := startCluster(t, n, configure)
+		if err == nil {
+			for _, s := range servers {
+				t.Cleanup(func() {
+					s.Shutdown()
+					s.WaitForShutdown()
+				})
+			}
+			return servers
+		}
+		for _, s := range servers {
+			if s != nil {
+				s.Shutdown()
+				s.WaitForShutdown()
+			}
+		}
+		if attempt == attempts {
+			t.Fatalf("natstest: cluster of %d: %v", n, err)
+		}
+		t.Logf("natstest: cluster of %d, attempt %d: %v; starting again on other ports", n, attempt, err)
+	}
+}
+
+// startCluster starts one cluster: on an error, the servers started are
+// returned with it, for the caller to stop.
+func startCluster(t testing.TB, n int, configure []func(*server.Options)) ([]*server.Server, error) {
 	ports := make([]int, n)
 	for i := range ports {
 		ports[i] = freePort(t)
@@ -68,20 +101,29 @@ func Cluster(t testing.TB, n int) []*server.Server {
 			Cluster:    server.ClusterOpts{Name: "imapkit-test", Host: "127.0.0.1", Port: ports[i]},
 			Routes:     server.RoutesFromStr(joinOthers(routes, i)),
 		}
+		for _, c := range configure {
+			c(opts)
+		}
 		s, err := server.NewServer(opts)
 		if err != nil {
-			t.Fatalf("natstest: node %d: %v", i, err)
+			return servers, fmt.Errorf("node %d: %w", i, err)
 		}
 		s.Start()
 		servers[i] = s
-		t.Cleanup(func() {
-			s.Shutdown()
-			s.WaitForShutdown()
-		})
 	}
 	for i, s := range servers {
+		// The route listener comes up at once, or never: its port was
+		// taken meanwhile (ReadyForConnections would wait its whole
+		// timeout for it).
+		deadline := time.Now().Add(10 * time.Second)
+		for s.ClusterAddr() == nil {
+			if time.Now().After(deadline) {
+				return servers, fmt.Errorf("node %d: not listening on route port %d within 10 s (taken?)", i, ports[i])
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		if !s.ReadyForConnections(20 * time.Second) {
-			t.Fatalf("natstest: node %d not ready within 20 s", i)
+			return servers, fmt.Errorf("node %d not ready within 20 s", i)
 		}
 	}
 	// Wait until JetStream has a meta leader, so that creating streams works.
@@ -93,11 +135,11 @@ func Cluster(t testing.TB, n int) []*server.Server {
 			_, err = js.AccountInfo(t.Context())
 			nc.Close()
 			if err == nil {
-				return servers
+				return servers, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("natstest: JetStream of the cluster not ready within 30 s: %v", err)
+			return servers, fmt.Errorf("JetStream of the cluster not ready within 30 s: %w", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
