@@ -1,6 +1,9 @@
 package main
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // The serve section (-only serve; bench/serve*.go): what imapkit serve
 // costs against a real Dovecot, side by side with a raw Idler, with NATS in
@@ -61,8 +64,23 @@ type serveSync struct {
 	took time.Duration // first account added → last one idle
 	cpu  time.Duration // the node process's user + system time meanwhile
 	busy float64       // fraction of the machine's CPU time busy meanwhile (-1: unknown)
-	err  error
+	// What the node's log says of its leases meanwhile.
+	leases leaseTrouble
+	err    error
 }
+
+// leaseTrouble is what the nodes' logs say went wrong with their leases.
+type leaseTrouble struct {
+	lapsed      int // not renewed in time: the node stopped the account
+	lost        int // found expired or taken by another node at renewal
+	renewFailed int // renewals that got no answer in time (retried)
+}
+
+func (t leaseTrouble) String() string {
+	return fmt.Sprintf("leases lapsed %d, found lost %d, renewals failed %d", t.lapsed, t.lost, t.renewFailed)
+}
+
+func (t leaseTrouble) none() bool { return t == leaseTrouble{} }
 
 func (s *serveSync) rate() float64 { return float64(s.n) / s.took.Seconds() }
 
@@ -83,7 +101,10 @@ type serveTakeover struct {
 	// Since the SIGKILL: the first and the last lease taken by another
 	// node, and every account idle again with a live owner.
 	firstLease, lastLease, allIdle time.Duration
-	err                            error
+	// What the nodes' logs say of their leases before the kill, and in
+	// all.
+	before, leases leaseTrouble
+	err            error
 }
 
 // serveResult is the outcome of the serve section.
@@ -133,6 +154,17 @@ func (s *serveResult) failures() int {
 		}
 	}
 	return n
+}
+
+// leaseTrouble reports whether a node's log tells of leases lapsed, lost
+// or not renewed in time.
+func (s *serveResult) leaseTrouble() bool {
+	for _, y := range s.syncs {
+		if !y.leases.none() {
+			return true
+		}
+	}
+	return s.takeover != nil && !s.takeover.leases.none()
 }
 
 func (s *serveResult) mem(name string) *serveMemory {

@@ -40,7 +40,13 @@ func runServe(ctx context.Context, cfg *config, limit uint64) *serveResult {
 		res.err = err
 		return res
 	}
-	defer os.RemoveAll(tmp)
+	defer func() {
+		if res.failures() > 0 || res.leaseTrouble() {
+			log.Printf("serve      the nodes' logs are kept in %s", tmp)
+			return
+		}
+		os.RemoveAll(tmp)
+	}()
 	h := &serveHarness{cfg: cfg, res: res, dir: tmp, limit: limit}
 	if err := h.runMany(ctx); err != nil {
 		res.err = err
@@ -81,6 +87,13 @@ func (h *serveHarness) runMany(ctx context.Context) error {
 		return err
 	}
 	defer func() {
+		if h.res.failures() > 0 || h.res.leaseTrouble() {
+			// Dovecot's log goes with its directory: keep it beside the
+			// nodes'.
+			if b, err := os.ReadFile(filepath.Join(srv.Dir, "dovecot.log")); err == nil {
+				os.WriteFile(filepath.Join(h.dir, "dovecot.log"), b, 0o644)
+			}
+		}
 		srv.stop()
 		h.res.notes = append(h.res.notes, wres.notes...)
 	}()
@@ -151,7 +164,12 @@ func (h *serveHarness) nodeRun(ctx context.Context, srv *dovecot.Server, users [
 	n := len(users)
 	mem := serveMemory{name: nameServeNode, n: n}
 	sync := serveSync{n: n, busy: -1}
+	var e *serveEnv
 	fail := func(err error) (serveMemory, serveSync, *serveIdleCPU) {
+		if e != nil {
+			sync.leases = e.leaseTrouble()
+			err = fmt.Errorf("%w (%s)", err, sync.leases)
+		}
 		log.Printf("serve      %-22s FAILED: %v", nameServeNode, err)
 		if measureMem {
 			mem.err = err
@@ -204,8 +222,9 @@ func (h *serveHarness) nodeRun(ctx context.Context, srv *dovecot.Server, users [
 	}
 	sync.busy = busy0.busySince()
 	sync.took, sync.cpu = last.Sub(t0), cpu1-cpu0
-	log.Printf("serve      %-22s first sync of %d accounts in %v: %.0f accounts/s, node CPU %v (%.2f ms per account), CPUs busy %s",
-		nameServeNode, n, sync.took.Round(time.Millisecond), sync.rate(), sync.cpu, float64(sync.cpu)/1e6/float64(n), fmtBusy(sync.busy))
+	sync.leases = e.leaseTrouble()
+	log.Printf("serve      %-22s first sync of %d accounts in %v: %.0f accounts/s, node CPU %v (%.2f ms per account), CPUs busy %s; %s",
+		nameServeNode, n, sync.took.Round(time.Millisecond), sync.rate(), sync.cpu, float64(sync.cpu)/1e6/float64(n), fmtBusy(sync.busy), sync.leases)
 	if !measureMem {
 		return mem, sync, nil
 	}
@@ -259,7 +278,12 @@ func (h *serveHarness) takeover(ctx context.Context, srv *dovecot.Server, users 
 	const nodes = 3
 	ttl := h.cfg.serveTakeoverTTL
 	to := &serveTakeover{nodes: nodes, n: len(users), ttl: ttl}
+	var e *serveEnv
 	fail := func(err error) *serveTakeover {
+		if e != nil {
+			to.leases = e.leaseTrouble()
+			err = fmt.Errorf("%w (%s)", err, to.leases)
+		}
 		to.err = err
 		log.Printf("serve      takeover FAILED: %v", err)
 		return to
@@ -317,6 +341,7 @@ func (h *serveHarness) takeover(ctx context.Context, srv *dovecot.Server, users 
 	for _, name := range names {
 		held[e.leases.get(name).val]++
 	}
+	to.before = e.leaseTrouble()
 	victim := procs[0]
 	to.held = held[victim.id]
 	log.Printf("serve      takeover: accounts per node %v; SIGKILL to %s", held, victim.id)
@@ -351,8 +376,9 @@ func (h *serveHarness) takeover(ctx context.Context, srv *dovecot.Server, users 
 		to.firstLease, to.lastLease = first.Sub(kill), last.Sub(kill)
 	}
 	to.allIdle = idle.Sub(kill)
-	log.Printf("serve      takeover: %d accounts held by the killed node, %d changed hands; first lease taken after %v, last after %v; every account idle again after %v",
-		to.held, to.moved, to.firstLease.Round(time.Millisecond), to.lastLease.Round(time.Millisecond), to.allIdle.Round(time.Millisecond))
+	to.leases = e.leaseTrouble()
+	log.Printf("serve      takeover: %d accounts held by the killed node, %d changed hands; first lease taken after %v, last after %v; every account idle again after %v; before the kill: %s; in all: %s",
+		to.held, to.moved, to.firstLease.Round(time.Millisecond), to.lastLease.Round(time.Millisecond), to.allIdle.Round(time.Millisecond), to.before, to.leases)
 	return to
 }
 
@@ -570,7 +596,7 @@ func (e *serveEnv) addAccounts(ctx context.Context, users []dovecot.User, server
 // waitAllIdle waits until, for every account of names, a node of live
 // holds the lease and says the account is idle, and returns the latest
 // time one of those statuses changed after since. It fails at once if an
-// account is stopped.
+// account's watcher gave up.
 func (e *serveEnv) waitAllIdle(names []string, live map[string]bool, since time.Time, timeout time.Duration) (time.Time, error) {
 	var last time.Time
 	err := waitFor(timeout, func() (bool, string, error) {
@@ -584,7 +610,10 @@ func (e *serveEnv) waitAllIdle(names []string, live map[string]bool, since time.
 			switch {
 			case !ok:
 				counts["no status"]++
-			case st.val.State == service.StateStopped && live[st.val.Node] && owner == st.val.Node:
+			case st.val.State == service.StateStopped && st.val.LastError != "" && live[st.val.Node] && owner == st.val.Node:
+				// The watcher gave up (a refused LOGIN, say). Stopped
+				// without an error is a lease lost or handed back: the
+				// account starts again where its lease is taken.
 				return false, "", fmt.Errorf("account %s stopped on %s: %s", name, st.val.Node, st.val.LastError)
 			case st.val.State == service.StateIdle && live[st.val.Node] && owner == st.val.Node:
 				ready++
@@ -600,6 +629,41 @@ func (e *serveEnv) waitAllIdle(names []string, live map[string]bool, since time.
 		return ready == len(names), fmt.Sprintf("%d of %d accounts idle with a live owner; the others: %v", ready, len(names), counts), nil
 	})
 	return last, err
+}
+
+// leaseTrouble counts, in the logs of the env's nodes, the leases that
+// lapsed (not renewed in time: the node stops the account), those found
+// lost at renewal (expired or taken by another node), and the renewals
+// that failed (KV did not answer within half a renewal period).
+func (e *serveEnv) leaseTrouble() (t leaseTrouble) {
+	for _, p := range e.nodes {
+		b, err := os.ReadFile(p.logFile)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			switch {
+			case strings.Contains(line, "leases not renewed in time"):
+				t.lapsed += logInt(line, "count")
+			case strings.Contains(line, "leases lost: expired or taken"):
+				t.lost += logInt(line, "count")
+			case strings.Contains(line, "lease renewals failed"):
+				t.renewFailed += logInt(line, "failed")
+			}
+		}
+	}
+	return t
+}
+
+// logInt returns the integer value of key in a slog text line, or 0.
+func logInt(line, key string) int {
+	_, rest, ok := strings.Cut(line, " "+key+"=")
+	if !ok {
+		return 0
+	}
+	v, _, _ := strings.Cut(rest, " ")
+	n, _ := strconv.Atoi(v)
+	return n
 }
 
 // withLogs adds the last lines of the nodes' logs to err.
