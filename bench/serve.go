@@ -63,7 +63,9 @@ type serveSync struct {
 	n    int
 	took time.Duration // first account added → last one idle
 	cpu  time.Duration // the node process's user + system time meanwhile
-	busy float64       // fraction of the machine's CPU time busy meanwhile (-1: unknown)
+	// The NATS process's and Dovecot's CPU time meanwhile (-1: unknown).
+	natsCPU, dovecotCPU time.Duration
+	busy                float64 // fraction of the machine's CPU time busy meanwhile (-1: unknown)
 	// What the node's log says of its leases meanwhile.
 	leases leaseTrouble
 	err    error
@@ -83,6 +85,17 @@ func (t leaseTrouble) String() string {
 func (t leaseTrouble) none() bool { return t == leaseTrouble{} }
 
 func (s *serveSync) rate() float64 { return float64(s.n) / s.took.Seconds() }
+
+// rest is the fraction of the machine's CPU time, over the span, that
+// neither the node, NATS nor Dovecot took (this benchmark process, and
+// other work), or -1 if unknown.
+func (s *serveSync) rest(cpus int) float64 {
+	if s.busy < 0 || s.natsCPU < 0 || s.dovecotCPU < 0 {
+		return -1
+	}
+	all := s.took.Seconds() * float64(cpus)
+	return max(0, s.busy-(s.cpu+s.natsCPU+s.dovecotCPU).Seconds()/all)
+}
 
 // serveIdleCPU is the CPU time the node and NATS processes take while
 // every account idles.

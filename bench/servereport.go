@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"time"
 )
 
@@ -111,7 +112,7 @@ func (r *report) serveMethod(p func(string, ...any)) {
 	maxN := max(cfg.serveAccounts, cfg.serveSync, cfg.serveTakeover)
 	p("- **imapkit serve (setup)**: one private Dovecot configured as for the watch section's cost (`mailbox_idle_check_interval` %v), one user per account. NATS runs in a child process of its own (imapkit serve's embedded server, `service.StartEmbedded`, JetStream on disk in a temporary directory), so that its memory and CPU are not the node's; a fresh one for each measurement. Each node runs in a fresh child process of its own, set up as `imapkit serve` sets up its node (`cmd/imapkit/serve.go`: its NATS connection options, `service.EnsureInfra`, `service.NewMetrics`, `service.NewNode` with serve's defaults — 32 connections opened at once, 8 to one server, 30 s timeout, default watch options — and `Node.Run`), without the HTTP API, which keeps nothing per account, and logging at info level to a file. The benchmark adds the accounts to the bucket IMAPKIT_ACCOUNTS (`service.AccountStore.Create`, 16 at a time, plaintext LOGIN) and follows the buckets IMAPKIT_STATUS (what an account's owner says of it) and IMAPKIT_LEASES (who holds its lease) with KV watchers, noting when each entry changes as the update arrives; an account is **idle** when the node holding its lease says so (the watcher's baseline Resynced event published and acknowledged). Before any account is added, every node has written two heartbeats (three for the takeover), since a node balances from its second on.\n", watchIdleCheck(maxN))
 	p("- **serve: memory per idle account**: one node with N accounts; heap in use plus stack in use after two GCs, in the node process, once every account is idle, Dovecot shows N sessions in IDLE and %v more have passed, minus the same after the node started with no account, divided by N; goroutines likewise. Beside it, in the same run on the same Dovecot and users, the watch section's raw Idler in a fresh child process at the same N (its parked figure). Then the CPU time (user + system, /proc) the node and the NATS processes take over two lease renewal periods with every account idle.\n", watchSettle)
-	p("- **serve: first sync**: from the first account added to the bucket to the last one idle (the time its status changed, as seen by the watcher), a fresh node and a fresh NATS; accounts/s, and the node process's CPU time over the same span (user + system from /proc/PID/stat, which includes its NATS client: the account, lease, status and state entries and the events it publishes) divided by the accounts. The last column counts, from the node's log, the leases that lapsed (not renewed within TTL − margin of the last renewal: the node stops the account, which starts again when a lease is taken), those found lost at a renewal, and the lease renewals that failed (no answer from KV within half a renewal period); on an idle machine all three are 0. The memory run's numbers are a first sync of its N accounts too; beside them, the raw Idler's opening of its N accounts in the same run (16 at a time: dial, LOGIN, SELECT, IDLE; from the first dial to the last IDLE started, in its child process), a pace Dovecot allows. Dovecot forks an imap process per session and sets the pace on this machine: the machine's CPU busy over the span says how much of both cores was in use.\n")
+	p("- **serve: first sync**: from the first account added to the bucket to the last one idle (the time its status changed, as seen by the watcher), a fresh node and a fresh NATS; accounts/s, and the CPU time over the same span, divided by the accounts, of the node process (user + system from /proc/PID/stat; it includes the node's NATS client: the account, lease, status and state entries and the events it publishes), of the NATS process, and of Dovecot (its process group, exited sessions included: `dovecot.Server.CPUTime`); the machine's CPUs busy over the span (/proc/stat), and the part of it none of the three took (this benchmark process following the buckets, and any other work on the machine). The last column counts, from the node's log, the leases that lapsed (not renewed within TTL − margin of the last renewal: the node stops the account, which starts again when a lease is taken), those found lost at a renewal, and the lease renewals that failed (no answer from KV within half a renewal period); on an idle machine all three are 0. The memory run's numbers are a first sync of its N accounts too; beside them, the raw Idler's opening of its N accounts in the same run (16 at a time: dial, LOGIN, SELECT, IDLE; from the first dial to the last IDLE started, in its child process), a pace Dovecot allows. Dovecot forks an imap process per session and sets the pace on this machine: the machine's CPU busy over the span says how much of both cores was in use.\n")
 	p("- **serve: takeover**: three nodes, a fresh NATS, the lease TTL given; once every account is idle on the node holding its lease and no lease has changed hands for a renewal period (TTL/3), node-1 gets SIGKILL. Measured from the signal: when another node's lease on an account it held first and last appeared in IMAPKIT_LEASES (a lease expires without an update; the next owner's `Create` is one), and when every account was again idle on a live node holding its lease (the last status change).\n")
 	p("- **serve: latency**: on a second private Dovecot (`mailbox_idle_check_interval = 1 secs`), one node (fresh NATS, lease TTL %v) watches one account whose server is the watch section's timestamping proxy, side by side with a raw Idler watching another account through a proxy of its own, in the watch latency's harness (the same turns on a %v clock, %d pushes per contender after %d of warm-up, samples disturbed by the other contender not counted, the same split of time waiting for Dovecot's answers). The node's sample ends when the server's acknowledgement of the publish of the New event (its PubAck) reaches a subscriber on `_INBOX.>` in the benchmark process: nats.go sends each JetStream publish as a request with a reply subject under `_INBOX.`, so this subscriber gets the acknowledgement when the node's connection does (the node then still reads it, hands it to `ev.Ack()` and saves the position, not counted); an ordered consumer of IMAPKIT_EVENTS names the event of each acknowledged stream sequence. The sample thus holds the watcher leaving IDLE, fetching the message (`UID FLAGS MODSEQ` and, as serve asks, `ENVELOPE`), two round trips to Dovecot through the proxy, and the publish to a JetStream stream on disk with its acknowledgement. The raw Idler's sample is EXISTS forwarded → `Idler.Next` returned it, the floor.\n", cfg.serveTTL, watchTick, cfg.serveSamples, watchWarmup)
 }
@@ -159,19 +160,25 @@ func (r *report) serveResults(p func(string, ...any)) {
 			c.n, fmtDur(c.over), c.node.Round(time.Millisecond), 100*c.node.Seconds()/secs, c.nats.Round(time.Millisecond), 100*c.nats.Seconds()/secs, float64(c.n)/(s.ttl.Seconds()/3))
 	}
 	if len(s.syncs) > 0 {
-		p("| first sync | accounts | first added → last idle | accounts/s | node CPU | node CPU per account | node's share of one core | machine CPUs busy | leases lapsed / found lost / renewals failed |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		p("| first sync | accounts | first added → last idle | accounts/s | CPU per account: node | NATS | Dovecot | machine CPUs busy | of which the rest (this benchmark, other work) | leases lapsed / found lost / renewals failed |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		perAccount := func(d time.Duration, n int) string {
+			if d < 0 {
+				return "–"
+			}
+			return fmt.Sprintf("%.2f ms", msPer(d, n))
+		}
 		for _, y := range s.syncs {
 			if y.err != nil {
-				p("| %s | %d | failed: %s | | | | | | %s |\n", y.run, y.n, mdEscape(y.err.Error()), y.leases.cell())
+				p("| %s | %d | failed: %s | | | | | | | %s |\n", y.run, y.n, mdEscape(y.err.Error()), y.leases.cell())
 				continue
 			}
 			if y.cpu == 0 {
-				// The raw Idler's opening: its CPU time is not measured.
-				p("| %s | %d | %s | %.0f | – | – | – | – | – |\n", y.run, y.n, fmtDur(y.took), y.rate())
+				// The raw Idler's opening: CPU times not measured.
+				p("| %s | %d | %s | %.0f | – | – | – | – | – | – |\n", y.run, y.n, fmtDur(y.took), y.rate())
 				continue
 			}
-			p("| %s | %d | %s | %.0f | %s | %.2f ms | %.0f%% | %s | %s |\n", y.run, y.n, fmtDur(y.took), y.rate(), fmtDur(y.cpu), msPer(y.cpu, y.n),
-				100*y.cpu.Seconds()/y.took.Seconds(), fmtBusy(y.busy), y.leases.cell())
+			p("| %s | %d | %s | %.0f | %s | %s | %s | %s | %s | %s |\n", y.run, y.n, fmtDur(y.took), y.rate(), perAccount(y.cpu, y.n), perAccount(y.natsCPU, y.n), perAccount(y.dovecotCPU, y.n),
+				fmtBusy(y.busy), fmtBusy(y.rest(runtime.NumCPU())), y.leases.cell())
 		}
 		p("\n")
 	}

@@ -208,6 +208,8 @@ func (h *serveHarness) nodeRun(ctx context.Context, srv *dovecot.Server, users [
 	if err != nil {
 		return fail(err)
 	}
+	nats0, natsErr := e.nats.cpu()
+	dovecot0, dovecotErr := srv.CPUTime()
 	t0 := time.Now()
 	if err := e.addAccounts(ctx, users, srv.Addr); err != nil {
 		return fail(err)
@@ -220,11 +222,19 @@ func (h *serveHarness) nodeRun(ctx context.Context, srv *dovecot.Server, users [
 	if err != nil {
 		return fail(err)
 	}
+	sync.natsCPU, sync.dovecotCPU = -1, -1
+	if nats1, err := e.nats.cpu(); err == nil && natsErr == nil {
+		sync.natsCPU = nats1 - nats0
+	}
+	if dovecot1, err := srv.CPUTime(); err == nil && dovecotErr == nil {
+		sync.dovecotCPU = dovecot1 - dovecot0
+	}
 	sync.busy = busy0.busySince()
 	sync.took, sync.cpu = last.Sub(t0), cpu1-cpu0
 	sync.leases = e.leaseTrouble()
-	log.Printf("serve      %-22s first sync of %d accounts in %v: %.0f accounts/s, node CPU %v (%.2f ms per account), CPUs busy %s; %s",
-		nameServeNode, n, sync.took.Round(time.Millisecond), sync.rate(), sync.cpu, float64(sync.cpu)/1e6/float64(n), fmtBusy(sync.busy), sync.leases)
+	log.Printf("serve      %-22s first sync of %d accounts in %v: %.0f accounts/s, node CPU %v (%.2f ms per account), NATS %v, Dovecot %v; CPUs busy %s, the rest %s; %s",
+		nameServeNode, n, sync.took.Round(time.Millisecond), sync.rate(), sync.cpu, float64(sync.cpu)/1e6/float64(n), sync.natsCPU, sync.dovecotCPU,
+		fmtBusy(sync.busy), fmtBusy(sync.rest(runtime.NumCPU())), sync.leases)
 	if !measureMem {
 		return mem, sync, nil
 	}
