@@ -49,7 +49,11 @@ func (r *report) serveTargets() []target {
 		ts = append(ts, target{goal, why, "n/a"})
 	} else {
 		t := s.takeover
-		ts = append(ts, target{goal, fmt.Sprintf("every account idle again after %s (the last lease taken after %s)", fmtDur(t.allIdle), fmtDur(t.lastLease)), metStr(t.allIdle <= limit)})
+		measured := fmt.Sprintf("every account idle again after %s (the last lease taken after %s)", fmtDur(t.allIdle), fmtDur(t.lastLease))
+		if !t.leases.none() {
+			measured += fmt.Sprintf("; the nodes' logs: %s", t.leases)
+		}
+		ts = append(ts, target{goal, measured, metStr(t.allIdle <= limit)})
 	}
 
 	goal = "serve: EXISTS → publish acknowledged, client-added p99 ≤ 10 ms"
@@ -60,9 +64,9 @@ func (r *report) serveTargets() []target {
 	if l == nil {
 		ts = append(ts, target{goal, why, "n/a"})
 	} else {
-		measured := fmt.Sprintf("node p99 %s", fmtDur(l.p99))
+		measured := fmt.Sprintf("node p99 %s (waiting for Dovecot's answers p99 %s, the rest p99 %s)", fmtDur(l.p99), fmtDur(l.inServer99), fmtDur(l.rest99))
 		if rl != nil {
-			measured += fmt.Sprintf(" (raw Idler EXISTS → Next p99 %s)", fmtDur(rl.p99))
+			measured += fmt.Sprintf("; raw Idler EXISTS → Next p99 %s", fmtDur(rl.p99))
 		}
 		ts = append(ts, target{goal, measured, metStr(l.p99 <= serveLatencyTarget)})
 	}
