@@ -27,6 +27,13 @@
 // what watching thousands of accounts with the watch package costs per
 // account, and the latency it adds from an EXISTS on the wire to the event,
 // side by side with a raw imapkit Idler.
+//
+// The serve section (-only serve; bench/serve*.go) measures imapkit serve
+// the same way, against its own private Dovecot, with NATS in a child
+// process and each node in a child process of its own: memory per idle
+// account on one node, the first sync of many accounts, the takeover of a
+// SIGKILLed node's accounts, and the latency from an EXISTS on the wire to
+// the publish of its event acknowledged by JetStream.
 package main
 
 import (
@@ -96,6 +103,17 @@ type config struct {
 	// per count) and pushes measured per contender for the latency.
 	watchAccounts []int
 	watchSamples  int
+
+	// The serve section: accounts on one node for the memory measurement,
+	// accounts of the first sync and of the takeover, the lease TTLs,
+	// and pushes per contender for the latency.
+	serveAccounts    int
+	serveSync        int
+	serveTakeover    int
+	serveTTL         time.Duration
+	serveTakeoverTTL time.Duration
+	serveSamples     int
+	serveProfile     string // directory for the node's heap profile and goroutines
 }
 
 // runsContender reports whether the -contenders filter lets name run.
@@ -157,7 +175,7 @@ func run() error {
 	flag.BoolVar(&cfg.synthetic, "synthetic", false, "use synthesized Dovecot-like responses instead of recording a real Dovecot")
 	flag.BoolVar(&cfg.python, "python", true, "include Python imaplib when python3 is installed")
 	flag.BoolVar(&cfg.quick, "quick", false, "small smoke run: 1,000 messages, smaller workloads, 2 runs")
-	flag.StringVar(&only, "only", "", "comma-separated sections to run: memory,fetch-meta,fetch-body,big,search,burst,push,watch (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated sections to run: memory,fetch-meta,fetch-body,big,search,burst,push,watch,serve (default all)")
 	flag.BoolVar(&cfg.strict, "strict", false, "exit with an error if any measurement failed (for CI smoke runs)")
 	flag.StringVar(&cfg.contenders, "contenders", "", "comma-separated words: run only the FETCH, SEARCH and burst contenders whose name contains one (for profiling; the report then lacks rows)")
 	var memChild, memAddr string
@@ -171,6 +189,23 @@ func run() error {
 	flag.IntVar(&watchK, "watch-k", 0, "internal: accounts for -watch-child")
 	flag.StringVar(&watchAddr, "watch-addr", "", "internal: Dovecot address for -watch-child")
 	flag.StringVar(&watchUsers, "watch-users", "", "internal: file of \"user password\" lines for -watch-child")
+	flag.IntVar(&cfg.serveAccounts, "serve-accounts", 1000, "accounts on one imapkit serve node for the serve section's memory per account, beside a raw Idler's at the same count (the issue's target is for 10000, which takes Dovecot on 2 cores about 10 minutes per contender to open)")
+	flag.IntVar(&cfg.serveSync, "serve-sync", 1000, "accounts of the serve section's first-sync measurement")
+	flag.IntVar(&cfg.serveTakeover, "serve-takeover", 1000, "accounts over three nodes for the serve section's takeover measurement")
+	flag.DurationVar(&cfg.serveTTL, "serve-ttl", serveDefaultTTL, "lease TTL of the serve section's single-node runs (imapkit serve's default)")
+	flag.DurationVar(&cfg.serveTakeoverTTL, "serve-takeover-ttl", serveTakeoverTTL, "lease TTL of the serve section's takeover measurement")
+	flag.IntVar(&cfg.serveSamples, "serve-samples", 200, "pushes per contender for the serve section's latency")
+	flag.StringVar(&cfg.serveProfile, "serve-profile", "", "write the serve section's node's heap profile (sampling every 64 bytes allocated, which slows the node) and goroutines, once its accounts idle, to `dir`")
+	var natsChild, nodeChild, nodeNATS, nodeKey, nodeLog string
+	var nodeTTL time.Duration
+	var nodeProfileRate int
+	flag.StringVar(&natsChild, "serve-nats-child", "", "internal: run imapkit serve's embedded NATS server storing in `dir` (child process mode)")
+	flag.StringVar(&nodeChild, "serve-node-child", "", "internal: run an imapkit serve node with this `ID` (child process mode)")
+	flag.StringVar(&nodeNATS, "serve-nats-url", "", "internal: NATS URL for -serve-node-child")
+	flag.StringVar(&nodeKey, "serve-key", "", "internal: key file for -serve-node-child")
+	flag.StringVar(&nodeLog, "serve-node-log", "", "internal: log file for -serve-node-child")
+	flag.DurationVar(&nodeTTL, "serve-node-ttl", serveDefaultTTL, "internal: lease TTL for -serve-node-child")
+	flag.IntVar(&nodeProfileRate, "serve-node-memprofilerate", 0, "internal: runtime.MemProfileRate for -serve-node-child (0: Go's default)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the benchmark process to `file`")
 	flag.Parse()
 
@@ -182,6 +217,12 @@ func run() error {
 	}
 	if watchChildName != "" {
 		return watchChild(watchChildName, watchK, watchAddr, watchUsers)
+	}
+	if natsChild != "" {
+		return serveNATSChild(natsChild)
+	}
+	if nodeChild != "" {
+		return serveNodeChild(nodeChild, nodeNATS, nodeKey, nodeLog, nodeTTL, nodeProfileRate)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -208,6 +249,13 @@ func run() error {
 			"idlers":         func() { idlers = "200,1000" },
 			"watch-accounts": func() { watchAccounts = "50" },
 			"watch-samples":  func() { cfg.watchSamples = 30 },
+			// The serve section's quick form takes about 40 s.
+			"serve-accounts":     func() { cfg.serveAccounts = 100 },
+			"serve-sync":         func() { cfg.serveSync = 100 },
+			"serve-takeover":     func() { cfg.serveTakeover = 60 },
+			"serve-ttl":          func() { cfg.serveTTL = 2 * time.Second },
+			"serve-takeover-ttl": func() { cfg.serveTakeoverTTL = 2 * time.Second },
+			"serve-samples":      func() { cfg.serveSamples = 15 },
 		}
 		for name, apply := range defaults {
 			if !set[name] {
@@ -244,8 +292,11 @@ func run() error {
 			cfg.only[strings.TrimSpace(s)] = true
 		}
 	}
-	if cfg.n < 1 || cfg.pushRounds < 1 || cfg.pushes < 10 || cfg.watchSamples < 1 {
-		return errors.New("-n, -push-rounds and -watch-samples must be at least 1, -pushes at least 10")
+	if cfg.n < 1 || cfg.pushRounds < 1 || cfg.pushes < 10 || cfg.watchSamples < 1 || cfg.serveSamples < 1 {
+		return errors.New("-n, -push-rounds, -watch-samples and -serve-samples must be at least 1, -pushes at least 10")
+	}
+	if cfg.serveAccounts < 1 || cfg.serveSync < 1 || cfg.serveTakeover < 3 || cfg.serveTTL < time.Second || cfg.serveTakeoverTTL < time.Second {
+		return errors.New("-serve-accounts and -serve-sync must be at least 1, -serve-takeover at least 3, the -serve TTLs at least 1s")
 	}
 
 	busyStart := cpuBusy(time.Second) // before recording, which loads the machine itself
@@ -313,6 +364,15 @@ func run() error {
 		}
 		debug.FreeOSMemory()
 		rep.watch = runWatch(ctx, &cfg, limit)
+	}
+	if cfg.runs("serve") {
+		// Its own Dovecot and NATS, with thousands of sessions: nothing
+		// else runs.
+		if proc != nil {
+			proc.stop()
+		}
+		debug.FreeOSMemory()
+		rep.serve = runServe(ctx, &cfg, limit)
 	}
 	rep.finished = time.Now()
 	rep.busyEnd = cpuBusy(time.Second)

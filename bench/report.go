@@ -30,6 +30,7 @@ type report struct {
 	latency   []latencyResult
 	memory    []memoryResult
 	watch     *watchResult // nil when the watch section did not run
+	serve     *serveResult // nil when the serve section did not run
 }
 
 func (r *report) workload(id string) *workloadResult {
@@ -276,6 +277,7 @@ func (r *report) targets() []target {
 		na("client-added push latency p99 ≤ 100 µs", "not measured")
 	}
 	ts = append(ts, r.watchTargets()...)
+	ts = append(ts, r.serveTargets()...)
 	return ts
 }
 
@@ -353,6 +355,7 @@ func (r *report) markdown() string {
 	if w := r.watch; w != nil && w.server != "" {
 		p("- Watch section: a private %s; accounts watched at once: %s\n", w.server, joinInts(cfg.watchAccounts))
 	}
+	r.serveSetup(p)
 	p("- Go %s, %s/%s, GOMAXPROCS=%d, CPU: %s\n", goVersion(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), cpuModel())
 	if r.python != "" {
 		p("- %s (imaplib, no IDLE before 3.14: FETCH and SEARCH rows only)\n", r.python)
@@ -377,6 +380,7 @@ func (r *report) markdown() string {
 	p("- **Push latency**: an in-process server writes `* N EXISTS` every %v (%d pushes per round, the first tenth discarded; %d rounds alternating the contenders, median of each percentile) and notes the time right before each write; the client notes when each push reaches the application (floor: when its line is read off the socket; imapkit: when `Idler.Next` returns it; go-imap v2: when its `UnilateralDataHandler.Mailbox` callback runs). Client-added latency is the contender's percentile minus the floor's; differences of a few tens of µs at p99 are within the run-to-run noise of a 2-core machine (a negative value means the contender measured below the floor).\n", cfg.pushInterval, cfg.pushes, cfg.pushRounds)
 	p("- **Memory per Idler**: K connections are opened, logged in, INBOX selected and parked in IDLE the way an application waiting for pushes would keep them (imapkit: one goroutine blocked in `Idler.Next`; go-imap v2: its own reader and IDLE goroutines, no application goroutine needed; floor: a 512-byte `bufio.Reader` and one goroutine blocked in `Read`). Heap in use plus stack in use after two GCs, minus the same before opening, divided by K. Each contender runs in a fresh child process, so that none inherits another's freed stacks; the replay server runs in yet another process and is not counted. **After one push**: the server then writes one `* N EXISTS` to every connection; once each has reached its application and the goroutines wait again, the same is measured. This matters because Go never shrinks a grown goroutine stack whose waiting frames use more than a quarter of it: a goroutine whose stack grew from 2 to 4 KiB while handling the push keeps 4 KiB for good. imapkit reads on the application's goroutine (there is no reader goroutine), so it handles a push within the goroutine's first 2 KiB (small frames on that path, and the response's memory reserved before the deep calls); `TestIdleStackAfterPush` guards this for `Next`, `Responses` and `Burst`. An application goroutine that does deep work with each push will grow its own stack regardless.\n")
 	r.watchMethod(p)
+	r.serveMethod(p)
 	p("\n")
 
 	p("## Results\n\n")
@@ -478,6 +482,7 @@ func (r *report) markdown() string {
 	}
 
 	r.watchResults(p)
+	r.serveResults(p)
 
 	p("## Reproducing\n\n")
 	p("```\ngo run ./bench            # this report; recordings are cached in the user cache directory\ngo run ./bench -quick     # smoke run, printed to stdout\ngo test -run '^$' -bench . ./bench   # micro-benchmarks on synthetic responses\n" +
@@ -679,7 +684,7 @@ func (r *report) failures() int {
 			n++
 		}
 	}
-	return n + r.watch.failures()
+	return n + r.watch.failures() + r.serve.failures()
 }
 
 // whyUnmet explains, for the kinds of target among unmet, what blocks

@@ -71,9 +71,9 @@ func (a *activity) disturbed(w window) bool {
 	return false
 }
 
-// runWatchLatency measures every contender with samples pushes; users
-// holds one user per contender.
-func runWatchLatency(ctx context.Context, srv *dovecot.Server, users []dovecot.User, samples int, contenders map[string]accountFunc) []watchLatency {
+// runWatchLatency measures the contenders names (opened with contenders)
+// with samples pushes each; users holds one user per contender.
+func runWatchLatency(ctx context.Context, srv *dovecot.Server, users []dovecot.User, samples int, names []string, contenders map[string]accountFunc) []watchLatency {
 	type state struct {
 		name      string
 		proxy     *wireProxy
@@ -88,7 +88,7 @@ func runWatchLatency(ctx context.Context, srv *dovecot.Server, users []dovecot.U
 		err       error
 	}
 	var states []*state
-	for i, name := range watchContenderNames {
+	for i, name := range names {
 		st := &state{name: name, events: make(chan time.Time, 16)}
 		states = append(states, st)
 		st.err = func() error {

@@ -563,3 +563,42 @@ func TestManySessionKnobs(t *testing.T) {
 		t.Errorf("IMAPSessions = %d, %d; want 2 sessions, 1 idling", total, idling)
 	}
 }
+
+func TestCPUTime(t *testing.T) {
+	t.Parallel()
+	s := StartT(t)
+	t0, err := s.CPUTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if t0 <= 0 {
+		t.Errorf("CPUTime = %v after starting, want more than 0", t0)
+	}
+	// Logins fork imap processes (and log in, tens of ms of CPU each),
+	// whose CPU time counts once they have exited too.
+	for range 5 {
+		c := dial(t, s.Addr)
+		c.greeting("* OK")
+		user, pass, err := s.NewUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.login(user, pass)
+		c.cmd("b", "LOGOUT")
+		c.c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		t1, err := s.CPUTime()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if t1 > t0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CPUTime still %v after five logins (before: %v)", t1, t0)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
