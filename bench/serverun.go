@@ -48,14 +48,17 @@ func runServe(ctx context.Context, cfg *config, limit uint64) *serveResult {
 		os.RemoveAll(tmp)
 	}()
 	h := &serveHarness{cfg: cfg, res: res, dir: tmp, limit: limit}
-	if err := h.runMany(ctx); err != nil {
-		res.err = err
-		log.Printf("serve      FAILED: %v", err)
-		return res
-	}
+	// The latency first: after the runs with many accounts, thousands of
+	// Dovecot sessions ending and NATS's storage being removed disturb
+	// the machine for a while (p99 18.9 ms measured then, 6.4 ms first).
 	if err := h.runLatency(ctx); err != nil {
 		res.err = err
 		log.Printf("serve      latency FAILED: %v", err)
+		return res
+	}
+	if err := h.runMany(ctx); err != nil {
+		res.err = err
+		log.Printf("serve      FAILED: %v", err)
 	}
 	return res
 }
@@ -558,7 +561,8 @@ func (e *serveEnv) startNode(id string, extra ...string) (*childProc, error) {
 	logFile := filepath.Join(e.dir, id+".log")
 	args := append([]string{"-serve-node-child", id, "-serve-nats-url", e.url,
 		"-serve-key", e.keyFile, "-serve-node-log", logFile, "-serve-node-ttl", e.ttl.String()}, extra...)
-	p, err := startChild("node "+id, logFile, args, "READY")
+	// As the imapkit binary sets it (cmd/imapkit/godebug.go).
+	p, err := startChild("node "+id, logFile, args, "READY", "GODEBUG=adaptivestackstart=0")
 	if err != nil {
 		return nil, err
 	}
@@ -797,12 +801,16 @@ type childProc struct {
 
 // startChild starts this binary with args and waits (up to a minute) for
 // its first line, which must start with ready.
-func startChild(name, logFile string, args []string, ready string) (*childProc, error) {
+// env is added to this process's environment.
+func startChild(name, logFile string, args []string, ready string, env ...string) (*childProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(exe, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

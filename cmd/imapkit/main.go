@@ -6,8 +6,6 @@
 //	imapkit serve [flags]             many accounts, events to NATS JetStream, on one node or many
 //	imapkit accounts add|update|rm|ls manage serve's accounts through its API
 //	imapkit keygen --out FILE         a key for serve's --secret-key-file
-//	imapkit accounts add|update|rm|ls manage the accounts of imapkit serve through its API
-//	imapkit keygen --out FILE         write a new key for sealing the passwords of serve
 //
 // Run "imapkit COMMAND -h" for the flags of a command.
 package main
@@ -24,6 +22,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		smallStacks()
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -391,6 +391,14 @@ func (n *serveNode) start(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// serve starts itself again with small goroutine stacks (stacks.go).
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", n.pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(strings.Split(string(env), "\x00"), "GODEBUG="+stacksSetting) {
+		t.Errorf("%s runs without GODEBUG=%s", n.id, stacksSetting)
+	}
 }
 
 // pid is the process ID of the node's current run.
