@@ -114,6 +114,7 @@ type config struct {
 	serveTakeoverTTL time.Duration
 	serveSamples     int
 	serveProfile     string // directory for the node's heap profile and goroutines
+	latencyRounds    int    // rounds of the watch and serve push latency (median of each figure)
 }
 
 // runsContender reports whether the -contenders filter lets name run.
@@ -195,6 +196,7 @@ func run() error {
 	flag.DurationVar(&cfg.serveTTL, "serve-ttl", serveDefaultTTL, "lease TTL of the serve section's single-node runs (imapkit serve's default)")
 	flag.DurationVar(&cfg.serveTakeoverTTL, "serve-takeover-ttl", serveTakeoverTTL, "lease TTL of the serve section's takeover measurement")
 	flag.IntVar(&cfg.serveSamples, "serve-samples", 200, "pushes per contender for the serve section's latency")
+	flag.IntVar(&cfg.latencyRounds, "latency-rounds", latencyRounds, "rounds of the watch and serve sections' push latency; the report gives the median of each figure")
 	flag.StringVar(&cfg.serveProfile, "serve-profile", "", "write the serve section's node's heap profile (sampling every 64 bytes allocated, which slows the node) and goroutines, once its accounts idle, to `dir`")
 	var natsChild, nodeChild, nodeNATS, nodeKey, nodeLog string
 	var nodeTTL time.Duration
@@ -256,6 +258,7 @@ func run() error {
 			"serve-ttl":          func() { cfg.serveTTL = 2 * time.Second },
 			"serve-takeover-ttl": func() { cfg.serveTakeoverTTL = 2 * time.Second },
 			"serve-samples":      func() { cfg.serveSamples = 15 },
+			"latency-rounds":     func() { cfg.latencyRounds = 1 },
 		}
 		for name, apply := range defaults {
 			if !set[name] {

@@ -181,7 +181,7 @@ func runWatch(ctx context.Context, cfg *config, limit uint64) *watchResult {
 		}
 	}
 	t0 := readCPUTimes()
-	res.latency = runWatchLatency(ctx, srv.Server, users, cfg.watchSamples, watchContenderNames, contenders)
+	res.latency = runLatencyRounds(ctx, cfg.latencyRounds, srv.Server, users, cfg.watchSamples, watchContenderNames, contenders)
 	// The measurement itself, Dovecot included, takes a few milliseconds of
 	// CPU per half second: beyond that, this is other work.
 	res.busyLatency = t0.busySince()

@@ -98,7 +98,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			ns.WaitForShutdown()
 		}()
 		urls = ns.ClientURL()
-		log.Info("embedded NATS started", "listen", *natsListen, "data_dir", *dataDir)
+		log.Info("embedded NATS started", "url", urls, "data_dir", *dataDir)
 	}
 	nc, err := nats.Connect(urls, nats.Name("imapkit serve "+*nodeID), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
