@@ -165,33 +165,62 @@ func (n *Node) dialer(name string) watch.Dialer {
 	}
 }
 
-// watchAccount watches one owned account until ctx ends, the lease is no
-// longer valid, or the watcher stops for good. Its goroutine is the
+// watchAccount watches one owned account until ctx ends (the node dropped
+// or stopped it) or the watcher stops for good. Its goroutine is the
 // account's consumer: it publishes each event and acknowledges it once
 // JetStream has it.
 //
-// A position write refused because the entry moved (ErrStateConflict: a
-// node that held the account before wrote late) starts the watch again
-// from the entry as it is now, as long as the lease is still this node's.
+// The watch starts again from the position as it is now:
+//   - after a position write was refused because the entry moved
+//     (ErrStateConflict: a node that held the account before wrote late),
+//     as long as the lease is still this node's;
+//   - after the lease stopped being valid (an event not published stays
+//     unacknowledged, and only a new watch reports it again), once it is
+//     valid again: a late renewal can make it valid again without the
+//     leases reporting a loss, and then nobody else would restart it.
 func (n *Node) watchAccount(ctx context.Context, r *runner) {
 	defer close(r.done)
 	defer r.set(StateStopped, "")
+	name := r.account.Name
 	for {
-		conflict := n.watchOnce(ctx, r)
-		if !conflict || ctx.Err() != nil || !n.leases.Valid(r.account.Name) {
+		end := n.watchOnce(ctx, r)
+		if ctx.Err() != nil {
 			return
 		}
-		n.log.Warn("position changed by another node: watching again from it", "account", r.account.Name)
-		n.store.Forget(r.account.Name)
-		if !sleepCtx(ctx, time.Second) {
+		switch end {
+		case endConflict:
+			if !n.leases.Valid(name) {
+				return
+			}
+			n.log.Warn("position changed by another node: watching again from it", "account", name)
+			if !sleepCtx(ctx, time.Second) {
+				return
+			}
+		case endLease:
+			for !n.leases.Valid(name) {
+				if !sleepCtx(ctx, 100*time.Millisecond) {
+					return // dropped: the lease is lost
+				}
+			}
+			n.log.Info("lease valid again: watching again from the saved position", "account", name)
+		default:
 			return
 		}
+		n.store.Forget(name)
 	}
 }
 
-// watchOnce runs one watcher for the account, and reports whether it
-// ended on a state conflict.
-func (n *Node) watchOnce(ctx context.Context, r *runner) (conflict bool) {
+// watchEnd is why watchOnce returned.
+type watchEnd int
+
+const (
+	endStopped  watchEnd = iota // ctx ended, or the watcher stopped for good
+	endConflict                 // a position write was refused (ErrStateConflict)
+	endLease                    // the lease was not valid: events may be left unpublished
+)
+
+// watchOnce runs one watcher for the account, and says why it ended.
+func (n *Node) watchOnce(ctx context.Context, r *runner) (end watchEnd) {
 	a := r.account
 	o := n.opts.Watch
 	valid := func() bool { return n.leases.Valid(a.Name) }
@@ -208,7 +237,7 @@ func (n *Node) watchOnce(ctx context.Context, r *runner) (conflict bool) {
 	if err != nil {
 		r.set(StateStopped, err.Error())
 		n.log.Error("account cannot start", "account", a.Name, "error", err)
-		return false
+		return endStopped
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -216,18 +245,22 @@ func (n *Node) watchOnce(ctx context.Context, r *runner) (conflict bool) {
 	go func() { runErr <- w.Run(wctx) }()
 	for ev := range w.Events() {
 		if !valid() {
-			cancel() // lost the lease: publish nothing more; the position stays
+			end = endLease // publish nothing more; the position stays
 			break
 		}
 		if ev.Kind == watch.EventStateError && errors.Is(ev.Err, ErrStateConflict) {
-			conflict = true
-			cancel()
+			end = endConflict
 			break
 		}
-		shallow(func() { n.publish(wctx, r, ev, valid) })
+		var acked bool
+		shallow(func() { acked = n.publish(wctx, r, ev, valid) })
+		if !acked {
+			end = endLease // or ctx ended: the event stays unacknowledged
+			break
+		}
 	}
 	cancel()
-	if err := <-runErr; err != nil {
+	if err := <-runErr; err != nil && end == endStopped && ctx.Err() == nil {
 		r.set(StateStopped, err.Error())
 		var refused *imap.Error
 		if errors.As(err, &refused) && (refused.Command == "LOGIN" || refused.Command == "AUTHENTICATE") {
@@ -235,22 +268,26 @@ func (n *Node) watchOnce(ctx context.Context, r *runner) (conflict bool) {
 		}
 		n.log.Error("account stopped", "account", a.Name, "error", err)
 	}
-	return conflict
+	return end
 }
 
 // publish publishes one event of the account, and acknowledges it to the
-// watcher once JetStream has it, while the lease is valid.
-func (n *Node) publish(ctx context.Context, r *runner, ev watch.Event, valid func() bool) {
+// watcher once JetStream has it, while the lease is valid. It reports
+// whether it did; if not (the lease is no longer valid, or ctx ended), the
+// event stays unacknowledged.
+func (n *Node) publish(ctx context.Context, r *runner, ev watch.Event, valid func() bool) bool {
 	n.note(r, ev)
 	made := ev.Time
-	if publishRetry(ctx, n.js, ev, valid, func(err error) {
+	if !publishRetry(ctx, n.js, ev, valid, func(err error) {
 		n.metrics.PublishFailures.Inc()
 		n.log.Warn("publish failed; retrying", "account", r.account.Name, "id", ev.ID, "error", err)
 	}) {
-		ev.Ack()
-		n.metrics.EventsPublished.WithLabelValues(ev.Kind.String()).Inc()
-		n.metrics.PublishLatency.Observe(time.Since(made).Seconds())
+		return false
 	}
+	ev.Ack()
+	n.metrics.EventsPublished.WithLabelValues(ev.Kind.String()).Inc()
+	n.metrics.PublishLatency.Observe(time.Since(made).Seconds())
+	return true
 }
 
 // shallow runs f on a goroutine of its own and waits for it. An account's
