@@ -13,13 +13,16 @@ check:
 	@echo "== gofmt"; out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l . lists:"; echo "$$out"; exit 1; fi
 	@echo "== go vet"; go vet ./...
 
-# One package at a time: the multi-node serve test (three NATS servers,
-# three serve processes, a Dovecot with 1,000 accounts) and the lease tests
-# run on short TTLs, and sharing two cores with another package's tests
-# under the race detector makes renewals miss them.
+# One package at a time: the lease tests run on short TTLs, and sharing two
+# cores with another package's tests under the race detector makes renewals
+# miss them. The multi-node serve test (three NATS servers and three serve
+# nodes, child processes, and a Dovecot with 1,000 accounts) runs after, on
+# its own and without -race, which would only slow its NATS taps.
 race:
 	@echo "== go test -race"
 	go test -race -count=1 -p 1 ./...
+	@echo "== go test -run TestServeCluster (multi-node serve, without -race)"
+	go test -count=1 -run '^TestServeCluster$$' -v ./cmd/imapkit
 
 benchsmoke:
 	@echo "== benchmarks (smoke, one iteration each)"
