@@ -646,9 +646,9 @@ func (e *serveEnv) waitAllIdle(names []string, live map[string]bool, since time.
 }
 
 // leaseTrouble counts, in the logs of the env's nodes, the leases that
-// lapsed (not renewed in time: the node stops the account), those found
-// lost at renewal (expired or taken by another node), and the renewals
-// that failed (KV did not answer within half a renewal period).
+// lapsed (the heartbeat not renewed in time: the node stops the account),
+// those found lost (taken by another node, or the heartbeat had expired),
+// and the heartbeat renewals that failed (no answer within a period).
 func (e *serveEnv) leaseTrouble() (t leaseTrouble) {
 	for _, p := range e.nodes {
 		b, err := os.ReadFile(p.logFile)

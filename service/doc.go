@@ -8,10 +8,11 @@
 //   - positions: the KV bucket IMAPKIT_STATE, one watch.AccountState per
 //     account, written with the revision read last, so that a node that lost
 //     an account cannot move its position (KVStore);
-//   - ownership: the KV buckets IMAPKIT_NODES (a heartbeat per live node)
-//     and IMAPKIT_LEASES (one lease per account, expiring after the lease
-//     TTL unless renewed), so that each account is watched by exactly one
-//     live node (Leases);
+//   - ownership: the KV buckets IMAPKIT_NODES (a heartbeat per live node,
+//     expiring after the lease TTL unless renewed) and IMAPKIT_LEASES (one
+//     lease per account naming its node, lasting as long as that node's
+//     heartbeat), so that each account is watched by exactly one live node
+//     (Leases);
 //   - events: the stream IMAPKIT_EVENTS, subject imapkit.events.ACCOUNT.KIND,
 //     the body the event's JSON (delivery.Event), the Nats-Msg-Id its ID; an
 //     event is acknowledged to its watcher once JetStream has acknowledged the

@@ -23,8 +23,9 @@ type InfraOptions struct {
 	// DuplicateWindow of IMAPKIT_EVENTS, within which a second publish of
 	// an event ID is dropped: 10 minutes by default.
 	DuplicateWindow time.Duration
-	// LeaseTTL is the TTL of the entries of IMAPKIT_LEASES and
-	// IMAPKIT_NODES: 15 seconds by default. Every node must use the same.
+	// LeaseTTL is the TTL of the heartbeats in IMAPKIT_NODES, and with
+	// them of the leases of each node: 15 seconds by default. Every node
+	// must use the same.
 	LeaseTTL time.Duration
 	// MaxEventsAge is how long IMAPKIT_EVENTS keeps an event: 7 days by
 	// default.
@@ -53,7 +54,8 @@ type Infra struct {
 	Accounts jetstream.KeyValue
 	// State is IMAPKIT_STATE: one watch.AccountState per account (KVStore).
 	State jetstream.KeyValue
-	// Leases is IMAPKIT_LEASES: one lease per account, for LeaseTTL.
+	// Leases is IMAPKIT_LEASES: one lease per account, naming the node
+	// that holds it; it lasts as long as that node's heartbeat.
 	Leases jetstream.KeyValue
 	// Nodes is IMAPKIT_NODES: one heartbeat per live node, for LeaseTTL.
 	Nodes jetstream.KeyValue
@@ -116,16 +118,21 @@ func EnsureInfra(ctx context.Context, js jetstream.JetStream, o InfraOptions) (*
 	for _, b := range []struct {
 		kv  *jetstream.KeyValue
 		cfg jetstream.KeyValueConfig
+		// leaderReads: reads go to the stream's leader (no direct gets,
+		// which any replica answers, perhaps not yet holding the latest
+		// write): a node takes over another's accounts only once its
+		// heartbeat is gone, and must not be told so by a lagging replica.
+		leaderReads bool
 	}{
-		{&in.Accounts, jetstream.KeyValueConfig{Bucket: BucketAccounts, Description: "imapkit: the accounts to watch", History: historyAccounts}},
-		{&in.State, jetstream.KeyValueConfig{Bucket: BucketState, Description: "imapkit: the position of each account", History: historyOthers}},
-		{&in.Leases, jetstream.KeyValueConfig{Bucket: BucketLeases, Description: "imapkit: which node watches each account", History: historyOthers, TTL: o.LeaseTTL}},
-		{&in.Nodes, jetstream.KeyValueConfig{Bucket: BucketNodes, Description: "imapkit: a heartbeat of each live node", History: historyOthers, TTL: o.LeaseTTL}},
-		{&in.Status, jetstream.KeyValueConfig{Bucket: BucketStatus, Description: "imapkit: how each account is being watched", History: historyOthers}},
+		{&in.Accounts, jetstream.KeyValueConfig{Bucket: BucketAccounts, Description: "imapkit: the accounts to watch", History: historyAccounts}, false},
+		{&in.State, jetstream.KeyValueConfig{Bucket: BucketState, Description: "imapkit: the position of each account", History: historyOthers}, false},
+		{&in.Leases, jetstream.KeyValueConfig{Bucket: BucketLeases, Description: "imapkit: which node watches each account", History: historyOthers}, false},
+		{&in.Nodes, jetstream.KeyValueConfig{Bucket: BucketNodes, Description: "imapkit: a heartbeat of each live node", History: historyOthers, TTL: o.LeaseTTL}, true},
+		{&in.Status, jetstream.KeyValueConfig{Bucket: BucketStatus, Description: "imapkit: how each account is being watched", History: historyOthers}, false},
 	} {
 		b.cfg.Storage = jetstream.FileStorage
 		b.cfg.Replicas = o.Replicas
-		kv, err := ensureBucket(ctx, js, b.cfg)
+		kv, err := ensureBucket(ctx, js, b.cfg, b.leaderReads)
 		if err != nil {
 			return nil, err
 		}
@@ -191,18 +198,19 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 }
 
 // ensureBucket creates the bucket of want, or brings an existing one in
-// line with it, and returns it.
-func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+// line with it, and returns it. With leaderReads, its reads go to the
+// leader of its stream (nats.go creates buckets with direct gets).
+func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig, leaderReads bool) (jetstream.KeyValue, error) {
 	what := "bucket " + want.Bucket
 	var kv jetstream.KeyValue
 	err := retry(ctx, what, func(ctx context.Context) error {
 		var err error
 		kv, err = within(ctx, func(ctx context.Context) (jetstream.KeyValue, error) { return js.CreateKeyValue(ctx, want) })
-		if err == nil || !errors.Is(err, jetstream.ErrBucketExists) {
+		if err != nil && !errors.Is(err, jetstream.ErrBucketExists) || err == nil && !leaderReads {
 			return err
 		}
 		if err := reconcile(ctx, js, what, "KV_"+want.Bucket, func(have jetstream.StreamConfig) (jetstream.StreamConfig, []string) {
-			return checkBucket(have, want)
+			return checkBucket(have, want, leaderReads)
 		}); err != nil {
 			return err
 		}
@@ -239,7 +247,7 @@ func reconcile(ctx context.Context, js jetstream.JetStream, what, stream string,
 // configEqual compares the fields checkStream and checkBucket may change.
 func configEqual(a, b jetstream.StreamConfig) bool {
 	return slices.Equal(a.Subjects, b.Subjects) && a.MaxAge == b.MaxAge && a.Duplicates == b.Duplicates &&
-		a.MaxMsgsPerSubject == b.MaxMsgsPerSubject && a.Replicas == b.Replicas
+		a.MaxMsgsPerSubject == b.MaxMsgsPerSubject && a.Replicas == b.Replicas && a.AllowDirect == b.AllowDirect
 }
 
 // checkStream returns have updated with what want changes, and what cannot
@@ -260,7 +268,7 @@ func checkStream(have, want jetstream.StreamConfig) (jetstream.StreamConfig, []s
 }
 
 // checkBucket is checkStream for the stream of a bucket.
-func checkBucket(have jetstream.StreamConfig, want jetstream.KeyValueConfig) (jetstream.StreamConfig, []string) {
+func checkBucket(have jetstream.StreamConfig, want jetstream.KeyValueConfig, leaderReads bool) (jetstream.StreamConfig, []string) {
 	var problems []string
 	if have.Storage != want.Storage {
 		problems = append(problems, fmt.Sprintf("it has %s storage, imapkit needs %s storage", have.Storage, want.Storage))
@@ -272,6 +280,9 @@ func checkBucket(have jetstream.StreamConfig, want jetstream.KeyValueConfig) (je
 		problems = append(problems, fmt.Sprintf("its TTL is %s, this node wants %s", ttlString(have.MaxAge), ttlString(want.TTL)))
 	}
 	next := have
+	if leaderReads {
+		next.AllowDirect = false
+	}
 	next.MaxMsgsPerSubject = int64(want.History)
 	next.Replicas = max(have.Replicas, want.Replicas)
 	return next, problems

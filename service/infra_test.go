@@ -55,7 +55,7 @@ func TestEnsureInfraCreates(t *testing.T) {
 	}{
 		{in.Accounts, BucketAccounts, 1, 0},
 		{in.State, BucketState, 1, 0},
-		{in.Leases, BucketLeases, 1, DefaultLeaseTTL},
+		{in.Leases, BucketLeases, 1, 0},
 		{in.Nodes, BucketNodes, 1, DefaultLeaseTTL},
 		{in.Status, BucketStatus, 1, 0},
 	}
@@ -168,10 +168,10 @@ func TestEnsureInfraExisting(t *testing.T) {
 			name:    "another lease TTL is refused",
 			first:   InfraOptions{LeaseTTL: 15 * time.Second},
 			second:  InfraOptions{LeaseTTL: 30 * time.Second},
-			wantErr: []string{"bucket IMAPKIT_LEASES", "15s", "30s"},
+			wantErr: []string{"bucket IMAPKIT_NODES", "15s", "30s"},
 			check: func(t *testing.T, js jetstream.JetStream) {
-				if c := streamConfig(t, js, "KV_"+BucketLeases); c.MaxAge != 15*time.Second {
-					t.Errorf("IMAPKIT_LEASES: TTL %v after a refused change; want 15s", c.MaxAge)
+				if c := streamConfig(t, js, "KV_"+BucketNodes); c.MaxAge != 15*time.Second {
+					t.Errorf("IMAPKIT_NODES: TTL %v after a refused change; want 15s", c.MaxAge)
 				}
 			},
 		},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"regexp"
 	"slices"
 	"strings"
@@ -17,7 +18,7 @@ import (
 )
 
 // leaseParallel bounds the KV operations of one node in flight at once when
-// it renews, takes or hands back many leases.
+// it takes or hands back many leases.
 const leaseParallel = 32
 
 // LeaseOptions configures Leases.
@@ -27,20 +28,21 @@ type LeaseOptions struct {
 	// key (letters, digits, '-', '_', '=', '/', '.').
 	NodeID string
 
-	// TTL is how long a lease lasts without renewal: DefaultLeaseTTL if
-	// zero, at least 1 s. It must equal the TTL of the bucket IMAPKIT_LEASES (Run
-	// checks), which is what makes a lease expire. Leases and the node's
-	// heartbeat are renewed every TTL/3.
+	// TTL is how long the node's heartbeat, and with it every lease it
+	// holds, lasts without renewal: DefaultLeaseTTL if zero, at least 1 s.
+	// It must equal the TTL of the bucket IMAPKIT_NODES (Run checks), which
+	// is what makes a heartbeat expire. The heartbeat is renewed every
+	// TTL/3.
 	TTL time.Duration
 
-	// Margin shortens the time a lease counts as held here: only until
-	// lastRenew + TTL - Margin, where lastRenew is when the last successful
-	// renewal was sent. A node that cannot renew (partitioned, paused)
-	// thus stops Margin before its lease can expire in KV and be taken by
-	// another node, which covers clocks running at slightly different
-	// rates and the time a publish takes once Valid said yes. TTL/3 if
-	// zero; it must be less than 2*TTL/3, so that a lease stays valid
-	// from one renewal to the next.
+	// Margin shortens the time the leases count as held here: only until
+	// lastBeat + TTL - Margin, where lastBeat is when the last successful
+	// heartbeat was sent. A node that cannot renew (partitioned, paused)
+	// thus stops Margin before its heartbeat can expire in KV and its
+	// accounts be taken by another node, which covers clocks running at
+	// slightly different rates and the time a publish takes once Valid said
+	// yes. TTL/3 if zero; it must be less than 2*TTL/3, so that the leases
+	// stay valid from one renewal to the next.
 	Margin time.Duration
 
 	// Logger receives what goes wrong (and, at debug level, every lease
@@ -64,31 +66,47 @@ type Change struct {
 
 // Leases decides which accounts this node watches, together with the other
 // nodes, through two KV buckets: IMAPKIT_NODES, where each live node keeps
-// a key fresh (its heartbeat), and IMAPKIT_LEASES, one key per watched
-// account holding the ID of the node that watches it.
+// its heartbeat fresh (a key that expires after the TTL unless renewed), and
+// IMAPKIT_LEASES, one key per watched account holding the ID of the node
+// that watches it. The leases have no TTL of their own: a lease lasts as
+// long as the heartbeat of its node, so a node renews one key per period
+// however many accounts it holds (renewing a key per account cost 2,000
+// KV updates a second for 10,000 accounts at the default TTL, and under
+// load the renewals of a thousand leases missed their deadline and accounts
+// flapped between nodes).
 //
-// A lease is taken with Create (which fails if another node holds it),
-// renewed with Update at the revision this node wrote last (which fails if
-// the key expired or another node took it since), and handed back with
-// Delete at that revision. The bucket's TTL removes the leases of a node
-// that stopped renewing, so that another can take them.
+// The heartbeat is written with Create when the node starts (a new
+// "epoch"), then renewed with Update at the revision written last. Should
+// a renewal find the key expired or written by someone else, the epoch is
+// over: every lease of the node is dropped (Lost) and must be taken again,
+// in a new epoch, at the revision KV holds. A lease is taken with Create
+// (the account is free), or with Update at the revision read of an account
+// whose node's heartbeat is gone (a takeover: that node's epoch is over, so
+// it cannot act for the account any more, and it could take it back only
+// by an Update at the same revision, which one of the two wins). A lease
+// is handed back with Delete at its revision.
 //
 // Every node computes the same assignment of accounts to live nodes
 // (rendezvous hashing with bounded loads: each node gets the floor or the
-// ceiling of the average), takes the free accounts assigned to it, and hands
-// back the accounts assigned to another node, a tenth of its leases per
-// renewal at most, so that a node that joins receives its share over a few
-// renewal periods rather than at once. An account that stays free for a
-// whole TTL (the nodes disagree on the assignment for a while, say) is taken
-// by any node that sees it, whatever the assignment says.
+// ceiling of the average), takes the free and orphaned accounts assigned
+// to it, and hands back the accounts assigned to another node, a tenth of
+// its leases per period at most, so that a node that joins receives its
+// share over a few periods rather than at once. An account that stays free
+// or orphaned for a whole TTL (the nodes disagree on the assignment for a
+// while, say) is taken by any node that sees it, whatever the assignment
+// says. Each node follows IMAPKIT_LEASES with a KV watcher, so that an
+// account handed back is taken at once, and lists IMAPKIT_NODES (a key per
+// node) once a period to see which nodes live.
 //
-// Fencing: Valid(account) is true only while this node holds the lease and
-// less than TTL - Margin has passed since its last renewal was sent. The
-// lease cannot expire in KV before TTL has passed since then, so Valid turns
-// false at least Margin before another node can take the account. Whatever
-// publishes for an account must ask Valid first. A publish that slips
-// through anyway (Valid said yes just before the end) is caught by the
-// message ID of the event and by the revision of the state write.
+// Fencing: Valid(account) is true only while this node holds the lease in
+// the current epoch and less than TTL - Margin has passed since its last
+// heartbeat was sent. The heartbeat cannot expire in KV before TTL has
+// passed since then, and no other node takes the account before it
+// expired, so Valid turns false at least Margin before another node can
+// take the account. Whatever publishes for an account must ask Valid
+// first. A publish that slips through anyway (Valid said yes just before
+// the end) is caught by the message ID of the event and by the revision of
+// the state write.
 //
 // Run does the work; Changes reports it; Release hands everything back.
 type Leases struct {
@@ -98,7 +116,8 @@ type Leases struct {
 	period        time.Duration // between renewals: TTL/3
 	log           *slog.Logger
 	now           func() time.Time
-	optErr        error // what is wrong with the options, for Run
+	optErr        error  // what is wrong with the options, for Run
+	token         string // random: tells this process's heartbeats from another's with the same ID
 
 	started atomic.Bool   // Run was called
 	kick    chan struct{} // wakes Run for a balancing pass; capacity 1
@@ -109,23 +128,31 @@ type Leases struct {
 	// in it to freeze the node's loop.
 	testHookPass func()
 
-	mu       sync.Mutex
-	accounts []string          // sorted, no duplicates
-	held     map[string]*lease // leases this node wrote last, valid or not
-	queue    []Change          // not yet delivered on out
-	queued   chan struct{}     // signals queue is not empty; capacity 1
-	running  bool              // Run is running
-	released bool              // Release was called
-	healthy  time.Time         // Healthy until then
+	mu        sync.Mutex
+	accounts  []string          // sorted, no duplicates
+	held      map[string]*lease // leases taken in the current epoch
+	beat      heartbeat         // this node's heartbeat: the epoch
+	view      map[string]leaseRecord
+	viewReady bool          // view holds every lease (the watcher's initial values came)
+	queue     []Change      // not yet delivered on out
+	queued    chan struct{} // signals queue is not empty; capacity 1
+	running   bool          // Run is running
+	released  bool          // Release was called
 }
 
 // lease is a lease this node holds in KV, as far as it knows.
 type lease struct {
-	rev     uint64    // the revision this node wrote last
-	renewed time.Time // when that write was sent
+	rev   uint64 // the revision this node wrote
+	epoch int    // the epoch in which it was taken
 	// announced is what Changes said last: true after Acquired, false
 	// after Lost (or before anything).
 	announced bool
+}
+
+// leaseRecord is an entry of IMAPKIT_LEASES as the watcher last saw it.
+type leaseRecord struct {
+	owner string
+	rev   uint64
 }
 
 // NewLeases returns the Leases of node o.NodeID over the buckets leases
@@ -143,7 +170,9 @@ func NewLeases(leases, nodes jetstream.KeyValue, o LeaseOptions) *Leases {
 		turn:   make(chan struct{}, 1),
 		out:    make(chan Change),
 		held:   make(map[string]*lease),
+		view:   make(map[string]leaseRecord),
 		queued: make(chan struct{}, 1),
+		token:  fmt.Sprintf("%016x", rand.Uint64()),
 	}
 	if l.ttl == 0 {
 		l.ttl = DefaultLeaseTTL
@@ -190,12 +219,13 @@ func (l *Leases) SetAccounts(names []string) {
 }
 
 // Changes returns the channel on which Run reports, in order, every account
-// this node started or stopped holding: Owned true once it took a lease,
-// false when it handed the lease back, found it taken by another node, or
-// could not renew it in time (then at the moment Valid turned false). The
-// channel is not buffered, but Run never waits for the receiver: changes
-// queue up until received. A Lost may follow an Acquired for the same
-// account before the Acquired was received, so apply them in order.
+// this node started or stopped holding: Owned true once it took a lease (or
+// once its leases are valid again after a heartbeat renewed late), false
+// when it handed the lease back, found it taken by another node, or could
+// not renew its heartbeat in time (then at the moment Valid turned false).
+// The channel is not buffered, but Run never waits for the receiver:
+// changes queue up until received. A Lost may follow an Acquired for the
+// same account before the Acquired was received, so apply them in order.
 //
 // Run closes the channel when it returns; changes not yet received then are
 // dropped. From then on nothing is renewed, and every lease still held turns
@@ -203,9 +233,10 @@ func (l *Leases) SetAccounts(names []string) {
 func (l *Leases) Changes() <-chan Change { return l.out }
 
 // Valid reports whether this node holds account's lease and may act for the
-// account now: it took or renewed the lease less than TTL - Margin ago (by
-// when the write was sent), and Release was not called. Ask it before each
-// publish or state write for the account.
+// account now: it took the lease in the current epoch, its heartbeat was
+// renewed less than TTL - Margin ago (by when the write was sent), and
+// Release was not called. Ask it before each publish or state write for the
+// account.
 func (l *Leases) Valid(account string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -214,11 +245,13 @@ func (l *Leases) Valid(account string) bool {
 }
 
 func (l *Leases) validLocked(le *lease, now time.Time) bool {
-	return !l.released && now.Before(l.validUntil(le))
+	return le.epoch == l.beat.epoch && l.epochValidLocked(now)
 }
 
-func (l *Leases) validUntil(le *lease) time.Time {
-	return le.renewed.Add(l.ttl - l.margin)
+// epochValidLocked reports whether the leases of the current epoch may be
+// used at now.
+func (l *Leases) epochValidLocked(now time.Time) bool {
+	return !l.released && l.beat.live && now.Before(l.beat.validUntil(l))
 }
 
 // Owned returns the accounts for which Valid is true now, sorted.
@@ -238,7 +271,8 @@ func (l *Leases) Owned() []string {
 
 // Owner returns the ID of the node that holds account's lease according to
 // KV, or "" if none does. It is for status replies: by the time it returns,
-// the lease may have moved.
+// the lease may have moved, and a node that died is named until another
+// takes its accounts over.
 func (l *Leases) Owner(ctx context.Context, account string) (string, error) {
 	e, err := l.leases.Get(ctx, account)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -250,13 +284,13 @@ func (l *Leases) Owner(ctx context.Context, account string) (string, error) {
 	return string(e.Value()), nil
 }
 
-// Healthy reports whether Run is running and its last round of renewals
-// (the heartbeat and every lease) succeeded less than TTL - Margin ago: the
-// node reaches KV and keeps what it holds. It is for readiness probes.
+// Healthy reports whether Run is running and its heartbeat was renewed less
+// than TTL - Margin ago: the node reaches KV and keeps what it holds. It is
+// for readiness probes.
 func (l *Leases) Healthy() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.running && !l.released && l.now().Before(l.healthy)
+	return l.running && l.epochValidLocked(l.now())
 }
 
 // Release hands back every lease of this node and deletes its heartbeat, so
@@ -265,7 +299,7 @@ func (l *Leases) Healthy() bool {
 // the call on, Valid is false for every account and Run stops (returning
 // nil) without taking anything more; a Lost for every account still held
 // is queued on Changes. Release waits for a pass of Run in progress to
-// end. Leases it fails to delete expire after the TTL.
+// end. Leases it fails to delete are taken over once the heartbeat is gone.
 func (l *Leases) Release(ctx context.Context) error {
 	l.mu.Lock()
 	l.released = true
@@ -285,6 +319,7 @@ func (l *Leases) Release(ctx context.Context) error {
 	l.mu.Lock()
 	held := l.held
 	l.held = make(map[string]*lease)
+	beat := l.beat
 	l.mu.Unlock()
 
 	var (
@@ -293,8 +328,8 @@ func (l *Leases) Release(ctx context.Context) error {
 	)
 	leaseForEach(slices.Sorted(maps.Keys(held)), func(a string) {
 		err := l.leases.Delete(ctx, a, jetstream.LastRevision(held[a].rev))
-		// A revision mismatch means the lease expired or moved already:
-		// there is nothing of ours to hand back.
+		// A revision mismatch means the lease moved already: there is
+		// nothing of ours to hand back.
 		if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			mu.Lock()
 			errs = append(errs, fmt.Errorf("service: hand back lease of account %s: %w", a, err))
@@ -302,23 +337,27 @@ func (l *Leases) Release(ctx context.Context) error {
 		}
 	})
 	// The heartbeat goes last: the other nodes react to its deletion by
-	// rebalancing, and should find the leases free by then.
-	if err := l.nodes.Delete(ctx, l.id); err != nil {
-		errs = append(errs, fmt.Errorf("service: delete heartbeat of node %s: %w", l.id, err))
+	// rebalancing, and should find the leases free by then. Only ours is
+	// deleted: a key rewritten by another process is not this node's.
+	if beat.live {
+		err := l.nodes.Delete(ctx, l.id, jetstream.LastRevision(beat.rev))
+		if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			errs = append(errs, fmt.Errorf("service: delete heartbeat of node %s: %w", l.id, err))
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// Run keeps this node's heartbeat and leases fresh, every TTL/3, and takes
-// and hands back leases to balance the accounts over the live nodes. A
-// starting node takes nothing during its first TTL/3, so that nodes starting
-// together see each other first instead of taking everything.
+// Run keeps this node's heartbeat fresh, every TTL/3, and takes and hands
+// back leases to balance the accounts over the live nodes. A starting node
+// takes nothing during its first TTL/3, so that nodes starting together see
+// each other first instead of taking everything.
 //
 // Run returns nil when ctx ends, without handing anything back (as if the
-// process had died: the leases expire after the TTL, and Valid turns false
-// TTL - Margin after the last renewal), or after Release. It returns an
-// error at once if the options are invalid or the TTL of IMAPKIT_LEASES is
-// not LeaseOptions.TTL. It may be called once.
+// process had died: the heartbeat expires after the TTL, and Valid turns
+// false TTL - Margin after the last renewal), or after Release. It returns
+// an error at once if the options are invalid or the TTLs of the buckets
+// are not what the leases need. It may be called once.
 func (l *Leases) Run(ctx context.Context) error {
 	if l.optErr != nil {
 		return l.optErr
@@ -341,19 +380,20 @@ func (l *Leases) Run(ctx context.Context) error {
 	l.mu.Unlock()
 	wg.Go(func() { l.deliver(ctx) })
 	wg.Go(func() { l.watchLapses(ctx) })
+	wg.Go(func() { l.followLeases(ctx) })
 
 	s := &leaseRunState{
-		nodesSeen: map[string]bool{l.id: true},
-		firstSeen: make(map[string]time.Time),
-		freeSince: make(map[string]time.Time),
+		nodesSeen:   map[string]bool{l.id: true},
+		beatSeen:    make(map[string]time.Time),
+		firstSeen:   make(map[string]time.Time),
+		unownedFrom: make(map[string]time.Time),
 	}
 	defer s.stopWatch()
 	tick := time.NewTimer(0)
 	defer tick.Stop()
 	// While accounts assigned to this node are held by others (which hand
-	// them over one by one), it looks for them four times a period, so
-	// that an account handed over waits a quarter period for its new
-	// owner rather than a whole one.
+	// them over one by one), it looks for them four times a period as well
+	// as when the watcher of IMAPKIT_LEASES reports a lease handed back.
 	catchUp := time.NewTimer(0)
 	catchUp.Stop()
 	defer catchUp.Stop()
@@ -387,7 +427,14 @@ func (l *Leases) Run(ctx context.Context) error {
 			return err
 		}
 		if scheduled {
-			tick.Reset(time.Until(s.nextTick))
+			next := time.Until(s.nextTick)
+			if s.beatFailed {
+				// One missed heartbeat leaves a period before the
+				// leases lapse: try again sooner than that.
+				next = min(next, l.period/4)
+				s.nextTick = time.Now().Add(next)
+			}
+			tick.Reset(next)
 		}
 		if s.short {
 			catchUp.Reset(l.period / 4)
@@ -399,15 +446,16 @@ func (l *Leases) Run(ctx context.Context) error {
 
 // leaseRunState is what Run's loop keeps between passes (its goroutine only).
 type leaseRunState struct {
-	verified  bool      // the TTL of IMAPKIT_LEASES was checked
-	beats     int       // heartbeats written
-	lastBeat  time.Time // when the last one was sent (by l.now)
-	nextTick  time.Time // when the next scheduled pass is due (real clock)
-	watch     jetstream.KeyWatcher
-	nodesSeen map[string]bool      // node keys known, to spot joins and leaves
-	firstSeen map[string]time.Time // when each live node was first listed
-	freeSince map[string]time.Time // when each account was first seen free
-	short     bool                 // some accounts assigned here are held elsewhere
+	verified    bool      // the TTLs of the buckets were checked
+	beats       int       // heartbeats written
+	beatFailed  bool      // the last heartbeat was not written
+	nextTick    time.Time // when the next scheduled pass is due (real clock)
+	watch       jetstream.KeyWatcher
+	nodesSeen   map[string]bool      // node keys known, to spot joins and leaves
+	beatSeen    map[string]time.Time // when the watcher last saw each node's heartbeat (real clock)
+	firstSeen   map[string]time.Time // when each live node was first listed
+	unownedFrom map[string]time.Time // when each account was first seen free or orphaned
+	short       bool                 // some accounts assigned here are held elsewhere
 }
 
 func (s *leaseRunState) nodeUpdates() <-chan jetstream.KeyValueEntry {
@@ -425,6 +473,7 @@ func (s *leaseRunState) nodeChanged(e jetstream.KeyValueEntry) bool {
 		return false
 	}
 	if e.Operation() == jetstream.KeyValuePut {
+		s.beatSeen[e.Key()] = time.Now()
 		if s.nodesSeen[e.Key()] {
 			return false
 		}
@@ -432,6 +481,7 @@ func (s *leaseRunState) nodeChanged(e jetstream.KeyValueEntry) bool {
 		return true
 	}
 	delete(s.nodesSeen, e.Key())
+	delete(s.beatSeen, e.Key())
 	return true
 }
 
@@ -441,9 +491,8 @@ func (s *leaseRunState) stopWatch() {
 	}
 }
 
-// pass is one round of Run: on schedule, the heartbeat and the renewals,
-// then (on schedule or when woken) balancing. It reports done when Run
-// should return.
+// pass is one round of Run: on schedule, the heartbeat, then (on schedule
+// or when woken) balancing. It reports done when Run should return.
 func (l *Leases) pass(ctx context.Context, s *leaseRunState, scheduled bool) (done bool, err error) {
 	select {
 	case l.turn <- struct{}{}:
@@ -458,8 +507,8 @@ func (l *Leases) pass(ctx context.Context, s *leaseRunState, scheduled bool) (do
 		return true, nil
 	}
 
-	// A pass must end by the next scheduled one, or renewals would fall
-	// behind: the renewals get half the period, balancing the rest.
+	// A pass must end by the next scheduled one, or the heartbeat would
+	// fall behind: balancing gets what the heartbeat left of the period.
 	end := s.nextTick
 	if !scheduled && time.Until(end) < l.period/10 {
 		return false, nil // the scheduled pass, due now, balances too
@@ -479,9 +528,15 @@ func (l *Leases) pass(ctx context.Context, s *leaseRunState, scheduled bool) (do
 		s.verified = true
 	}
 	if scheduled {
-		rctx, cancel := context.WithDeadline(ctx, time.Now().Add(l.period/2))
-		l.renewAll(rctx, s)
+		// The heartbeat may take the whole period: a write answered
+		// late still counts from when it was sent, and one abandoned
+		// costs a read to learn whether it landed.
+		bctx, cancel := context.WithDeadline(ctx, end)
+		s.beatFailed = !l.renewBeat(bctx)
 		cancel()
+		if !s.beatFailed {
+			s.beats++
+		}
 		if s.watch == nil {
 			// Joins and leaves of nodes wake Run, so that a node
 			// that hands back its leases on shutdown is replaced at
@@ -494,10 +549,14 @@ func (l *Leases) pass(ctx context.Context, s *leaseRunState, scheduled bool) (do
 			}
 		}
 	}
-	// Balance only on a fresh view of our own liveness: a node whose
-	// heartbeat failed for a while may be written off by the others, and
-	// a node that just started waits one period to see the others.
-	if s.beats >= 2 && l.now().Before(s.lastBeat.Add(l.ttl-l.margin)) {
+	// Balance only on a fresh view of our own liveness (a node whose
+	// heartbeat failed for a while may be written off by the others), of
+	// the leases, and of the other nodes: a node that just started waits
+	// one period to see them.
+	l.mu.Lock()
+	ready := l.viewReady && l.epochValidLocked(l.now())
+	l.mu.Unlock()
+	if ready && s.beats >= 2 && time.Until(end) >= l.period/10 {
 		bctx, cancel := context.WithDeadline(ctx, end)
 		l.balance(bctx, s, scheduled)
 		cancel()
@@ -505,294 +564,51 @@ func (l *Leases) pass(ctx context.Context, s *leaseRunState, scheduled bool) (do
 	return false, nil
 }
 
-// leaseTTLError says the bucket's TTL is not the lease TTL.
+// leaseTTLError says a bucket's TTL is not what the leases need.
 type leaseTTLError struct {
-	bucket     string
-	bucketTTL  time.Duration
-	configured time.Duration
+	bucket    string
+	bucketTTL time.Duration
+	want      time.Duration
+	why       string
 }
 
 func (e *leaseTTLError) Error() string {
-	return fmt.Sprintf("service: bucket %s keeps keys for %v, but the lease TTL is %v: they must be equal, or leases would expire before (or long after) their holders stop using them", e.bucket, e.bucketTTL, e.configured)
+	return fmt.Sprintf("service: bucket %s keeps keys for %s, but the leases need %s: %s", e.bucket, ttlString(e.bucketTTL), ttlString(e.want), e.why)
 }
 
-// verify checks that the leases bucket expires keys after the lease TTL, on
-// which Valid's promise rests.
+// verify checks that the heartbeats expire after the lease TTL and the
+// leases never, on which Valid's promise rests.
 func (l *Leases) verify(ctx context.Context) error {
-	st, err := l.leases.Status(ctx)
-	if err != nil {
-		return fmt.Errorf("service: status of bucket %s: %w", l.leases.Bucket(), err)
-	}
-	if st.TTL() != l.ttl {
-		return &leaseTTLError{l.leases.Bucket(), st.TTL(), l.ttl}
+	for _, b := range []struct {
+		kv   jetstream.KeyValue
+		want time.Duration
+		why  string
+	}{
+		{l.nodes, l.ttl, "the lease TTL (--lease-ttl) must be the TTL of the heartbeats, or nodes would be written off while they act, or long after they stopped"},
+		{l.leases, 0, "a lease ends with the heartbeat of its node, never on its own"},
+	} {
+		st, err := b.kv.Status(ctx)
+		if err != nil {
+			return fmt.Errorf("service: status of bucket %s: %w", b.kv.Bucket(), err)
+		}
+		if st.TTL() != b.want {
+			return &leaseTTLError{b.kv.Bucket(), st.TTL(), b.want, b.why}
+		}
 	}
 	return nil
 }
 
-// renewAll writes the heartbeat and renews every lease held, and records
-// whether all of it succeeded (Healthy).
-func (l *Leases) renewAll(ctx context.Context, s *leaseRunState) {
-	sent := l.now()
-	_, err := l.nodes.Put(ctx, l.id, []byte(sent.UTC().Format(time.RFC3339Nano)))
-	if err != nil {
-		if !errors.Is(ctx.Err(), context.Canceled) {
-			l.log.Warn("service: heartbeat failed", "err", err)
+// settleAllLocked brings what Changes said about every lease held in line
+// with whether it is valid at now, and returns the accounts whose leases
+// lapsed just now.
+func (l *Leases) settleAllLocked(now time.Time) (lapsed []string) {
+	for a, le := range l.held {
+		valid := l.validLocked(le, now)
+		if le.announced && !valid {
+			lapsed = append(lapsed, a)
 		}
-	} else {
-		s.lastBeat = sent
-		s.beats++
+		l.announceLocked(a, le, valid)
 	}
-
-	l.mu.Lock()
-	held := maps.Clone(l.held)
-	l.mu.Unlock()
-	var (
-		mu       sync.Mutex
-		lost     []string
-		failed   int
-		firstErr error
-	)
-	leaseForEach(slices.Sorted(maps.Keys(held)), func(a string) {
-		gone, err := l.renew(ctx, a, held[a])
-		mu.Lock()
-		defer mu.Unlock()
-		if gone {
-			lost = append(lost, a)
-		}
-		if err != nil {
-			failed++
-			if firstErr == nil {
-				firstErr = err
-			}
-		}
-	})
-	if len(lost) > 0 {
-		slices.Sort(lost)
-		l.log.Warn("service: leases lost: expired or taken by another node", "count", len(lost), "accounts", leaseSample(lost))
-	}
-	if failed > 0 && !errors.Is(ctx.Err(), context.Canceled) {
-		l.log.Warn("service: lease renewals failed; retrying next period", "failed", failed, "held", len(held), "err", firstErr)
-	}
-	if err == nil && failed == 0 {
-		l.mu.Lock()
-		l.healthy = sent.Add(l.ttl - l.margin)
-		l.mu.Unlock()
-	}
-}
-
-// renew renews one lease. A lease found taken or expired is dropped (lost).
-// It returns an error if the outcome is unknown (KV did not answer).
-func (l *Leases) renew(ctx context.Context, account string, le *lease) (lost bool, err error) {
-	l.mu.Lock()
-	rev := le.rev
-	l.mu.Unlock()
-	sent := l.now()
-	newRev, err := l.leases.Update(ctx, account, []byte(l.id), rev)
-	switch {
-	case err == nil:
-		l.mu.Lock()
-		if l.held[account] == le {
-			le.rev, le.renewed = newRev, sent
-			l.settleLocked(account, le, l.now())
-		}
-		l.mu.Unlock()
-		return false, nil
-	case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyNotFound):
-		l.mu.Lock()
-		if l.held[account] == le {
-			delete(l.held, account)
-			l.announceLocked(account, le, false)
-		}
-		l.mu.Unlock()
-		l.dropOwnWrite(ctx, account)
-		return true, nil
-	default:
-		return false, fmt.Errorf("service: renew lease of account %s: %w", account, err)
-	}
-}
-
-// dropOwnWrite deletes account's lease if it names this node although this
-// node no longer holds it: a renewal whose reply was lost (a leader change
-// in a cluster) left it there, and nobody would use it until it expired.
-// Deleting it at its revision frees the account now.
-func (l *Leases) dropOwnWrite(ctx context.Context, account string) {
-	e, err := l.leases.Get(ctx, account)
-	if err != nil || string(e.Value()) != l.id {
-		return
-	}
-	if err := l.leases.Delete(ctx, account, jetstream.LastRevision(e.Revision())); err != nil {
-		l.log.Debug("service: delete stale lease", "account", account, "err", err)
-	}
-}
-
-// balance takes the free accounts assigned to this node and hands back, if
-// scheduled, some of those assigned to others.
-func (l *Leases) balance(ctx context.Context, s *leaseRunState, scheduled bool) {
-	nodes, err := leaseListKeys(ctx, l.nodes)
-	if err != nil {
-		if !errors.Is(ctx.Err(), context.Canceled) {
-			l.log.Warn("service: list live nodes", "err", err)
-		}
-		return
-	}
-	if !slices.Contains(nodes, l.id) {
-		// Our heartbeat is fresh (pass checked), the listing older.
-		nodes = append(nodes, l.id)
-		slices.Sort(nodes)
-	}
-	taken, err := leaseListKeys(ctx, l.leases)
-	if err != nil {
-		if !errors.Is(ctx.Err(), context.Canceled) {
-			l.log.Warn("service: list leases", "err", err)
-		}
-		return
-	}
-	now := l.now()
-	live := make(map[string]bool, len(nodes))
-	for _, n := range nodes {
-		live[n] = true
-		if _, ok := s.firstSeen[n]; !ok {
-			s.firstSeen[n] = now
-		}
-	}
-	maps.DeleteFunc(s.firstSeen, func(n string, _ time.Time) bool { return !live[n] })
-	s.nodesSeen = live
-
-	l.mu.Lock()
-	accounts := l.accounts
-	held := maps.Clone(l.held)
-	l.mu.Unlock()
-	exists := make(map[string]bool, len(accounts))
-	for _, a := range accounts {
-		exists[a] = true
-	}
-	isTaken := make(map[string]bool, len(taken))
-	for _, a := range taken {
-		isTaken[a] = true
-	}
-	owner := leaseAssign(accounts, nodes)
-
-	// Leases of accounts that no longer exist go at once.
-	var gone []string
-	for a := range held {
-		if !exists[a] {
-			gone = append(gone, a)
-		}
-	}
-	slices.Sort(gone)
-	l.handBack(ctx, gone, held)
-
-	var want []string
-	s.short = false
-	for _, a := range accounts {
-		if held[a] == nil && isTaken[a] && owner[a] == l.id {
-			s.short = true // another node will hand it over
-		}
-		if held[a] != nil || isTaken[a] {
-			delete(s.freeSince, a)
-			continue
-		}
-		since, ok := s.freeSince[a]
-		if !ok {
-			since = now
-			s.freeSince[a] = now
-		}
-		// Free for a whole TTL: whoever it is assigned to does not
-		// take it (the nodes disagree for now); liveness first.
-		if owner[a] == l.id || now.Sub(since) >= l.ttl {
-			want = append(want, a)
-		}
-	}
-	maps.DeleteFunc(s.freeSince, func(a string, _ time.Time) bool { return !exists[a] })
-	l.acquire(ctx, want)
-
-	if !scheduled {
-		return
-	}
-	// Hand back leases assigned to others, a few per period, and only to
-	// nodes listed for a period already: a joining node takes nothing in
-	// its first period, and an account handed to it then would wait.
-	var give []string
-	for _, a := range slices.Sorted(maps.Keys(held)) {
-		o := owner[a]
-		if exists[a] && o != l.id && now.Sub(s.firstSeen[o]) >= l.period {
-			give = append(give, a)
-		}
-	}
-	give = give[:min(len(give), max(1, len(held)/10))]
-	l.handBack(ctx, give, held)
-}
-
-// acquire tries to take the leases of accounts.
-func (l *Leases) acquire(ctx context.Context, accounts []string) {
-	var (
-		mu     sync.Mutex
-		failed []string
-		errOne error
-	)
-	leaseForEach(accounts, func(a string) {
-		if ctx.Err() != nil {
-			return
-		}
-		sent := l.now()
-		rev, err := l.leases.Create(ctx, a, []byte(l.id))
-		if leaseConflict(err) {
-			return // another node was faster
-		}
-		if err != nil {
-			mu.Lock()
-			failed = append(failed, a)
-			errOne = err
-			mu.Unlock()
-			return
-		}
-		le := &lease{rev: rev, renewed: sent}
-		l.mu.Lock()
-		l.held[a] = le
-		l.settleLocked(a, le, l.now())
-		l.mu.Unlock()
-		l.log.Debug("service: lease taken", "account", a)
-	})
-	if len(failed) > 0 && !errors.Is(ctx.Err(), context.Canceled) {
-		l.log.Warn("service: take leases", "failed", len(failed), "accounts", leaseSample(failed), "err", errOne)
-	}
-}
-
-// handBack gives up the leases of accounts (as found in held): Valid turns
-// false and Lost is queued before each lease is deleted, so that this node
-// has stopped by the time another can take the account.
-func (l *Leases) handBack(ctx context.Context, accounts []string, held map[string]*lease) {
-	if len(accounts) == 0 {
-		return
-	}
-	l.mu.Lock()
-	for _, a := range accounts {
-		if le := held[a]; l.held[a] == le {
-			delete(l.held, a)
-			l.announceLocked(a, le, false)
-		}
-	}
-	l.mu.Unlock()
-	leaseForEach(accounts, func(a string) {
-		err := l.leases.Delete(ctx, a, jetstream.LastRevision(held[a].rev))
-		if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			// It expires after the TTL instead.
-			if !errors.Is(ctx.Err(), context.Canceled) {
-				l.log.Warn("service: hand back lease", "account", a, "err", err)
-			}
-			return
-		}
-		l.log.Debug("service: lease handed back", "account", a)
-	})
-}
-
-// settleLocked brings what Changes said about account in line with whether
-// le is valid at now. It reports whether the lease lapsed just now (Lost
-// was queued because it was not renewed in time).
-func (l *Leases) settleLocked(account string, le *lease, now time.Time) (lapsed bool) {
-	valid := l.validLocked(le, now)
-	lapsed = le.announced && !valid
-	l.announceLocked(account, le, valid)
 	return lapsed
 }
 
@@ -806,6 +622,15 @@ func (l *Leases) announceLocked(account string, le *lease, owned bool) {
 	select {
 	case l.queued <- struct{}{}:
 	default:
+	}
+}
+
+// dropLocked forgets the lease of account (it is lost or handed back) and
+// queues a Lost if an Acquired was said.
+func (l *Leases) dropLocked(account string) {
+	if le := l.held[account]; le != nil {
+		delete(l.held, account)
+		l.announceLocked(account, le, false)
 	}
 }
 
@@ -835,9 +660,9 @@ func (l *Leases) deliver(ctx context.Context) {
 	}
 }
 
-// watchLapses queues Lost for each lease the moment it can no longer be
-// used (Valid turns false), whatever Run's loop is doing: it may be stuck
-// on KV for a while.
+// watchLapses queues Lost for every lease the moment the leases can no
+// longer be used (Valid turns false), whatever Run's loop is doing: it may
+// be stuck on KV for a while.
 func (l *Leases) watchLapses(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -848,21 +673,16 @@ func (l *Leases) watchLapses(ctx context.Context) {
 			return
 		}
 		next := l.period
-		var lapsed []string
 		l.mu.Lock()
 		now := l.now()
-		for a, le := range l.held {
-			if l.settleLocked(a, le, now) {
-				lapsed = append(lapsed, a)
-			}
-			if le.announced {
-				next = min(next, l.validUntil(le).Sub(now))
-			}
+		lapsed := l.settleAllLocked(now)
+		if l.epochValidLocked(now) {
+			next = min(next, l.beat.validUntil(l).Sub(now))
 		}
 		l.mu.Unlock()
 		if len(lapsed) > 0 {
 			slices.Sort(lapsed)
-			l.log.Warn("service: leases not renewed in time; their accounts must stop", "count", len(lapsed), "accounts", leaseSample(lapsed))
+			l.log.Warn("service: leases not renewed in time (the heartbeat was not); their accounts must stop", "count", len(lapsed), "accounts", leaseSample(lapsed))
 		}
 		t.Reset(next)
 	}

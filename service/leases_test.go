@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -16,8 +17,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// testLeaseTTL keeps the tests short: renewals every 500 ms, leases valid
-// for 1 s after a renewal, expiring in KV 500 ms later.
+// testLeaseTTL keeps the tests short: heartbeats every 500 ms, leases valid
+// for 1 s after a heartbeat, which expires in KV 500 ms later.
 const testLeaseTTL = 1500 * time.Millisecond
 
 // expirySlack is how late NATS may remove an expired key: it looks for
@@ -34,12 +35,12 @@ type leaseEnv struct {
 func newLeaseEnv(t *testing.T, ttl time.Duration, urls []string, replicas int) *leaseEnv {
 	t.Helper()
 	_, js := natstest.Connect(t, strings.Join(urls, ","))
-	for _, b := range []string{BucketLeases, BucketNodes} {
-		_, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{
-			Bucket: b, TTL: ttl, History: 1, Replicas: replicas,
-		})
-		if err != nil {
-			t.Fatalf("create bucket %s: %v", b, err)
+	for _, b := range []jetstream.KeyValueConfig{
+		{Bucket: BucketLeases, History: 1, Replicas: replicas},
+		{Bucket: BucketNodes, TTL: ttl, History: 1, Replicas: replicas},
+	} {
+		if _, err := ensureBucket(t.Context(), js, b, b.Bucket == BucketNodes); err != nil {
+			t.Fatalf("create bucket %s: %v", b.Bucket, err)
 		}
 	}
 	return &leaseEnv{urls: urls, ttl: ttl}
@@ -88,6 +89,9 @@ func (e *leaseEnv) startNode(t *testing.T, i int, id string, accounts []string, 
 	o.NodeID = id
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+		if os.Getenv("LEASE_DEBUG") != "" {
+			o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", id, "test", t.Name())
+		}
 	}
 	if o.TTL == 0 {
 		o.TTL = e.ttl
@@ -533,7 +537,7 @@ func TestLeasesFrozenNodeStopsFirst(t *testing.T) {
 	m.mu.Unlock()
 
 	a.thaw()
-	// Its renewals at the old revisions fail: it keeps none of them.
+	// Its heartbeat expired: it keeps none of the leases of that epoch.
 	waitFor(t, testLeaseTTL, "node-a drops its stale leases", func() bool {
 		a.l.mu.Lock()
 		defer a.l.mu.Unlock()
@@ -680,6 +684,82 @@ func TestLeasesReleaseHandsOverAtOnce(t *testing.T) {
 	m.checkNoDoubles(t)
 }
 
+// TestLeasesRenewOneKey: a node renews its heartbeat, one key, however many
+// leases it holds; IMAPKIT_LEASES is written only when a lease changes hands.
+func TestLeasesRenewOneKey(t *testing.T) {
+	t.Parallel()
+	env := singleServer(t, testLeaseTTL)
+	accounts := accountNames(300)
+	n := env.startNode(t, 0, "node-a", accounts, LeaseOptions{})
+	waitFor(t, 10*time.Second, "300 accounts held", func() bool { return len(n.l.Owned()) == len(accounts) })
+
+	_, js := natstest.Connect(t, env.urls[0])
+	lastSeq := func(stream string) uint64 {
+		s, err := js.Stream(t.Context(), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.LastSeq
+	}
+	leases0, beats0 := lastSeq("KV_"+BucketLeases), lastSeq("KV_"+BucketNodes)
+	periods := 4
+	time.Sleep(time.Duration(periods) * testLeaseTTL / 3)
+	leases1, beats1 := lastSeq("KV_"+BucketLeases), lastSeq("KV_"+BucketNodes)
+	if leases1 != leases0 {
+		t.Errorf("IMAPKIT_LEASES written %d times over %d periods with nothing changing hands; want 0", leases1-leases0, periods)
+	}
+	if d := beats1 - beats0; d < uint64(periods-1) || d > uint64(periods+1) {
+		t.Errorf("IMAPKIT_NODES written %d times over %d periods; want one heartbeat a period", d, periods)
+	}
+	if got := len(n.l.Owned()); got != len(accounts) || !n.l.Healthy() {
+		t.Errorf("after %d periods: %d accounts valid, healthy %v; want %d, true", periods, got, n.l.Healthy(), len(accounts))
+	}
+}
+
+// TestLeasesRestartSameID: a node that crashed and started again with the
+// same ID, before its heartbeat expired, waits until the crashed process
+// can no longer act (its leases lapse TTL - Margin after its last
+// heartbeat) before it takes back the leases that name it.
+func TestLeasesRestartSameID(t *testing.T) {
+	t.Parallel()
+	env := singleServer(t, testLeaseTTL)
+	accounts := accountNames(20)
+	old := env.startNode(t, 0, "node-a", accounts, LeaseOptions{})
+	b := env.startNode(t, 0, "node-b", accounts, LeaseOptions{})
+	m := watchOwnership(t, []*testNode{old, b}, accounts)
+	waitFor(t, 10*time.Second, "balanced", func() bool { return balanced([]*testNode{old, b}, accounts) })
+	held := old.l.Owned()
+
+	old.stop(t) // a crash: nothing handed back, the heartbeat stays
+	restarted := time.Now()
+	again := env.startNode(t, 0, "node-a", accounts, LeaseOptions{})
+	m.addNode(again)
+	nodes := []*testNode{again, b}
+	took := waitFor(t, 5*testLeaseTTL, "the restarted node holds its share again", func() bool { return balanced(nodes, accounts) })
+	t.Logf("balanced %v after the restart", took)
+	for _, a := range held {
+		for _, c := range again.changesOf(a) {
+			if c.Owned && c.at.Sub(restarted) < testLeaseTTL-testLeaseTTL/3 {
+				t.Errorf("%s: taken back %v after the restart, while the crashed process could still act (until TTL - Margin after its last heartbeat)", a, c.at.Sub(restarted))
+			}
+		}
+	}
+	// Nobody took the crashed process's accounts meanwhile: its ID kept a
+	// live heartbeat.
+	for _, a := range held {
+		for _, c := range b.changesOf(a) {
+			if c.Owned && c.at.After(restarted) {
+				t.Errorf("%s: taken by node-b after the restart; want it to wait for node-a", a)
+			}
+		}
+	}
+	m.checkNoDoubles(t)
+}
+
 func TestLeasesCluster(t *testing.T) {
 	t.Parallel()
 	servers := natstest.Cluster(t, 3)
@@ -741,11 +821,12 @@ func TestLeasesValidEndsAtMargin(t *testing.T) {
 	margin := 400 * time.Millisecond
 	n := env.startNode(t, 0, "node-a", []string{"only"}, LeaseOptions{Now: clock.Now, Margin: margin})
 	// The clock stands still: the node takes the lease after its first
-	// period (on the real clock) and renews it at the same instant.
+	// period (on the real clock) and renews its heartbeat at the same
+	// instant.
 	waitFor(t, 5*time.Second, "lease taken", func() bool { return n.l.Valid("only") })
 	n.freeze(t)
 	n.l.mu.Lock()
-	renewed := n.l.held["only"].renewed
+	renewed := n.l.beat.sent
 	n.l.mu.Unlock()
 
 	clock.set(renewed.Add(testLeaseTTL - margin - time.Nanosecond))
@@ -769,8 +850,17 @@ func TestLeasesRefuseWrongTTL(t *testing.T) {
 	leases, nodes := env.buckets(t, env.urls[0])
 	l := NewLeases(leases, nodes, LeaseOptions{NodeID: "n", TTL: testLeaseTTL})
 	err := l.Run(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "lease TTL") {
-		t.Fatalf("Run with a TTL other than the bucket's: %v; want an error", err)
+	if err == nil || !strings.Contains(err.Error(), "lease TTL") || !strings.Contains(err.Error(), BucketNodes) {
+		t.Fatalf("Run with a TTL other than the heartbeats': %v; want an error naming %s", err, BucketNodes)
+	}
+	// Leases that expire on their own would end while their node acts.
+	_, js := natstest.Connect(t, env.urls[0])
+	if _, err := js.UpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: BucketLeases, History: 1, TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	l = NewLeases(leases, nodes, LeaseOptions{NodeID: "n", TTL: 2 * time.Second})
+	if err := l.Run(t.Context()); err == nil || !strings.Contains(err.Error(), BucketLeases) {
+		t.Fatalf("Run with leases that expire: %v; want an error naming %s", err, BucketLeases)
 	}
 	for _, o := range []LeaseOptions{
 		{NodeID: ""},

@@ -396,13 +396,14 @@ func (n *Node) Status(ctx context.Context, name string) (AccountStatus, error) {
 	return st, nil
 }
 
-// Ready answers /readyz: NATS reachable and leases renewed in time.
+// Ready answers /readyz: NATS reachable and the heartbeat (which keeps the
+// leases) renewed in time.
 func (n *Node) Ready() error {
 	if !n.nc.IsConnected() {
 		return errors.New("NATS is not connected")
 	}
 	if !n.leases.Healthy() {
-		return errors.New("leases are not renewed in time")
+		return errors.New("the heartbeat that keeps the leases is not renewed in time")
 	}
 	return nil
 }

@@ -54,6 +54,13 @@ const clusterAccounts = 1000
 // open without the key. Last, the webhook that every node delivers to (a
 // durable consumer shared by the nodes) got every event, or the event is in
 // IMAPKIT_DEAD, across all of the above.
+// clusterLeaseTTL is the nodes' lease TTL in TestServeCluster: short, so
+// that takeovers come soon, yet longer than the pauses of NATS on a loaded
+// 2-core machine (a heartbeat write answered after more than a second while
+// a NATS server is killed and its streams elect new leaders); with 2 s the
+// nodes' leases lapsed several times in each run.
+const clusterLeaseTTL = 4 * time.Second
+
 func TestServeCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a NATS cluster, three serve nodes and a Dovecot with many accounts (about four minutes)")
@@ -62,7 +69,7 @@ func TestServeCluster(t *testing.T) {
 		// The nodes and NATS servers are child processes, built without
 		// -race; under it only this process slows down, and with it the
 		// taps every NATS message of the nodes goes through, until the
-		// 2 s leases lapse over and over. make test runs this test on its
+		// short leases lapse over and over. make test runs this test on its
 		// own, without -race.
 		t.Skip("runs without -race: make test runs it on its own (go test -run TestServeCluster ./cmd/imapkit)")
 	}
@@ -248,7 +255,7 @@ func newClusterHarness(t *testing.T, n int) *clusterHarness {
 	if h.sealer, err = service.LoadKeyFile(h.key); err != nil {
 		t.Fatal(err)
 	}
-	if h.infra, err = service.EnsureInfra(t.Context(), h.js, service.InfraOptions{Replicas: 3, LeaseTTL: 2 * time.Second}); err != nil {
+	if h.infra, err = service.EnsureInfra(t.Context(), h.js, service.InfraOptions{Replicas: 3, LeaseTTL: clusterLeaseTTL}); err != nil {
 		t.Fatal(err)
 	}
 	h.events = watchEvents(t, h.js)
@@ -331,7 +338,7 @@ func (h *clusterHarness) startNodes(ids ...string) {
 			n.taps = append(n.taps, tap)
 			urls = append(urls, tap.URL())
 		}
-		n.args = []string{"serve", "--nats", strings.Join(urls, ","), "--replicas", "3", "--lease-ttl", "2s",
+		n.args = []string{"serve", "--nats", strings.Join(urls, ","), "--replicas", "3", "--lease-ttl", clusterLeaseTTL.String(),
 			"--debug", "--node-id", id, "--http", n.http, "--secret-key-file", h.key, "--api-token-file", h.token,
 			"--start-concurrency", "64", "--per-server", "32", "--timeout", "20s",
 			"--webhook", h.hook.srv.URL, "--webhook-retries", "1", "--retry-backoff", "100ms", "--webhook-timeout", "5s"}
@@ -666,7 +673,22 @@ func (h *clusterHarness) waitPublished(t *testing.T, d time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %v, %d appended messages are not published or passed: %v", d, len(missing), missing[:min(20, len(missing))])
+			// Tell a follower of this test that fell behind from
+			// events that are not there.
+			stored := map[string]bool{}
+			for _, ev := range readEvents(t, h.js) {
+				if ev.Kind == "new" {
+					stored[fmt.Sprintf("%s/%s/%d", ev.Account, ev.Mailbox, ev.UID)] = true
+				}
+			}
+			inStream := 0
+			for _, m := range missing {
+				if stored[m] {
+					inStream++
+				}
+			}
+			t.Fatalf("after %v, %d appended messages are not published or passed (%d of them are in %s, which this test's follower did not see): %v",
+				d, len(missing), inStream, service.StreamEvents, missing[:min(20, len(missing))])
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -859,7 +881,22 @@ func watchEvents(t *testing.T, js jetstream.JetStream) *eventLog {
 func follow(t *testing.T, js jetstream.JetStream, stream string, f func(jetstream.Msg, *jetstream.MsgMetadata)) {
 	t.Helper()
 	ctx := t.Context()
-	c, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+	var last uint64 // stream sequence of the last message handed to f
+	// A plain ephemeral consumer, not an ordered one: after a NATS server
+	// was killed, an ordered consumer of nats.go delivered nothing more
+	// (the test then saw no event after the kill, while the webhook
+	// consumer got them), and starting another ordered one did not help.
+	consume := func() (jetstream.Consumer, error) {
+		cfg := jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: 30 * time.Second, MemoryStorage: true}
+		if last > 0 {
+			cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+			cfg.OptStartSeq = last + 1
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return js.CreateConsumer(cctx, stream, cfg)
+	}
+	c, err := consume()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -867,19 +904,48 @@ func follow(t *testing.T, js jetstream.JetStream, stream string, f func(jetstrea
 	t.Cleanup(func() { <-done })
 	go func() {
 		defer close(done)
+		progress := time.Now()
 		for ctx.Err() == nil {
 			batch, err := c.Fetch(1000, jetstream.FetchMaxWait(300*time.Millisecond))
-			if err != nil {
-				sleepCtx(ctx, 100*time.Millisecond)
+			n := 0
+			if err == nil {
+				for m := range batch.Messages() {
+					meta, err := m.Metadata()
+					if err != nil || meta.Sequence.Stream <= last {
+						continue
+					}
+					last = meta.Sequence.Stream
+					f(m, meta)
+					n++
+				}
+			}
+			if n > 0 {
+				progress = time.Now()
 				continue
 			}
-			for m := range batch.Messages() {
-				if meta, err := m.Metadata(); err == nil {
-					f(m, meta)
+			// The consumer may have lived on a NATS server that was
+			// killed: start another after the last message seen when
+			// fetching fails, or nothing came for a while although the
+			// stream holds more.
+			if err != nil || time.Since(progress) > 2*time.Second && streamBeyond(ctx, js, stream, last) {
+				if again, err := consume(); err == nil {
+					c = again
 				}
+				progress = time.Now()
+			}
+			if err != nil {
+				sleepCtx(ctx, 100*time.Millisecond)
 			}
 		}
 	}()
+}
+
+// streamBeyond reports whether stream holds a message after sequence seq.
+func streamBeyond(ctx context.Context, js jetstream.JetStream, stream string, seq uint64) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	return err == nil && s.CachedInfo().State.LastSeq > seq
 }
 
 // kvSubject prefixes the subjects of a bucket's stream.
