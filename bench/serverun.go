@@ -193,7 +193,7 @@ func (h *serveHarness) nodeRun(ctx context.Context, srv *dovecot.Server, users [
 	if err != nil {
 		return fail(err)
 	}
-	if err := e.waitBeats(2); err != nil {
+	if err := e.waitBeats(5); err != nil {
 		return fail(err)
 	}
 	var h0, s0 uint64
@@ -269,7 +269,7 @@ func (h *serveHarness) nodeRun(ctx context.Context, srv *dovecot.Server, users [
 		}
 	}
 
-	// The CPU time of idling: two renewal periods of the leases.
+	// The CPU time of idling: two lease periods (TTL/3 each).
 	idle := &serveIdleCPU{n: n, over: 2 * h.cfg.serveTTL / 3}
 	nodeCPU0, err1 := node.cpu()
 	natsCPU0, err2 := e.nats.cpu()
@@ -322,7 +322,7 @@ func (h *serveHarness) takeover(ctx context.Context, srv *dovecot.Server, users 
 	}
 	// Three heartbeats each: every node has balanced once since all three
 	// were listed.
-	if err := e.waitBeats(3); err != nil {
+	if err := e.waitBeats(8); err != nil {
 		return fail(err)
 	}
 	names := accountNames(users)
@@ -334,7 +334,7 @@ func (h *serveHarness) takeover(ctx context.Context, srv *dovecot.Server, users 
 	if _, err := e.waitAllIdle(names, e.liveNodes(), t0, timeout); err != nil {
 		return fail(e.withLogs(err))
 	}
-	// Settled: no lease has changed hands for a renewal period.
+	// Settled: no lease has changed hands for a lease period (TTL/3).
 	period := ttl / 3
 	if err := waitFor(timeout, func() (bool, string, error) {
 		var latest time.Time
@@ -420,7 +420,7 @@ func (h *serveHarness) runLatency(ctx context.Context) error {
 	if _, err := e.startNode("node-1"); err != nil {
 		return err
 	}
-	if err := e.waitBeats(2); err != nil {
+	if err := e.waitBeats(5); err != nil {
 		return err
 	}
 	obs, err := e.observeAcks(ctx)
@@ -582,11 +582,12 @@ func (e *serveEnv) liveNodes() map[string]bool {
 	return live
 }
 
-// waitBeats waits until every live node has written n heartbeats: a node
-// balances from its second on.
+// waitBeats waits until every live node has written n heartbeats (one
+// every TTL/10): a node balances from one period (TTL/3) after its first
+// on, its fifth.
 func (e *serveEnv) waitBeats(n int) error {
 	live := e.liveNodes()
-	return waitFor(time.Duration(n+2)*e.ttl/3+30*time.Second, func() (bool, string, error) {
+	return waitFor(time.Duration(n+2)*e.ttl/10+30*time.Second, func() (bool, string, error) {
 		beats := e.beats.snapshot()
 		for id := range live {
 			if b := beats[id]; b.puts < n {

@@ -32,7 +32,7 @@ type LeaseOptions struct {
 	// holds, lasts without renewal: DefaultLeaseTTL if zero, at least 1 s.
 	// It must equal the TTL of the bucket IMAPKIT_NODES (Run checks), which
 	// is what makes a heartbeat expire. The heartbeat is renewed every
-	// TTL/3.
+	// TTL/10, and the accounts are balanced every TTL/3 (a period).
 	TTL time.Duration
 
 	// Margin shortens the time the leases count as held here: only until
@@ -69,7 +69,7 @@ type Change struct {
 // its heartbeat fresh (a key that expires after the TTL unless renewed), and
 // IMAPKIT_LEASES, one key per watched account holding the ID of the node
 // that watches it. The leases have no TTL of their own: a lease lasts as
-// long as the heartbeat of its node, so a node renews one key per period
+// long as the heartbeat of its node, so a node renews one key, every TTL/10,
 // however many accounts it holds (renewing a key per account cost 2,000
 // KV updates a second for 10,000 accounts at the default TTL, and under
 // load the renewals of a thousand leases missed their deadline and accounts
@@ -113,7 +113,8 @@ type Leases struct {
 	leases, nodes jetstream.KeyValue
 	id            string
 	ttl, margin   time.Duration
-	period        time.Duration // between renewals: TTL/3
+	period        time.Duration // between balancing passes: TTL/3
+	beatEvery     time.Duration // between heartbeats: TTL/10
 	log           *slog.Logger
 	now           func() time.Time
 	optErr        error  // what is wrong with the options, for Run
@@ -124,9 +125,13 @@ type Leases struct {
 	turn    chan struct{} // held by a pass of Run and by Release; capacity 1
 	out     chan Change   // Changes
 
-	// testHookPass, if set, is called by Run before each pass; tests block
-	// in it to freeze the node's loop.
-	testHookPass func()
+	// testHookPass and testHookBeat, if set, are called by Run before
+	// each pass and before each heartbeat; tests block in them to freeze
+	// the node.
+	testHookPass, testHookBeat func()
+
+	verified chan struct{} // closed once the TTLs of the buckets were checked
+	beatMu   sync.Mutex    // held while the heartbeat is written, and by Release
 
 	mu        sync.Mutex
 	accounts  []string          // sorted, no duplicates
@@ -159,20 +164,21 @@ type leaseRecord struct {
 // (IMAPKIT_LEASES) and nodes (IMAPKIT_NODES). Nothing happens until Run.
 func NewLeases(leases, nodes jetstream.KeyValue, o LeaseOptions) *Leases {
 	l := &Leases{
-		leases: leases,
-		nodes:  nodes,
-		id:     o.NodeID,
-		ttl:    o.TTL,
-		margin: o.Margin,
-		log:    o.Logger,
-		now:    o.Now,
-		kick:   make(chan struct{}, 1),
-		turn:   make(chan struct{}, 1),
-		out:    make(chan Change),
-		held:   make(map[string]*lease),
-		view:   make(map[string]leaseRecord),
-		queued: make(chan struct{}, 1),
-		token:  fmt.Sprintf("%016x", rand.Uint64()),
+		leases:   leases,
+		nodes:    nodes,
+		id:       o.NodeID,
+		ttl:      o.TTL,
+		margin:   o.Margin,
+		log:      o.Logger,
+		now:      o.Now,
+		kick:     make(chan struct{}, 1),
+		turn:     make(chan struct{}, 1),
+		out:      make(chan Change),
+		held:     make(map[string]*lease),
+		view:     make(map[string]leaseRecord),
+		queued:   make(chan struct{}, 1),
+		token:    fmt.Sprintf("%016x", rand.Uint64()),
+		verified: make(chan struct{}),
 	}
 	if l.ttl == 0 {
 		l.ttl = DefaultLeaseTTL
@@ -181,6 +187,12 @@ func NewLeases(leases, nodes jetstream.KeyValue, o LeaseOptions) *Leases {
 		l.margin = l.ttl / 3
 	}
 	l.period = l.ttl / 3
+	// The heartbeat is one write per node, so it can be frequent: a node
+	// whose process stalls (a machine busy forking thousands of IMAP
+	// server processes stalled everything for 8 s in a benchmark) keeps
+	// its leases if the stall ends within TTL - Margin of the last
+	// heartbeat, and that was at most TTL/10 before the stall began.
+	l.beatEvery = l.ttl / 10
 	if l.log == nil {
 		l.log = slog.Default()
 	}
@@ -315,6 +327,9 @@ func (l *Leases) Release(ctx context.Context) error {
 		return fmt.Errorf("service: release leases of node %s: %w", l.id, ctx.Err())
 	}
 	defer func() { <-l.turn }()
+	// No heartbeat is written from now on (keepBeating checks released).
+	l.beatMu.Lock()
+	defer l.beatMu.Unlock()
 
 	l.mu.Lock()
 	held := l.held
@@ -348,7 +363,7 @@ func (l *Leases) Release(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Run keeps this node's heartbeat fresh, every TTL/3, and takes and hands
+// Run keeps this node's heartbeat fresh, every TTL/10, and takes and hands
 // back leases to balance the accounts over the live nodes. A starting node
 // takes nothing during its first TTL/3, so that nodes starting together see
 // each other first instead of taking everything.
@@ -381,6 +396,7 @@ func (l *Leases) Run(ctx context.Context) error {
 	wg.Go(func() { l.deliver(ctx) })
 	wg.Go(func() { l.watchLapses(ctx) })
 	wg.Go(func() { l.followLeases(ctx) })
+	wg.Go(func() { l.keepBeating(ctx) })
 
 	s := &leaseRunState{
 		nodesSeen:   map[string]bool{l.id: true},
@@ -427,14 +443,7 @@ func (l *Leases) Run(ctx context.Context) error {
 			return err
 		}
 		if scheduled {
-			next := time.Until(s.nextTick)
-			if s.beatFailed {
-				// One missed heartbeat leaves a period before the
-				// leases lapse: try again sooner than that.
-				next = min(next, l.period/4)
-				s.nextTick = time.Now().Add(next)
-			}
-			tick.Reset(next)
+			tick.Reset(time.Until(s.nextTick))
 		}
 		if s.short {
 			catchUp.Reset(l.period / 4)
@@ -447,8 +456,6 @@ func (l *Leases) Run(ctx context.Context) error {
 // leaseRunState is what Run's loop keeps between passes (its goroutine only).
 type leaseRunState struct {
 	verified    bool      // the TTLs of the buckets were checked
-	beats       int       // heartbeats written
-	beatFailed  bool      // the last heartbeat was not written
 	nextTick    time.Time // when the next scheduled pass is due (real clock)
 	watch       jetstream.KeyWatcher
 	nodesSeen   map[string]bool      // node keys known, to spot joins and leaves
@@ -491,8 +498,8 @@ func (s *leaseRunState) stopWatch() {
 	}
 }
 
-// pass is one round of Run: on schedule, the heartbeat, then (on schedule
-// or when woken) balancing. It reports done when Run should return.
+// pass is one round of Run: balancing, on schedule or when woken. It
+// reports done when Run should return.
 func (l *Leases) pass(ctx context.Context, s *leaseRunState, scheduled bool) (done bool, err error) {
 	select {
 	case l.turn <- struct{}{}:
@@ -507,8 +514,8 @@ func (l *Leases) pass(ctx context.Context, s *leaseRunState, scheduled bool) (do
 		return true, nil
 	}
 
-	// A pass must end by the next scheduled one, or the heartbeat would
-	// fall behind: balancing gets what the heartbeat left of the period.
+	// A pass ends by the next scheduled one; what it did not do, the next
+	// does.
 	end := s.nextTick
 	if !scheduled && time.Until(end) < l.period/10 {
 		return false, nil // the scheduled pass, due now, balances too
@@ -526,17 +533,9 @@ func (l *Leases) pass(ctx context.Context, s *leaseRunState, scheduled bool) (do
 			return false, nil
 		}
 		s.verified = true
+		close(l.verified) // the heartbeat starts
 	}
 	if scheduled {
-		// The heartbeat may take the whole period: a write answered
-		// late still counts from when it was sent, and one abandoned
-		// costs a read to learn whether it landed.
-		bctx, cancel := context.WithDeadline(ctx, end)
-		s.beatFailed = !l.renewBeat(bctx)
-		cancel()
-		if !s.beatFailed {
-			s.beats++
-		}
 		if s.watch == nil {
 			// Joins and leaves of nodes wake Run, so that a node
 			// that hands back its leases on shutdown is replaced at
@@ -552,11 +551,11 @@ func (l *Leases) pass(ctx context.Context, s *leaseRunState, scheduled bool) (do
 	// Balance only on a fresh view of our own liveness (a node whose
 	// heartbeat failed for a while may be written off by the others), of
 	// the leases, and of the other nodes: a node that just started waits
-	// one period to see them.
+	// one period after its first heartbeat to see them.
 	l.mu.Lock()
-	ready := l.viewReady && l.epochValidLocked(l.now())
+	ready := l.viewReady && l.epochValidLocked(l.now()) && time.Since(l.beat.first) >= l.period
 	l.mu.Unlock()
-	if ready && s.beats >= 2 && time.Until(end) >= l.period/10 {
+	if ready && time.Until(end) >= l.period/10 {
 		bctx, cancel := context.WithDeadline(ctx, end)
 		l.balance(bctx, s, scheduled)
 		cancel()

@@ -251,6 +251,11 @@ func (l *Leases) acquire(ctx context.Context, accounts []string, view map[string
 			return
 		}
 		rec, has := view[a]
+		// A lease written while the epoch changed was written in the
+		// old one: the next pass takes it back in the new.
+		l.mu.Lock()
+		epoch := l.beat.epoch
+		l.mu.Unlock()
 		var (
 			rev uint64
 			err error
@@ -275,7 +280,11 @@ func (l *Leases) acquire(ctx context.Context, accounts []string, view map[string
 			return
 		}
 		l.mu.Lock()
-		le := &lease{rev: rev, epoch: l.beat.epoch}
+		if l.beat.epoch != epoch {
+			l.mu.Unlock()
+			return
+		}
+		le := &lease{rev: rev, epoch: epoch}
 		l.held[a] = le
 		l.announceLocked(a, le, l.validLocked(le, l.now()))
 		l.mu.Unlock()

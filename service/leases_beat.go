@@ -19,6 +19,7 @@ import (
 // next.
 type heartbeat struct {
 	live  bool      // an epoch is current
+	first time.Time // when the first epoch of this process began (real clock, a schedule)
 	epoch int       // counts the epochs of this process
 	rev   uint64    // the revision written last
 	sent  time.Time // when that write was sent (l.now): the leases are valid until sent + TTL - Margin
@@ -40,6 +41,50 @@ type beatWrite struct {
 
 func (b *heartbeat) validUntil(l *Leases) time.Time {
 	return b.sent.Add(l.ttl - l.margin)
+}
+
+// keepBeating writes the heartbeat every TTL/10 until ctx ends or Release,
+// once Run checked the buckets. A write may take up to a period: one
+// answered late still counts from when it was sent, and one abandoned costs
+// a read to learn whether it landed.
+func (l *Leases) keepBeating(ctx context.Context) {
+	select {
+	case <-l.verified:
+	case <-ctx.Done():
+		return
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		if l.testHookBeat != nil {
+			l.testHookBeat()
+		}
+		next := l.beatEvery
+		if !l.beatOnce(ctx) {
+			next /= 2
+		}
+		t.Reset(next)
+	}
+}
+
+// beatOnce writes the heartbeat unless Release was called.
+func (l *Leases) beatOnce(ctx context.Context) bool {
+	l.beatMu.Lock()
+	defer l.beatMu.Unlock()
+	l.mu.Lock()
+	released := l.released
+	l.mu.Unlock()
+	if released {
+		return true
+	}
+	bctx, cancel := context.WithTimeout(ctx, l.period)
+	defer cancel()
+	return l.renewBeat(bctx)
 }
 
 // beatValue is what the heartbeat key holds: this process's token, which
@@ -109,8 +154,13 @@ func (l *Leases) startEpoch(ctx context.Context, value string, sent time.Time) b
 		return false
 	}
 	l.mu.Lock()
+	first := l.beat.first
+	if first.IsZero() {
+		first = time.Now()
+	}
 	l.beat = heartbeat{
 		live:        true,
+		first:       first,
 		epoch:       l.beat.epoch + 1,
 		rev:         rev,
 		sent:        sent,

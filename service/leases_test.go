@@ -71,10 +71,11 @@ type testNode struct {
 	cancel context.CancelFunc
 	done   chan error // Run's result
 
-	mu      sync.Mutex
-	changes []timedChange
-	frozen  chan struct{} // non-nil while the loop is to be held
-	parked  chan struct{} // signalled when the loop stops at frozen
+	mu         sync.Mutex
+	changes    []timedChange
+	frozen     chan struct{} // non-nil while the node is to be held
+	parked     chan struct{} // signalled when Run's loop stops at frozen
+	beatParked chan struct{} // signalled when the heartbeat stops at frozen
 }
 
 type timedChange struct {
@@ -96,25 +97,29 @@ func (e *leaseEnv) startNode(t *testing.T, i int, id string, accounts []string, 
 	if o.TTL == 0 {
 		o.TTL = e.ttl
 	}
-	n := &testNode{id: id, done: make(chan error, 1), parked: make(chan struct{}, 1)}
+	n := &testNode{id: id, done: make(chan error, 1), parked: make(chan struct{}, 1), beatParked: make(chan struct{}, 1)}
 	n.l = NewLeases(leases, nodes, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.l.testHookPass = func() {
-		n.mu.Lock()
-		ch := n.frozen
-		n.mu.Unlock()
-		if ch != nil {
-			select {
-			case n.parked <- struct{}{}:
-			default:
-			}
-			select {
-			case <-ch:
-			case <-ctx.Done():
+	hold := func(parked chan struct{}) func() {
+		return func() {
+			n.mu.Lock()
+			ch := n.frozen
+			n.mu.Unlock()
+			if ch != nil {
+				select {
+				case parked <- struct{}{}:
+				default:
+				}
+				select {
+				case <-ch:
+				case <-ctx.Done():
+				}
 			}
 		}
 	}
+	n.l.testHookPass = hold(n.parked)
+	n.l.testHookBeat = hold(n.beatParked)
 	n.l.SetAccounts(accounts)
 	collected := make(chan struct{})
 	go func() {
@@ -151,17 +156,20 @@ func (n *testNode) stop(t *testing.T) {
 	}
 }
 
-// freeze holds the node's loop before its next pass, as if the process
-// were stopped, and waits until it is held; thaw lets it go on.
+// freeze holds the node's loop before its next pass and its heartbeat
+// before the next write, as if the process were stopped, and waits until
+// both are held; thaw lets them go on.
 func (n *testNode) freeze(t *testing.T) {
 	t.Helper()
 	n.mu.Lock()
 	n.frozen = make(chan struct{})
 	n.mu.Unlock()
-	select {
-	case <-n.parked:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s: loop not held within 5 s", n.id)
+	for _, parked := range []chan struct{}{n.parked, n.beatParked} {
+		select {
+		case <-parked:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: not held within 5 s", n.id)
+		}
 	}
 }
 
@@ -712,8 +720,9 @@ func TestLeasesRenewOneKey(t *testing.T) {
 	if leases1 != leases0 {
 		t.Errorf("IMAPKIT_LEASES written %d times over %d periods with nothing changing hands; want 0", leases1-leases0, periods)
 	}
-	if d := beats1 - beats0; d < uint64(periods-1) || d > uint64(periods+1) {
-		t.Errorf("IMAPKIT_NODES written %d times over %d periods; want one heartbeat a period", d, periods)
+	// A heartbeat every TTL/10: 10/3 a period.
+	if d, want := beats1-beats0, uint64(periods*10/3); d+2 < want || d > want+2 {
+		t.Errorf("IMAPKIT_NODES written %d times over %d periods; want about %d, one heartbeat every TTL/10", d, periods, want)
 	}
 	if got := len(n.l.Owned()); got != len(accounts) || !n.l.Healthy() {
 		t.Errorf("after %d periods: %d accounts valid, healthy %v; want %d, true", periods, got, n.l.Healthy(), len(accounts))
