@@ -455,7 +455,6 @@ func (l *Leases) Run(ctx context.Context) error {
 
 // leaseRunState is what Run's loop keeps between passes (its goroutine only).
 type leaseRunState struct {
-	verified    bool      // the TTLs of the buckets were checked
 	nextTick    time.Time // when the next scheduled pass is due (real clock)
 	watch       jetstream.KeyWatcher
 	nodesSeen   map[string]bool      // node keys known, to spot joins and leaves
@@ -520,7 +519,7 @@ func (l *Leases) pass(ctx context.Context, s *leaseRunState, scheduled bool) (do
 	if !scheduled && time.Until(end) < l.period/10 {
 		return false, nil // the scheduled pass, due now, balances too
 	}
-	if !s.verified {
+	if !l.isVerified() {
 		vctx, cancel := context.WithDeadline(ctx, end)
 		err := l.verify(vctx)
 		cancel()
@@ -532,7 +531,6 @@ func (l *Leases) pass(ctx context.Context, s *leaseRunState, scheduled bool) (do
 			l.log.Warn("service: leases wait for KV", "err", err)
 			return false, nil
 		}
-		s.verified = true
 		close(l.verified) // the heartbeat starts
 	}
 	if scheduled {
@@ -561,6 +559,16 @@ func (l *Leases) pass(ctx context.Context, s *leaseRunState, scheduled bool) (do
 		cancel()
 	}
 	return false, nil
+}
+
+// isVerified reports whether pass checked the TTLs of the buckets.
+func (l *Leases) isVerified() bool {
+	select {
+	case <-l.verified:
+		return true
+	default:
+		return false
+	}
 }
 
 // leaseTTLError says a bucket's TTL is not what the leases need.
