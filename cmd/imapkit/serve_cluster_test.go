@@ -905,19 +905,38 @@ func follow(t *testing.T, js jetstream.JetStream, stream string, f func(jetstrea
 	go func() {
 		defer close(done)
 		progress := time.Now()
+		var delivered uint64 // consumer sequence of the last message received
 		for ctx.Err() == nil {
 			batch, err := c.Fetch(1000, jetstream.FetchMaxWait(300*time.Millisecond))
-			n := 0
+			n, gap := 0, false
 			if err == nil {
 				for m := range batch.Messages() {
 					meta, err := m.Metadata()
-					if err != nil || meta.Sequence.Stream <= last {
+					if err != nil || gap {
+						continue
+					}
+					// Without acknowledgements, a delivery answering
+					// a pull request that expired is lost: a gap in
+					// the consumer's sequence says so, and a new
+					// consumer starts after the last message seen.
+					if meta.Sequence.Consumer != delivered+1 {
+						gap = true
+						continue
+					}
+					delivered = meta.Sequence.Consumer
+					if meta.Sequence.Stream <= last {
 						continue
 					}
 					last = meta.Sequence.Stream
 					f(m, meta)
 					n++
 				}
+			}
+			if gap {
+				if again, err := consume(); err == nil {
+					c, delivered = again, 0
+				}
+				continue
 			}
 			if n > 0 {
 				progress = time.Now()
@@ -929,7 +948,7 @@ func follow(t *testing.T, js jetstream.JetStream, stream string, f func(jetstrea
 			// stream holds more.
 			if err != nil || time.Since(progress) > 2*time.Second && streamBeyond(ctx, js, stream, last) {
 				if again, err := consume(); err == nil {
-					c = again
+					c, delivered = again, 0
 				}
 				progress = time.Now()
 			}
