@@ -356,16 +356,18 @@ func (c *Client) finish(cmd *command, done *response) (Result, error) {
 		cmd.onDone(done.status)
 	}
 	if c.byeText != nil && cmd.name != "LOGOUT" {
-		return Result{}, c.abort(cmd.name, nil, "server said BYE: %s", c.byeText)
+		e := c.abort(cmd.name, nil, "server said BYE: %s", c.byeText)
+		e.Code = responseCode(c.byeText)
+		return Result{}, e
 	}
 	text := clone(done.text)
 	switch done.status {
 	case "BAD":
 		return Result{Status: "BAD", Data: []Datum{{Text: text}}},
-			&Error{Command: cmd.name, Kind: ErrCommand, Status: "BAD", Text: string(text)}
+			&Error{Command: cmd.name, Kind: ErrCommand, Status: "BAD", Code: responseCode(text), Text: string(text)}
 	case "NO":
 		return Result{Status: "NO", Data: []Datum{{Text: text}}},
-			&Error{Command: cmd.name, Kind: ErrCommand, Status: "NO", Text: string(text)}
+			&Error{Command: cmd.name, Kind: ErrCommand, Status: "NO", Code: responseCode(text), Text: string(text)}
 	}
 	if cmd.want == "" {
 		return Result{Status: done.status, Data: []Datum{{Text: text}}}, nil

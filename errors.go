@@ -3,6 +3,7 @@ package imap
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // The three kinds of failure, after imaplib's error, abort and readonly
@@ -30,6 +31,7 @@ type Error struct {
 	Command string // the IMAP command, e.g. "FETCH"; empty for the greeting
 	Kind    error  // ErrCommand, ErrAbort or ErrReadOnly
 	Status  string // the server's status word ("NO", "BAD", "BYE"), if any
+	Code    string // the response code of the server's reply ("AUTHENTICATIONFAILED", "TRYCREATE", …), if any
 	Text    string // the server's text or a description of what went wrong
 	Err     error  // the underlying cause, such as a network error, if any
 }
@@ -68,6 +70,23 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Usable reports whether the connection can still be used after e.
 func (e *Error) Usable() bool { return e.Kind != ErrAbort }
+
+// responseCode returns the response code at the start of a status
+// response's text ("[TRYCREATE] …" gives "TRYCREATE"), upper-cased and
+// without its arguments; "" when there is none.
+func responseCode(text []byte) string {
+	if len(text) < 2 || text[0] != '[' {
+		return ""
+	}
+	end := 1
+	for end < len(text) && text[end] != ']' && text[end] != ' ' {
+		end++
+	}
+	if end == len(text) || end == 1 {
+		return ""
+	}
+	return strings.ToUpper(string(text[1:end]))
+}
 
 func cmdError(cmd, format string, args ...any) *Error {
 	return &Error{Command: cmd, Kind: ErrCommand, Text: fmt.Sprintf(format, args...)}

@@ -370,7 +370,7 @@ func (id *Idler) taggedEnd(r *response) error {
 		id.ended = err
 		return err
 	}
-	id.ended = &Error{Command: "IDLE", Kind: ErrCommand, Status: r.status, Text: string(r.text), Err: ErrIdleEnded}
+	id.ended = &Error{Command: "IDLE", Kind: ErrCommand, Status: r.status, Code: responseCode(r.text), Text: string(r.text), Err: ErrIdleEnded}
 	c.capture, c.arena = nil, nil
 	id.closed = true
 	if c.broken == nil {
