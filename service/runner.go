@@ -320,6 +320,8 @@ func (n *Node) note(r *runner, ev watch.Event) {
 		r.set(StateIdle, "")
 	case watch.EventStateError:
 		r.set(StateIdle, errText(ev.Err))
+	case watch.EventAuthFailed:
+		r.set(StateWaiting, errText(ev.Err))
 	}
 }
 

@@ -7,22 +7,28 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"strings"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/imapkit/imap"
 )
 
 // fatal reports whether a failure to connect is not worth retrying. The
 // server answered and refused (a LOGIN rejected with NO, say) for a reason
-// other than a temporary one such as too many connections. Before the
-// account ever connected, failures that no wait can mend are fatal too: a
-// certificate from an unknown authority or for another name, a host name
-// that does not resolve. (Once it has connected, the same failures are
-// waited out: a DNS or certificate change is more likely passing then.)
+// other than a temporary one such as too many connections — except for
+// credentials refused on an account that connected before: the password or
+// the token was changed, and the new one may come (see EventAuthFailed).
+// Before the account ever connected, failures that no wait can mend are
+// fatal too: a certificate from an unknown authority or for another name,
+// a host name that does not resolve. (Once it has connected, the same
+// failures are waited out: a DNS or certificate change is more likely
+// passing then.)
 func fatal(err error, everConnected bool) bool {
 	if errors.Is(err, imap.ErrCommand) && !temporary(err) {
-		return true
+		return !everConnected || !authRefused(err)
 	}
 	if everConnected {
 		return false
@@ -40,9 +46,28 @@ func fatal(err error, everConnected bool) bool {
 	return false
 }
 
+// authRefused reports whether the server refused the credentials: a LOGIN
+// or AUTHENTICATE answered with NO.
+func authRefused(err error) bool {
+	var e *imap.Error
+	return errors.As(err, &e) && e.Status == "NO" && (e.Command == "LOGIN" || e.Command == "AUTHENTICATE")
+}
+
 // temporary reports whether err says the server is unavailable or
-// overloaded for now.
+// overloaded for now, or that an OAuth2 token could not be obtained for a
+// passing reason: the token endpoint unreachable or failing (a refresh
+// token it refused is not temporary).
 func temporary(err error) bool {
+	var netErr net.Error
+	var refresh *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &refresh):
+		if r := refresh.Response; r != nil && (r.StatusCode >= 500 || r.StatusCode == http.StatusTooManyRequests) {
+			return true
+		}
+	case errors.As(err, &netErr):
+		return true
+	}
 	msg := strings.ToUpper(err.Error())
 	for _, s := range []string{"[UNAVAILABLE]", "[LIMIT]", "[INUSE]", "[SERVERBUG]", "TOO MANY", "TRY AGAIN", "TEMPORAR"} {
 		if strings.Contains(msg, s) {

@@ -34,9 +34,10 @@ const (
 	EventReconnected                  // a connection was re-established
 	EventResynced                     // a mailbox was synchronized after (re)connecting; Text "baseline…" on a first run
 	EventStateError                   // a position could not be saved: Err says why (nothing is lost; see Event.Ack)
+	EventAuthFailed                   // the server refused credentials that worked before: Err says why; retried with backoff
 )
 
-var kindNames = [...]string{"", "new", "expunge", "flags", "reset", "alert", "disconnected", "reconnected", "resynced", "state_error"}
+var kindNames = [...]string{"", "new", "expunge", "flags", "reset", "alert", "disconnected", "reconnected", "resynced", "state_error", "auth_failed"}
 
 // ParseKind returns the Kind named s ("new", "expunge", ...), as String
 // writes it.
@@ -74,7 +75,7 @@ type Event struct {
 	ModSeq      uint64         // Flags, with CONDSTORE
 	Envelope    *imap.Envelope // New, with Options.Envelope
 	Text        string         // Alert text, Resynced details
-	Err         error          // Disconnected, StateError
+	Err         error          // Disconnected, StateError, AuthFailed
 
 	ack *pending // nil: nothing to acknowledge
 }

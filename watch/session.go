@@ -135,6 +135,7 @@ type outage struct {
 	failures      int  // attempts failed since the last success
 	everConnected bool // a connection succeeded once
 	down          bool // Disconnected was reported and Reconnected not yet
+	authFailed    bool // AuthFailed was reported in this outage
 }
 
 // connected notes a new connection: the end of an outage, if any.
@@ -145,6 +146,7 @@ func (s *session) connected(o *outage) {
 		o.down = false
 	}
 	o.everConnected = true
+	o.authFailed = false
 	o.failures = 0
 	s.hint = 0
 	for _, b := range s.boxes {
@@ -177,6 +179,12 @@ func (s *session) wait(ctx context.Context, err error, o *outage) error {
 		if !o.down {
 			s.w.notice(Event{Kind: EventDisconnected, Mailbox: s.mailboxes[0], Err: err})
 			o.down = true
+		}
+		if authRefused(err) && !o.authFailed {
+			// Once an outage: the credentials are read afresh for every
+			// attempt, and a fixed password or a new token ends it.
+			s.w.notice(Event{Kind: EventAuthFailed, Mailbox: s.mailboxes[0], Err: err})
+			o.authFailed = true
 		}
 		s.noteUnavailable(err)
 		delay = s.w.backoff(o.failures, s.hint)

@@ -58,7 +58,7 @@ func parseKinds(list string) (map[string]bool, error) {
 			continue
 		}
 		if _, ok := watch.ParseKind(k); !ok {
-			return nil, fmt.Errorf("--events: unknown kind %q (kinds: new, expunge, flags, reset, alert, disconnected, reconnected, resynced, state_error)", k)
+			return nil, fmt.Errorf("--events: unknown kind %q (kinds: new, expunge, flags, reset, alert, disconnected, reconnected, resynced, state_error, auth_failed)", k)
 		}
 		kinds[k] = true
 	}

@@ -103,6 +103,22 @@ type Config struct {
 	// back to this polling, so that with the default a pushed EXISTS may
 	// take up to 30 s. Many-session tests set it to a second.
 	IdleCheckInterval time.Duration
+
+	// OAuth2, when set, adds Dovecot's oauth2 passdb: OAuth 2.0 access
+	// tokens are checked at an introspection endpoint (RFC 7662).
+	OAuth2 *OAuth2
+}
+
+// OAuth2 configures Dovecot's oauth2 passdb.
+type OAuth2 struct {
+	// IntrospectionURL is where Dovecot POSTs "token=…"; the reply must be
+	// JSON with "active": true and "username" equal to the SASL user.
+	// Dovecot ignores expiry: a token is refused only once the endpoint
+	// answers "active": false (no auth cache is configured).
+	IntrospectionURL string
+	// Mechanisms are the SASL mechanisms offered for tokens: "xoauth2",
+	// "oauthbearer" or both (the default).
+	Mechanisms []string
 }
 
 // Server is a running private Dovecot instance. Create one with [Start],
@@ -350,6 +366,16 @@ func (s *Server) prepare() error {
 	if err := os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600); err != nil {
 		return fmt.Errorf("dovecot: %w", err)
 	}
+	if o := s.cfg.OAuth2; o != nil {
+		conf := "introspection_url = " + o.IntrospectionURL + "\n" +
+			"introspection_mode = post\n" +
+			"username_attribute = username\n" +
+			"active_attribute = active\n" +
+			"active_value = true\n"
+		if err := os.WriteFile(filepath.Join(dir, "oauth2.conf"), []byte(conf), 0o644); err != nil {
+			return fmt.Errorf("dovecot: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -477,13 +503,29 @@ func (s *Server) config(port, tlsPort int) string {
 	}
 	w("")
 	w("disable_plaintext_auth = no")
-	w("auth_mechanisms = plain login cram-md5")
+	if o := s.cfg.OAuth2; o != nil {
+		mechs := strings.Join(o.Mechanisms, " ")
+		if mechs == "" {
+			mechs = "xoauth2 oauthbearer"
+		}
+		w("auth_mechanisms = plain login cram-md5 %s", mechs)
+		w("passdb {")
+		w("  driver = oauth2")
+		w("  mechanisms = %s", mechs)
+		w("  args = %s/oauth2.conf", dir)
+		w("}")
+	} else {
+		w("auth_mechanisms = plain login cram-md5")
+	}
 	// Failed logins still take about 0.5 s: Dovecot flushes delayed
 	// failures on a 500 ms timer.
 	w("auth_failure_delay = 0")
 	w("auth_verbose = yes")
 	w("passdb {")
 	w("  driver = passwd-file")
+	if s.cfg.OAuth2 != nil {
+		w("  mechanisms = plain login cram-md5")
+	}
 	w("  args = scheme=PLAIN username_format=%%u %s", s.passwd)
 	w("}")
 	w("userdb {")
@@ -771,6 +813,46 @@ func (s *Server) AddUser(name, password string) error {
 		return fmt.Errorf("dovecot: user %q already exists in %s", name, s.passwd)
 	}
 	return s.appendUsers([]userPass{{name, password}})
+}
+
+// SetPassword changes the password of an existing user, as an
+// administrator would: sessions already logged in stay, and the next login
+// needs the new password. Like AddUser, it returns once Dovecot is sure to
+// read the change.
+func (s *Server) SetPassword(name, password string) error {
+	if strings.ContainsAny(password, ":\r\n\x00") {
+		return fmt.Errorf("dovecot: invalid password for user %q: contains ':', NUL or a line break", name)
+	}
+	s.usersMu.Lock()
+	defer s.usersMu.Unlock()
+	b, err := os.ReadFile(s.passwd)
+	if err != nil {
+		return fmt.Errorf("dovecot: changing a password: %w", err)
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	found := false
+	for i, l := range lines {
+		if strings.HasPrefix(l, name+":") {
+			lines[i] = fmt.Sprintf("%s:{PLAIN}%s::::::\n", name, password)
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("dovecot: no user %q in %s", name, s.passwd)
+	}
+	// A new file renamed over the old one: the auth process never reads
+	// half a file.
+	tmp := s.passwd + ".new"
+	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "")), 0o644); err != nil {
+		return fmt.Errorf("dovecot: changing a password: %w", err)
+	}
+	if err := os.Rename(tmp, s.passwd); err != nil {
+		return fmt.Errorf("dovecot: changing a password: %w", err)
+	}
+	if s.started {
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+	}
+	return nil
 }
 
 // userPass is one passwd-file entry.
