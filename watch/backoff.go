@@ -27,7 +27,7 @@ import (
 // failures are waited out: a DNS or certificate change is more likely
 // passing then.)
 func fatal(err error, everConnected bool) bool {
-	if errors.Is(err, imap.ErrCommand) && !temporary(err) {
+	if errors.Is(err, imap.ErrCommand) && !temporary(err) && !tokenUnavailable(err) {
 		return !everConnected || !authRefused(err)
 	}
 	if everConnected {
@@ -53,21 +53,25 @@ func authRefused(err error) bool {
 	return errors.As(err, &e) && e.Status == "NO" && (e.Command == "LOGIN" || e.Command == "AUTHENTICATE")
 }
 
-// temporary reports whether err says the server is unavailable or
-// overloaded for now, or that an OAuth2 token could not be obtained for a
-// passing reason: the token endpoint unreachable or failing (a refresh
-// token it refused is not temporary).
-func temporary(err error) bool {
+// tokenUnavailable reports whether an OAuth2 token could not be obtained
+// for a passing reason: the token endpoint unreachable or failing. (A
+// refresh token it refused is not passing.)
+func tokenUnavailable(err error) bool {
 	var netErr net.Error
 	var refresh *oauth2.RetrieveError
 	switch {
 	case errors.As(err, &refresh):
-		if r := refresh.Response; r != nil && (r.StatusCode >= 500 || r.StatusCode == http.StatusTooManyRequests) {
-			return true
-		}
+		r := refresh.Response
+		return r != nil && (r.StatusCode >= 500 || r.StatusCode == http.StatusTooManyRequests)
 	case errors.As(err, &netErr):
 		return true
 	}
+	return false
+}
+
+// temporary reports whether err says the server is unavailable or
+// overloaded for now.
+func temporary(err error) bool {
 	msg := strings.ToUpper(err.Error())
 	for _, s := range []string{"[UNAVAILABLE]", "[LIMIT]", "[INUSE]", "[SERVERBUG]", "TOO MANY", "TRY AGAIN", "TEMPORAR"} {
 		if strings.Contains(msg, s) {
