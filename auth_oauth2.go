@@ -46,6 +46,10 @@ func (e *OAuth2Error) Error() string {
 // with XOAUTH2 (Gmail, Microsoft 365), sending the token with the command
 // when the server advertises SASL-IR.
 //
+// When ts also has a method TokenContext(ctx context.Context)
+// (*oauth2.Token, error), as the oauth package's FileSource does, it is used instead of
+// Token, so that ctx bounds the request to the token endpoint.
+//
 // A refused token is replaced once — by RenewToken when ts is a
 // [TokenRenewer], else by asking ts again — and tried once more. A final
 // refusal is an *Error of kind ErrCommand whose Err is the server's
@@ -62,7 +66,13 @@ func (c *Client) AuthenticateOAuth2(ctx context.Context, user string, ts oauth2.
 	default:
 		return Result{}, cmdError("AUTHENTICATE", "server advertises neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2")
 	}
-	tok, err := ts.Token()
+	var tok *oauth2.Token
+	var err error
+	if cts, ok := ts.(contextTokenSource); ok {
+		tok, err = cts.TokenContext(ctx)
+	} else {
+		tok, err = ts.Token()
+	}
 	if err != nil {
 		return Result{}, &Error{Command: "AUTHENTICATE", Kind: ErrCommand, Text: "obtaining an OAuth2 token", Err: err}
 	}
@@ -86,6 +96,11 @@ func (c *Client) AuthenticateOAuth2(ctx context.Context, user string, ts oauth2.
 		return res, err // nothing new to try
 	}
 	return c.authenticateToken(ctx, mech, user, fresh)
+}
+
+// contextTokenSource is a token source whose requests honour a context.
+type contextTokenSource interface {
+	TokenContext(ctx context.Context) (*oauth2.Token, error)
 }
 
 // authenticateToken runs one AUTHENTICATE exchange with tok.
