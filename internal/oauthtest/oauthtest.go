@@ -4,14 +4,27 @@
 // (RFC 7662) as Dovecot's oauth2 passdb uses it. Its access tokens live
 // for seconds, so that tests see them expire.
 //
-// A Dovecot that accepts its tokens (XOAUTH2, OAUTHBEARER) needs, in the
-// oauth2 passdb's settings:
+// Dovecot 2.3's oauth2 passdb checks its tokens (XOAUTH2, OAUTHBEARER)
+// when configured with
+//
+//	auth_mechanisms = $auth_mechanisms xoauth2 oauthbearer
+//	passdb {
+//	  driver = oauth2
+//	  mechanisms = xoauth2 oauthbearer
+//	  args = /path/to/dovecot-oauth2.conf.ext
+//	}
+//
+// and in that file (the URL is Server.IntrospectURL):
 //
 //	introspection_mode = post
-//	introspection_url = <Server.IntrospectURL()>
+//	introspection_url = http://127.0.0.1:PORT/introspect
 //	username_attribute = username
 //	active_attribute = active
 //	active_value = true
+//	force_introspection = yes
+//
+// A test that starts from tokens rather than a login writes a token file
+// from Server.Issue with oauth.WriteFile.
 package oauthtest
 
 import (
