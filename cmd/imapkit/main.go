@@ -102,6 +102,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		err = runAccounts(ctx, args[1:], stdout, stderr)
 	case "keygen":
 		err = runKeygen(args[1:], stdout, stderr)
+	case "login":
+		err = runLogin(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return 0
@@ -130,6 +132,7 @@ commands:
   serve     watch many accounts, publishing their events to NATS JetStream (one node or many)
   accounts  add, update, remove or list the accounts of imapkit serve (add|update|rm|ls)
   keygen    write a new key for serve's --secret-key-file
+  login     authorize with an OAuth2 provider (Google, Microsoft, custom) and write a token file
 
 Run "imapkit COMMAND -h" for its flags.
 `)
