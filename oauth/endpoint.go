@@ -63,6 +63,12 @@ func (e *endpointError) needsLogin() bool {
 	return e.Status == http.StatusUnauthorized
 }
 
+// Temporary reports whether the failure may pass by itself: the endpoint
+// failing or rate limiting. Callers that retry (the watcher) ask.
+func (e *endpointError) Temporary() bool {
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests
+}
+
 // answerFields is the union of the fields read from token and device
 // endpoints.
 type answerFields struct {

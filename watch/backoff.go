@@ -54,17 +54,22 @@ func authRefused(err error) bool {
 }
 
 // tokenUnavailable reports whether an OAuth2 token could not be obtained
-// for a passing reason: the token endpoint unreachable or failing. (A
+// for a passing reason: the token endpoint unreachable, failing or rate
+// limiting — an error that says so with a Temporary method (as the oauth
+// package's do) or x/oauth2's RetrieveError with a 5xx or 429 status. (A
 // refresh token it refused is not passing.)
 func tokenUnavailable(err error) bool {
 	var netErr net.Error
 	var refresh *oauth2.RetrieveError
+	var passing interface{ Temporary() bool }
 	switch {
+	case errors.As(err, &netErr):
+		return true
 	case errors.As(err, &refresh):
 		r := refresh.Response
 		return r != nil && (r.StatusCode >= 500 || r.StatusCode == http.StatusTooManyRequests)
-	case errors.As(err, &netErr):
-		return true
+	case errors.As(err, &passing):
+		return passing.Temporary()
 	}
 	return false
 }

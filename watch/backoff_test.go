@@ -12,6 +12,12 @@ import (
 	"github.com/imapkit/imap"
 )
 
+// endpointErr is a token endpoint's failure that says whether it may pass.
+type endpointErr bool
+
+func (e endpointErr) Error() string   { return "token endpoint failed" }
+func (e endpointErr) Temporary() bool { return bool(e) }
+
 // TestFatal: which failures to connect end Run, before and after the
 // account first connected.
 func TestFatal(t *testing.T) {
@@ -33,6 +39,8 @@ func TestFatal(t *testing.T) {
 		{"token endpoint rate limit", token(429, ""), false, false},
 		{"token endpoint unreachable", &imap.Error{Command: "AUTHENTICATE", Kind: imap.ErrCommand, Text: "obtaining an OAuth2 token",
 			Err: &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}}, false, false},
+		{"token endpoint says passing", &imap.Error{Command: "AUTHENTICATE", Kind: imap.ErrCommand, Text: "obtaining an OAuth2 token", Err: endpointErr(true)}, false, false},
+		{"token endpoint says not passing", &imap.Error{Command: "AUTHENTICATE", Kind: imap.ErrCommand, Text: "obtaining an OAuth2 token", Err: endpointErr(false)}, true, true},
 		{"no OAuth mechanism", &imap.Error{Command: "AUTHENTICATE", Kind: imap.ErrCommand, Text: "server advertises neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2"}, true, true},
 		{"connection reset", &imap.Error{Command: "LOGIN", Kind: imap.ErrAbort, Err: errors.New("reset")}, false, false},
 	} {

@@ -20,6 +20,7 @@ type accountConfig struct {
 	PasswordEnv  string   `json:"password_env"`
 	PasswordFile string   `json:"password_file"`
 	PasswordCmd  string   `json:"password_cmd"`
+	TokenFile    string   `json:"oauth2_token_file"`
 	CAFile       string   `json:"ca_file"`
 	Mailboxes    []string `json:"mailboxes"`
 }
@@ -65,7 +66,7 @@ func loadConfig(path string, base connFlags) ([]account, error) {
 	for i, ac := range fc.Accounts {
 		f := connFlags{server: ac.Server, tls: ac.TLS, startTLS: ac.StartTLS, plaintext: ac.Plaintext,
 			stream: ac.Stream, user: ac.User, passwordEnv: ac.PasswordEnv, passFile: ac.PasswordFile,
-			passCmd: ac.PasswordCmd, caFile: ac.CAFile, debug: base.debug, timeout: base.timeout}
+			passCmd: ac.PasswordCmd, tokenFile: ac.TokenFile, caFile: ac.CAFile, debug: base.debug, timeout: base.timeout}
 		if err := f.check(); err != nil {
 			return nil, fmt.Errorf("config %s: account %d (%s): %w", path, i+1, ac.Name, err)
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/imapkit/imap"
+	"github.com/imapkit/imap/oauth"
 )
 
 var errUsage = errors.New("usage")
@@ -31,6 +32,7 @@ type connFlags struct {
 	passwordEnv string
 	passFile    string
 	passCmd     string
+	tokenFile   string // --oauth2-token-file
 	caFile      string
 	debug       bool
 	timeout     time.Duration
@@ -46,6 +48,7 @@ func (f *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.passwordEnv, "password-env", "", "read the password from environment variable `VAR`")
 	fs.StringVar(&f.passFile, "password-file", "", "read the password from the first line of `PATH`")
 	fs.StringVar(&f.passCmd, "password-cmd", "", "run `CMD` and use the first line of its output as the password")
+	fs.StringVar(&f.tokenFile, "oauth2-token-file", "", "authenticate with OAuth2 (OAUTHBEARER or XOAUTH2) using the token file `PATH` written by imapkit login; refreshed tokens are written back")
 	fs.StringVar(&f.caFile, "ca-file", "", "trust the PEM certificates in `PATH` instead of the system roots")
 	fs.BoolVar(&f.debug, "debug", false, "print a protocol trace to stderr (secrets redacted)")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "bound on every wait for the server (commands, DONE)")
@@ -67,6 +70,18 @@ func (f *connFlags) check() error {
 	}
 	if f.stream == "" && f.user == "" {
 		return errors.New("--user is required with --server")
+	}
+	sources := 0
+	for _, v := range []string{f.passwordEnv, f.passFile, f.passCmd, f.tokenFile} {
+		if v != "" {
+			sources++
+		}
+	}
+	if sources > 1 {
+		return errors.New("choose one of --password-env, --password-file, --password-cmd and --oauth2-token-file")
+	}
+	if f.stream != "" && sources > 0 {
+		return errors.New("--stream sessions are already authenticated: drop the password or token source")
 	}
 	return nil
 }
@@ -105,7 +120,7 @@ func (f *connFlags) password(ctx context.Context) (string, error) {
 		}
 		return firstLine(out), nil
 	}
-	return "", errors.New("no password source: use --password-env, --password-file or --password-cmd")
+	return "", errors.New("no password source: use --password-env, --password-file, --password-cmd or --oauth2-token-file")
 }
 
 func firstLine(b []byte) string {
@@ -135,15 +150,27 @@ func (f *connFlags) options(stderr io.Writer) (*imap.Options, error) {
 }
 
 // dialer returns a function that connects and authenticates. It reads the
-// password once up front, so that a missing source fails at once, and then
-// afresh for every connection: a password changed on the server and in its
-// source is picked up at the next reconnect.
+// credentials once up front, so that a missing source (or a token file
+// whose refresh token was revoked) fails at once, and then afresh for
+// every connection: a password changed on the server and in its source is
+// picked up at the next reconnect, and an expired access token is
+// refreshed.
 func (f *connFlags) dialer(ctx context.Context, stderr io.Writer) (func(context.Context) (*imap.Client, error), error) {
 	opts, err := f.options(stderr)
 	if err != nil {
 		return nil, err
 	}
-	if f.stream == "" {
+	var tokens *oauth.FileSource
+	switch {
+	case f.stream != "":
+	case f.tokenFile != "":
+		if tokens, err = oauth.OpenFile(f.tokenFile); err != nil {
+			return nil, err
+		}
+		if _, err = tokens.Token(); err != nil {
+			return nil, err
+		}
+	default:
 		if _, err = f.password(ctx); err != nil {
 			return nil, err
 		}
@@ -164,7 +191,12 @@ func (f *connFlags) dialer(ctx context.Context, stderr io.Writer) (func(context.
 		if err != nil {
 			return nil, err
 		}
-		if c.State() == imap.StateNonAuth {
+		if c.State() == imap.StateNonAuth && tokens != nil {
+			if _, err := c.AuthenticateOAuth2(ctx, f.user, tokens); err != nil {
+				c.Shutdown()
+				return nil, err
+			}
+		} else if c.State() == imap.StateNonAuth {
 			pass, err := f.password(ctx)
 			if err != nil {
 				c.Shutdown()

@@ -21,6 +21,7 @@ func hint(err error) string {
 	var dns *net.DNSError
 	var refused *imap.Error
 	var badState *watch.StateError
+	var badToken *imap.OAuth2Error
 	msg := err.Error()
 	switch {
 	case errors.As(err, &badState):
@@ -39,6 +40,8 @@ func hint(err error) string {
 		return "nothing listens there: check the port (993 for --tls, 143 for --starttls)"
 	case strings.Contains(msg, "unencrypted connection"):
 		return "credentials are not sent in clear: use --tls or --starttls, or --plaintext to allow it on a trusted network"
+	case errors.As(err, &badToken):
+		return "the server refused the OAuth2 token: check that --user is the account the token was issued for and that the token file's scopes include IMAP access (imapkit login --scope)"
 	case errors.As(err, &refused) && refused.Status == "NO" && (refused.Command == "LOGIN" || refused.Command == "AUTHENTICATE"):
 		return "the server refused the credentials: check --user and the password source"
 	}

@@ -530,7 +530,14 @@ func (s *Server) config(port, tlsPort int) string {
 	w("}")
 	w("userdb {")
 	w("  driver = static")
-	w("  args = uid=%d gid=%d home=%s/%%u", s.uid, s.gid, s.mailDir)
+	if s.cfg.OAuth2 != nil {
+		// Both passdbs are limited to their mechanisms, so a userdb
+		// lookup (doveadm, the stream command) finds no passdb to confirm
+		// the user: let the static userdb serve every user.
+		w("  args = uid=%d gid=%d home=%s/%%u allow_all_users=yes", s.uid, s.gid, s.mailDir)
+	} else {
+		w("  args = uid=%d gid=%d home=%s/%%u", s.uid, s.gid, s.mailDir)
+	}
 	w("}")
 	w("")
 	w("mail_location = maildir:%s/%%u", s.mailDir)
