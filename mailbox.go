@@ -49,16 +49,27 @@ func (c *Client) Select(ctx context.Context, mailbox string, readOnly bool) (Res
 }
 
 // Unselect closes the selected mailbox without expunging (RFC 3691). The
-// state becomes AUTH even if the command fails, as in imaplib.
+// state becomes AUTH when the server agrees; after a NO (Courier refuses
+// UNSELECT) the mailbox is still selected, on both sides.
 func (c *Client) Unselect(ctx context.Context) (Result, error) {
-	return c.exec(ctx, &command{name: "UNSELECT", onDone: func(string) { c.setState(StateAuth) }})
+	return c.exec(ctx, &command{name: "UNSELECT", onDone: c.deselectOnOK})
 }
 
 // Close closes the selected mailbox, expunging deleted messages. The state
-// becomes AUTH even if the command fails, as in imaplib. To end the
-// session use Logout; to drop the connection, Shutdown.
+// becomes AUTH when the server agrees (imaplib moves even on a refusal,
+// which leaves client and server disagreeing). To end the session use
+// Logout; to drop the connection, Shutdown.
 func (c *Client) Close(ctx context.Context) (Result, error) {
-	return c.exec(ctx, &command{name: "CLOSE", onDone: func(string) { c.setState(StateAuth) }})
+	return c.exec(ctx, &command{name: "CLOSE", onDone: c.deselectOnOK})
+}
+
+// deselectOnOK leaves the selected state when the server completed the
+// command with OK: a NO or BAD (Courier refuses UNSELECT) means the server
+// still has the mailbox selected.
+func (c *Client) deselectOnOK(status string) {
+	if status == "OK" {
+		c.setState(StateAuth)
+	}
 }
 
 // mailboxCmd runs a command whose arguments are mailbox names followed by

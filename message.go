@@ -10,7 +10,8 @@ import (
 // Append appends message to mailbox ("" means INBOX) with optional flags
 // (e.g. `\Seen`, parenthesized if needed) and internal date (zero: none).
 // Line endings in message are normalised to CRLF. After ENABLE UTF8=ACCEPT
-// the message is sent in the UTF8 literal form. Data holds the tagged text,
+// a message with 8-bit bytes is sent in the UTF8 literal form; a 7-bit one
+// as a plain literal (Courier refuses the UTF8 form for every message). Data holds the tagged text,
 // where an APPENDUID code also lands in the cache.
 func (c *Client) Append(ctx context.Context, mailbox, flags string, date time.Time, message []byte) (Result, error) {
 	if mailbox == "" {
@@ -28,12 +29,22 @@ func (c *Client) Append(ctx context.Context, mailbox, flags string, date time.Ti
 		return Result{}, l.err
 	}
 	msg := normalizeCRLF(message)
-	if c.utf8.Load() {
+	if c.utf8.Load() && has8bit(msg) {
 		l.add(arg{text: "UTF8 (", lit: msg, litMark: "~", after: ")"}, nil)
 	} else {
 		l.add(arg{lit: msg}, nil)
 	}
 	return c.exec(ctx, &command{name: "APPEND", args: l.args})
+}
+
+// has8bit reports whether b has a byte outside ASCII.
+func has8bit(b []byte) bool {
+	for _, x := range b {
+		if x >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 // normalizeCRLF turns every CR, LF and CRLF into CRLF, as imaplib's MapCRLF.
