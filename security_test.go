@@ -113,9 +113,12 @@ func TestStartTLSNeverPlaintext(t *testing.T) {
 			srv, _ := startTLSServer(t, "STARTTLS", "TAG OK go\r\n")
 			return srv, nil
 		}, []string{"TLS handshake failed", "certificate"}, starttls},
-		{"no handshake", func(t *testing.T) (*imaptest.Server, *x509.CertPool) {
+		{"data after the OK, later", func(t *testing.T) (*imaptest.Server, *x509.CertPool) {
 			return rawStartTLSServer(t, "", "STARTTLS", "TAG OK go\r\n|* OK this is not TLS\r\n"), nil
-		}, []string{"TLS handshake failed", "does not look like a TLS handshake"}, nil},
+		}, []string{"data after STARTTLS response: possible injection"}, nil},
+		{"data after the OK, with it", func(t *testing.T) (*imaptest.Server, *x509.CertPool) {
+			return rawStartTLSServer(t, "", "STARTTLS", "TAG OK go\r\n* OK this is not TLS\r\n"), nil
+		}, []string{"data after STARTTLS response: possible injection"}, nil},
 	} {
 		for _, dial := range []string{"StartTLS", "DialStartTLS"} {
 			t.Run(tc.name+"/"+dial, func(t *testing.T) {

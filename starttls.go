@@ -3,13 +3,19 @@ package imap
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 )
 
+// errInjected is the abort for plaintext that follows the server's OK to
+// STARTTLS where the TLS handshake should begin.
+const errInjected = "data after STARTTLS response: possible injection"
+
 // StartTLS upgrades the connection to TLS (RFC 3501 §6.2.1). It fails
-// unless the server advertises STARTTLS. After the handshake every byte
-// received before it is discarded, so nothing a network attacker injected
-// in plaintext can be taken for a response, and the capabilities are read
-// again. If STARTTLS fails for any reason the connection is closed: it
+// unless the server advertises STARTTLS. Plaintext after the server's OK
+// (where the handshake must begin) is an abort, "data after STARTTLS
+// response: possible injection"; what arrived before the OK is discarded
+// after the handshake, so nothing a network attacker injected in plaintext
+// can be taken for a response, and the capabilities are read again. If STARTTLS fails for any reason the connection is closed: it
 // never continues in plaintext. cfg may be nil; its ServerName defaults to
 // the dialed host, and verification is on unless cfg turns it off.
 func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) error {
@@ -38,8 +44,18 @@ func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) error {
 		}
 		return c.abort("STARTTLS", err, "Couldn't establish TLS session")
 	}
+	// Bytes after the OK, whether they came with it or after it, are
+	// plaintext someone may have injected: one abort, whichever way the
+	// reads happened to split them.
+	if c.rd.Buffered() > 0 {
+		return c.abort("STARTTLS", nil, errInjected)
+	}
 	tconn := tls.Client(c.conn, tlsConfig(&o, c.host))
 	if err := handshake(ctx, tconn, &o); err != nil {
+		var notTLS tls.RecordHeaderError
+		if errors.As(err, &notTLS) {
+			return c.abort("STARTTLS", nil, errInjected)
+		}
 		return c.abort("STARTTLS", err, "TLS handshake failed")
 	}
 	c.conn = tconn
