@@ -226,10 +226,8 @@ func (c *Client) readError(ctx context.Context, cmd string, err error, startWait
 		if c.byeText != nil {
 			return c.abort(cmd, nil, "server said BYE: %s", c.byeText)
 		}
-		if isReset(err) {
-			return c.abort(cmd, err, "socket error: connection reset")
-		}
-		return c.abort(cmd, err, "socket error: EOF")
+		// The cause says EOF or connection reset: say it once.
+		return c.abort(cmd, err, "socket error")
 	}
 	return c.abort(cmd, err, "socket error")
 }

@@ -244,7 +244,7 @@ func hostileCases() []hostileCase {
 		{name: "greeting/tagged", handler: greet("A0 OK hi\r\n"), dialErr: abort("unexpected greeting")},
 		{name: "greeting/empty line", handler: greet("\r\n"), dialErr: abort("unexpected response")},
 		{name: "greeting/huge literal", handler: greet("* OK {99999999999999999999}\r\n"), dialErr: abort("server sent a literal of 9223372036854775807 bytes (limit 65536)")},
-		{name: "greeting/literal then EOF", handler: greet("* OK {100}\r\nonly some\x00close"), dialErr: abort("socket error: EOF")},
+		{name: "greeting/literal then EOF", handler: greet("* OK {100}\r\nonly some\x00close"), dialErr: abort("socket error")},
 		{name: "greeting/numeric type", handler: greet("* 1 2\r\n"), dialErr: abort("unexpected response")},
 		{name: "greeting/deep parens", handler: greet("* OK " + deep + "\r\n"),
 			run: func(t *testing.T, c *imap.Client) { usable(t, c, true) }},
@@ -419,7 +419,7 @@ func hostileCases() []hostileCase {
 		{name: "fetch/literal too large", commands: map[string]imaptest.CommandFunc{"FETCH": send("* 1 FETCH (BODY[] {9999999999999}\r\n")},
 			run: fetchFails(abort("server sent a literal of 9999999999999 bytes (limit 1048576)"))},
 		{name: "fetch/literal longer than sent", commands: map[string]imaptest.CommandFunc{"FETCH": sendClose("* 1 FETCH (BODY[] {100}\r\nonly ten b")},
-			run: fetchFails(abort("socket error: EOF"))},
+			run: fetchFails(abort("socket error: unexpected EOF"))},
 		{name: "fetch/literal stalls", commands: map[string]imaptest.CommandFunc{"FETCH": sendStall("* 1 FETCH (BODY[] {100}\r\nonly ten b")},
 			run: fetchFails(abort("timed out waiting for the server"))},
 		{name: "fetch/literal shorter than sent", commands: map[string]imaptest.CommandFunc{"FETCH": send("* 1 FETCH (BODY[] {5}\r\nhello world)\r\nTAG OK done\r\n")},
@@ -496,7 +496,10 @@ func hostileCases() []hostileCase {
 			})},
 		{name: "idle/EOF", caps: "IDLE", commands: map[string]imaptest.CommandFunc{"IDLE": sendClose("+ idling\r\n* 1 EXISTS\r\n")},
 			run: idleWith(nil, func(t *testing.T, c *imap.Client, got []imap.Response, err, closeErr error) {
-				wantErr(t, err, imap.ErrAbort, "socket error")
+				wantErr(t, err, imap.ErrAbort, "socket error: EOF")
+				if n := strings.Count(err.Error(), "EOF"); n != 1 {
+					t.Errorf("error %q says EOF %d times, want once", err, n)
+				}
 				wantErr(t, closeErr, imap.ErrAbort)
 				if len(got) != 1 {
 					t.Fatalf("got %v", got)
@@ -505,7 +508,7 @@ func hostileCases() []hostileCase {
 			})},
 		{name: "idle/close mid-literal", caps: "IDLE", commands: map[string]imaptest.CommandFunc{"IDLE": sendClose("+ idling\r\n* 1 FETCH (BODY[] {50}\r\nshort")},
 			run: idleWith(nil, func(t *testing.T, c *imap.Client, got []imap.Response, err, closeErr error) {
-				wantErr(t, err, imap.ErrAbort, "socket error: EOF")
+				wantErr(t, err, imap.ErrAbort, "socket error: unexpected EOF")
 				usable(t, c, false)
 			})},
 		{name: "idle/line too long", caps: "IDLE", commands: map[string]imaptest.CommandFunc{"IDLE": idleCmd(writes("+ idling\r\n* OK " + strings.Repeat("z", 9000) + "\r\n* 4 EXISTS\r\n"))},
