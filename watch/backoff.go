@@ -75,12 +75,22 @@ func tokenUnavailable(err error) bool {
 }
 
 // temporary reports whether err says the server is unavailable or
-// overloaded for now.
+// overloaded for now: by its response code (RFC 5530), or, from a server
+// that sends none, in words.
 func temporary(err error) bool {
-	msg := strings.ToUpper(err.Error())
-	for _, s := range []string{"[UNAVAILABLE]", "[LIMIT]", "[INUSE]", "[SERVERBUG]", "TOO MANY", "TRY AGAIN", "TEMPORAR"} {
-		if strings.Contains(msg, s) {
-			return true
+	var e *imap.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code {
+	case "UNAVAILABLE", "LIMIT", "INUSE", "SERVERBUG":
+		return true
+	case "":
+		msg := strings.ToUpper(e.Text)
+		for _, s := range []string{"TOO MANY", "TRY AGAIN", "TEMPORAR"} {
+			if strings.Contains(msg, s) {
+				return true
+			}
 		}
 	}
 	return false

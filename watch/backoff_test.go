@@ -33,7 +33,10 @@ func TestFatal(t *testing.T) {
 	}{
 		{"login refused", &imap.Error{Command: "LOGIN", Kind: imap.ErrCommand, Status: "NO", Text: "[AUTHENTICATIONFAILED] Authentication failed."}, true, false},
 		{"token refused", refused, true, false},
-		{"server unavailable", &imap.Error{Command: "LOGIN", Kind: imap.ErrCommand, Status: "NO", Text: "[UNAVAILABLE] Temporary authentication failure."}, false, false},
+		{"server busy, in words", &imap.Error{Command: "LOGIN", Kind: imap.ErrCommand, Status: "NO", Text: "Too many connections, try again later"}, false, false},
+		{"in use", &imap.Error{Command: "LOGIN", Kind: imap.ErrCommand, Status: "NO", Code: "INUSE", Text: "[INUSE] mailbox locked"}, false, false},
+		{"code beats words", &imap.Error{Command: "LOGIN", Kind: imap.ErrCommand, Status: "NO", Code: "AUTHENTICATIONFAILED", Text: "[AUTHENTICATIONFAILED] try again with the right password"}, true, false},
+		{"server unavailable", &imap.Error{Command: "LOGIN", Kind: imap.ErrCommand, Status: "NO", Code: "UNAVAILABLE", Text: "[UNAVAILABLE] Temporary authentication failure."}, false, false},
 		{"refresh token revoked", token(400, "invalid_grant"), true, true},
 		{"token endpoint failing", token(503, ""), false, false},
 		{"token endpoint rate limit", token(429, ""), false, false},
