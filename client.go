@@ -35,9 +35,10 @@ type Client struct {
 
 	state atomic.Int32 // a State; read without mu for fast state checks
 	utf8  atomic.Bool
+	isTLS atomic.Bool              // read without mu, as State: IsTLS must not wait for an IDLE
+	shown atomic.Pointer[net.Conn] // conn, for Conn without mu
 
 	secure    bool // TLS, or a local stream
-	isTLS     bool
 	readOnly  bool
 	readDLSet bool  // readDL is valid
 	pinnedAll bool  // see pinned
@@ -120,8 +121,10 @@ func newClient(ctx context.Context, conn net.Conn, opts *Options, host string, s
 	c.rd = wire.NewReader(conn, c.opts.MaxLine)
 	c.rd.BeforeRead = c.beforeRead
 	c.rs.ctx = context.Background()
-	_, c.isTLS = conn.(*tls.Conn)
-	c.secure = c.isTLS || stream
+	_, isTLS := conn.(*tls.Conn)
+	c.isTLS.Store(isTLS)
+	c.shown.Store(&conn)
+	c.secure = isTLS || stream
 	if c.opts.TagPrefix == "" {
 		// Kept in opts rather than a field of its own: a smaller Client.
 		var b [2]byte
@@ -330,20 +333,14 @@ func (c *Client) ProtocolVersion() string {
 func (c *Client) UTF8Enabled() bool { return c.utf8.Load() }
 
 // IsTLS reports whether the connection is encrypted (implicit TLS or after
-// StartTLS).
-func (c *Client) IsTLS() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.isTLS
-}
+// StartTLS). Like State and Has, it answers at once, also while an Idler
+// waits.
+func (c *Client) IsTLS() bool { return c.isTLS.Load() }
 
-// Conn returns the underlying connection. Reading from or writing to it
-// directly corrupts the session.
-func (c *Client) Conn() net.Conn {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.conn
-}
+// Conn returns the underlying connection (the TLS one after StartTLS). It
+// answers at once, also while an Idler waits. Reading from or writing to
+// it directly corrupts the session.
+func (c *Client) Conn() net.Conn { return *c.shown.Load() }
 
 // Dropped returns how many untagged data were dropped because the cache
 // (or an Idler's queue) reached Options.MaxCached, or held too many

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
 )
 
 // errInjected is the abort for plaintext that follows the server's OK to
@@ -27,7 +28,7 @@ func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) error {
 	if err := c.checkState("STARTTLS"); err != nil {
 		return err
 	}
-	if c.isTLS {
+	if c.isTLS.Load() {
 		return cmdError("STARTTLS", "TLS session already established")
 	}
 	if !c.has("STARTTLS") {
@@ -59,9 +60,12 @@ func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) error {
 		return c.abort("STARTTLS", err, "TLS handshake failed")
 	}
 	c.conn = tconn
+	var shown net.Conn = tconn
+	c.shown.Store(&shown)
 	c.readDLSet = false // the handshake set its own deadlines
 	c.rd.Reset(tconn)   // drop any plaintext buffered before the handshake
-	c.isTLS, c.secure = true, true
+	c.isTLS.Store(true)
+	c.secure = true
 	c.clearCache()
 	return c.refreshCaps(ctx)
 }
