@@ -3,6 +3,8 @@ package imap_test
 import (
 	"testing"
 	"time"
+
+	"github.com/imapkit/imap"
 )
 
 // TestAccessorsDuringIdle: the accessors that only report on the
@@ -40,4 +42,21 @@ func TestAccessorsDuringIdle(t *testing.T) {
 		t.Errorf("IsTLS %v, Conn %v on a plaintext connection", c.IsTLS(), c.Conn())
 	}
 	_ = id.Close()
+}
+
+// TestResponseLast: Last is the latest value of a response code, and ""
+// (not a panic) when none was cached.
+func TestResponseLast(t *testing.T) {
+	for _, tc := range []struct {
+		r    imap.Response
+		want string
+	}{
+		{imap.Response{Type: "UIDNEXT"}, ""},
+		{imap.Response{Type: "UIDNEXT", Data: []imap.Datum{{Text: []byte("7")}}}, "7"},
+		{imap.Response{Type: "UIDNEXT", Data: []imap.Datum{{Text: []byte("7")}, {Text: []byte("9")}}}, "9"},
+	} {
+		if got := tc.r.Last(); got != tc.want {
+			t.Errorf("%v.Last() = %q, want %q", tc.r.Data, got, tc.want)
+		}
+	}
 }

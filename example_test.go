@@ -90,7 +90,7 @@ func ExampleDial() {
 		log.Fatal(err)
 	}
 	fmt.Println("messages:", string(res.Data[0].Text))
-	fmt.Println("uidvalidity:", string(c.Response("UIDVALIDITY").Data[0].Text))
+	fmt.Println("uidvalidity:", c.Response("UIDVALIDITY").Last())
 
 	res, err = c.Fetch(ctx, "1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
 	if err != nil {

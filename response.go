@@ -38,6 +38,17 @@ type Response struct {
 	Data []Datum
 }
 
+// Last returns the text of the last datum, "" when there is none: the
+// current value of a response code such as UIDVALIDITY or UIDNEXT, which a
+// server may send more than once. (Indexing Data of a type nothing was
+// cached for panics; imaplib's response() gives [None] there.)
+func (r Response) Last() string {
+	if len(r.Data) == 0 {
+		return ""
+	}
+	return string(r.Data[len(r.Data)-1].Text)
+}
+
 // Result is the outcome of one command, like imaplib's (typ, [data]) pair.
 // Status is the tagged status ("OK", "NO", "BAD"), or "BYE" after LOGOUT.
 // Data holds the untagged data of the type the command asks for (for
