@@ -200,11 +200,11 @@ func testCommands(t *testing.T, c *imap.Client) {
 	if nums, _ := imap.ParseSearch(usearch.Data); fmt.Sprint(nums) != "[3]" {
 		t.Errorf("UID SEARCH = %v", nums)
 	}
-	sortRes := must(t, "SORT")(c.Sort(ctx, "REVERSE SUBJECT", "UTF-8", "ALL"))
+	sortRes := must(t, "SORT")(c.Sort(ctx, "UTF-8", "REVERSE SUBJECT", "ALL"))
 	if got := sortRes.Texts(); len(got) != 1 || got[0] != "5 4 3 2 1" {
 		t.Errorf("SORT = %q", got)
 	}
-	thread := must(t, "THREAD")(c.Thread(ctx, "ORDEREDSUBJECT", "UTF-8", "ALL"))
+	thread := must(t, "THREAD")(c.Thread(ctx, "UTF-8", "ORDEREDSUBJECT", "ALL"))
 	if len(thread.Data) != 1 {
 		t.Errorf("THREAD = %q", thread.Texts())
 	}

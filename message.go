@@ -145,9 +145,11 @@ func (c *Client) searchArgs(name, charset string, criteria []string) ([]string, 
 	return append(args, criteria...), nil
 }
 
-// Sort searches and sorts (RFC 5256): criteria like "(REVERSE DATE)",
-// then the search criteria. Data holds the SORT data.
-func (c *Client) Sort(ctx context.Context, criteria, charset string, search ...string) (Result, error) {
+// Sort searches and sorts (RFC 5256): charset ("" means UTF-8), the sort
+// criteria like "(REVERSE DATE)", then the search criteria. The charset
+// comes first, as in Search and Thread (imaplib's sort takes it second).
+// Data holds the SORT data.
+func (c *Client) Sort(ctx context.Context, charset, criteria string, search ...string) (Result, error) {
 	if charset == "" {
 		charset = "UTF-8"
 	}
@@ -155,9 +157,11 @@ func (c *Client) Sort(ctx context.Context, criteria, charset string, search ...s
 	return c.rawCmd(ctx, "SORT", "SORT", args...)
 }
 
-// Thread threads messages (RFC 5256) with algorithm, e.g. "REFERENCES".
+// Thread threads messages (RFC 5256): charset ("" means UTF-8), the
+// algorithm such as "REFERENCES", then the search criteria. The charset
+// comes first, as in Search and Sort (imaplib's thread takes it second).
 // Data holds the THREAD data.
-func (c *Client) Thread(ctx context.Context, algorithm, charset string, search ...string) (Result, error) {
+func (c *Client) Thread(ctx context.Context, charset, algorithm string, search ...string) (Result, error) {
 	if charset == "" {
 		charset = "UTF-8"
 	}
