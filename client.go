@@ -354,7 +354,14 @@ func (c *Client) Dropped() int {
 // Shutdown closes the connection without logging out, like imaplib's
 // shutdown. It is safe to call more than once and while another goroutine
 // is blocked in a command, which then fails with an abort.
-func (c *Client) Shutdown() error {
+func (c *Client) Shutdown() error { return c.Close() }
+
+// Close closes the connection without logging out, as every Go Close
+// does: a Client is an io.Closer (Shutdown is imaplib's name for it). It
+// is safe to call more than once and while another goroutine is blocked
+// in a command, which then fails with an abort. The IMAP command CLOSE is
+// CloseMailbox.
+func (c *Client) Close() error {
 	err := c.conn.Close()
 	c.setState(StateLogout)
 	if c.closeFn != nil {

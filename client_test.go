@@ -1,10 +1,13 @@
 package imap_test
 
 import (
+	"context"
+	"io"
 	"testing"
 	"time"
 
 	"github.com/imapkit/imap"
+	"github.com/imapkit/imap/internal/imaptest"
 )
 
 // TestAccessorsDuringIdle: the accessors that only report on the
@@ -58,5 +61,41 @@ func TestResponseLast(t *testing.T) {
 		if got := tc.r.Last(); got != tc.want {
 			t.Errorf("%v.Last() = %q, want %q", tc.r.Data, got, tc.want)
 		}
+	}
+}
+
+// The Client is an io.Closer: Close closes the connection.
+var _ io.Closer = (*imap.Client)(nil)
+
+// TestCloseCloses: Close drops the connection (the server reads EOF) and
+// the client is in the LOGOUT state; CloseMailbox is IMAP's CLOSE.
+func TestCloseCloses(t *testing.T) {
+	eof := make(chan struct{})
+	srv := imaptest.NewServer(t, imaptest.Config{Handler: func(s *imaptest.Session) {
+		_ = s.Send("* OK [CAPABILITY IMAP4rev1] ready")
+		for {
+			if _, err := s.ReadLine(); err != nil {
+				close(eof)
+				return
+			}
+		}
+	}})
+	c, err := imap.Dial(context.Background(), srv.Addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case <-eof:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not see the connection close")
+	}
+	if c.State() != imap.StateLogout {
+		t.Errorf("state after Close: %v", c.State())
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
 	}
 }

@@ -236,7 +236,7 @@ func testCommands(t *testing.T, c *imap.Client) {
 		t.Errorf("Work STATUS = %q", work.Texts())
 	}
 	must(t, "SELECT Work")(c.Select(ctx, "Work", false))
-	must(t, "CLOSE")(c.Close(ctx))
+	must(t, "CLOSE")(c.CloseMailbox(ctx))
 	if c.State() != imap.StateAuth {
 		t.Errorf("state after CLOSE = %v", c.State())
 	}

@@ -708,7 +708,7 @@ func TestStateErrorsBeforeSending(t *testing.T) {
 		"ENABLE": func() error { return r(c.Enable(ctx, "UTF8=ACCEPT")) },
 		"APPEND": func() error { return r(c.Append(ctx, "", "", time.Time{}, []byte("x"))) },
 		"LIST":   func() error { return r(c.List(ctx, "", "*")) },
-		"CLOSE":  func() error { return r(c.Close(ctx)) },
+		"CLOSE":  func() error { return r(c.CloseMailbox(ctx)) },
 	}
 	check := func(state string, calls map[string]func() error) {
 		t.Helper()
@@ -728,7 +728,7 @@ func TestStateErrorsBeforeSending(t *testing.T) {
 		"SEARCH":       func() error { return r(c.Search(ctx, "", "ALL")) },
 		"STORE":        func() error { return r(c.Store(ctx, "1", "+FLAGS", `\Seen`)) },
 		"EXPUNGE":      func() error { return r(c.Expunge(ctx)) },
-		"CLOSE":        func() error { return r(c.Close(ctx)) },
+		"CLOSE":        func() error { return r(c.CloseMailbox(ctx)) },
 		"UNSELECT":     func() error { return r(c.Unselect(ctx)) },
 		"LOGIN":        func() error { return r(c.Login(ctx, "u", "p")) },
 		"AUTHENTICATE": func() error { return r(c.Authenticate(ctx, "PLAIN", fakeAuth)) },

@@ -761,7 +761,7 @@ func TestIdleOtherCommandsFail(t *testing.T) {
 			"ENABLE":     func() error { _, err := c.Enable(ctx, "UTF8=ACCEPT"); return err },
 			"XATOM":      func() error { _, err := c.Xatom(ctx, "XFOO"); return err },
 			"MOVE":       func() error { _, err := c.Move(ctx, "1", "Trash"); return err },
-			"CLOSE":      func() error { _, err := c.Close(ctx); return err },
+			"CLOSE":      func() error { _, err := c.CloseMailbox(ctx); return err },
 			"GETQUOTAROOT": func() error {
 				_, _, err := c.GetQuotaRoot(ctx, "INBOX")
 				return err

@@ -55,11 +55,12 @@ func (c *Client) Unselect(ctx context.Context) (Result, error) {
 	return c.exec(ctx, &command{name: "UNSELECT", onDone: c.deselectOnOK})
 }
 
-// Close closes the selected mailbox, expunging deleted messages. The state
-// becomes AUTH when the server agrees (imaplib moves even on a refusal,
-// which leaves client and server disagreeing). To end the session use
-// Logout; to drop the connection, Shutdown.
-func (c *Client) Close(ctx context.Context) (Result, error) {
+// CloseMailbox runs IMAP's CLOSE: it closes the selected mailbox,
+// expunging deleted messages (imaplib's close). The state becomes AUTH
+// when the server agrees (imaplib moves even on a refusal, which leaves
+// client and server disagreeing). To end the session use Logout; to drop
+// the connection, Close.
+func (c *Client) CloseMailbox(ctx context.Context) (Result, error) {
 	return c.exec(ctx, &command{name: "CLOSE", onDone: c.deselectOnOK})
 }
 

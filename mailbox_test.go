@@ -45,7 +45,7 @@ func TestDeselectNeedsOK(t *testing.T) {
 			if tc.command == "UNSELECT" {
 				_, err = c.Unselect(ctx)
 			} else {
-				_, err = c.Close(ctx)
+				_, err = c.CloseMailbox(ctx)
 			}
 			if (err == nil) != (tc.want == imap.StateAuth) {
 				t.Errorf("%s = %v", tc.command, err)

@@ -70,7 +70,7 @@ func (s *session) unselect(ctx context.Context, c *imap.Client) error {
 	if c.Has("UNSELECT") {
 		_, err = c.Unselect(ctx)
 	} else {
-		_, err = c.Close(ctx) // read-only: expunges nothing
+		_, err = c.CloseMailbox(ctx) // read-only: expunges nothing
 	}
 	s.handleCached(c) // responses to UNSELECT still concern the mailbox
 	s.selected = nil
