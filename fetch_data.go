@@ -9,6 +9,12 @@ import (
 // Message is the typed form of one FETCH response (RFC 3501 section
 // 7.4.2). Fields for items the server did not send are zero.
 //
+// GMLabels holds Gmail's labels as UTF-8: a label sent in modified UTF-7
+// (as Gmail sends non-ASCII labels, like mailbox names) is decoded the way
+// ParseList decodes names, unless Parser.UTF8 says UTF8=ACCEPT is enabled
+// (FetchMessages knows this itself). System labels such as \Inbox,
+// \Important or \Sent are kept as sent, backslash included.
+//
 // Byte slices (Section.Data, RawItem.Value) share memory with the data they
 // were parsed from, so that large bodies are never copied; copy them before
 // modifying that data.
@@ -19,10 +25,13 @@ type Message struct {
 	InternalDate  time.Time      // INTERNALDATE, in the zone the server gave
 	Size          int64          // RFC822.SIZE
 	ModSeq        uint64         // MODSEQ (RFC 7162)
+	GMMsgID       uint64         // X-GM-MSGID (Gmail's X-GM-EXT-1): the message's ID, the same in every label
+	GMThrID       uint64         // X-GM-THRID (X-GM-EXT-1): the ID of the message's thread
+	GMLabels      []string       // X-GM-LABELS (X-GM-EXT-1), as above; empty but not nil for "X-GM-LABELS ()"
 	Envelope      *Envelope      // ENVELOPE
 	BodyStructure *BodyStructure // BODYSTRUCTURE, or BODY (without extension data)
 	Sections      []Section      // BODY[...], BINARY[...], RFC822, RFC822.HEADER, RFC822.TEXT
-	Extra         []RawItem      // items this package does not interpret, e.g. X-GM-LABELS
+	Extra         []RawItem      // items this package does not interpret, e.g. EMAILID
 }
 
 // Section is the content of a body section data item such as
@@ -36,8 +45,8 @@ type Section struct {
 // RawItem is a FETCH data item this package does not interpret, kept as
 // sent.
 type RawItem struct {
-	Name  string // the item name, e.g. "X-GM-LABELS" or "BINARY.SIZE[1]"
-	Value []byte // the value in wire form, e.g. `("\\Inbox" "work")`
+	Name  string // the item name, e.g. "EMAILID" or "BINARY.SIZE[1]"
+	Value []byte // the value in wire form, e.g. `(M6d99ac3275bb4e)`
 }
 
 // HasFlag reports whether m has the flag (matched without regard to case,
@@ -89,6 +98,11 @@ func ParseFetch(data []Datum) ([]*Message, error) { return Parser{}.ParseFetch(d
 type Parser struct {
 	// MaxNesting bounds list nesting (0 means the default, MaxNesting).
 	MaxNesting int
+	// UTF8 says the data comes from a connection with UTF8=ACCEPT
+	// enabled (RFC 6855), where X-GM-LABELS are UTF-8 already: they are
+	// not decoded from modified UTF-7, so that a label that happens to
+	// look encoded keeps its name.
+	UTF8 bool
 }
 
 // ParseFetch is the package's ParseFetch with p's limits.
@@ -99,7 +113,7 @@ func (p Parser) ParseFetch(data []Datum) ([]*Message, error) {
 	}
 	msgs := make([]Message, n)
 	out := make([]*Message, 0, n)
-	s := scanner{limit: p.MaxNesting}
+	s := scanner{limit: p.MaxNesting, utf8: p.UTF8}
 	var firstErr error
 	for resp, complete := range parsedResponses(data) {
 		m := &msgs[len(out)]
@@ -133,7 +147,7 @@ func (p Parser) ParseFetchResponse(r Response) (*Message, error) {
 	if len(rest) > 0 {
 		return nil, &ParseError{Type: "FETCH", Offset: -1, Msg: "more than one response"}
 	}
-	s := scanner{limit: p.MaxNesting}
+	s := scanner{limit: p.MaxNesting, utf8: p.UTF8}
 	m := new(Message)
 	if err := s.fetch(resp, m, complete); err != nil {
 		return nil, err
@@ -250,6 +264,17 @@ func (s *scanner) fetchItem(m *Message) error {
 			m.Envelope = s.envSlab.one()
 			return s.envelope(m.Envelope)
 		}
+	case 10:
+		// Gmail's X-GM-EXT-1. No item of RFC 3501 or 9051 has this
+		// length, so other servers' data does not get this far.
+		if eqFold(name, "X-GM-MSGID") {
+			m.GMMsgID, err = s.number()
+			return err
+		}
+		if eqFold(name, "X-GM-THRID") {
+			m.GMThrID, err = s.number()
+			return err
+		}
 	case 11:
 		if eqFold(name, "RFC822.SIZE") {
 			m.Size, err = s.number63()
@@ -257,6 +282,10 @@ func (s *scanner) fetchItem(m *Message) error {
 		}
 		if eqFold(name, "RFC822.TEXT") {
 			return s.sectionValue(name, -1)
+		}
+		if eqFold(name, "X-GM-LABELS") {
+			m.GMLabels, err = s.gmLabels()
+			return err
 		}
 	case 12:
 		if eqFold(name, "INTERNALDATE") {
@@ -394,6 +423,57 @@ func (s *scanner) flagList() ([]string, error) {
 		return flags, nil
 	}
 	return []string{}, nil
+}
+
+// gmLabels parses the value of X-GM-LABELS: a parenthesised list of
+// astrings (atoms, quoted strings or literals).
+func (s *scanner) gmLabels() ([]string, error) {
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	start := s.strSlab.begin()
+	for !s.close() {
+		var (
+			raw []byte
+			esc bool
+			err error
+		)
+		switch c := s.peek(); {
+		case c == '"':
+			raw, esc, err = s.quoted()
+		case c == '{' || c == '~' && s.pos+1 < len(s.text) && s.text[s.pos+1] == '{':
+			raw, err = s.literal()
+		default:
+			// An atom, which may start with "~" when no "{" follows.
+			if raw = s.atom(); len(raw) == 0 {
+				err = s.unexpected("label")
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		start = s.strSlab.push(start, s.gmLabel(raw, esc))
+	}
+	if labels := s.strSlab.end(start); labels != nil {
+		return labels, nil
+	}
+	return []string{}, nil
+}
+
+// gmLabel returns one label as UTF-8. Gmail quotes system labels with an
+// escaped backslash ("\\Inbox") as often as it sends them as atoms; both
+// give \Inbox, which is not modified UTF-7 and is kept as it is.
+func (s *scanner) gmLabel(raw []byte, esc bool) string {
+	var l string
+	if esc {
+		l = s.arena.unescape(raw)
+	} else {
+		l = s.arena.str(raw)
+	}
+	if s.utf8 || len(l) == 0 || l[0] == '\\' {
+		return l
+	}
+	return decodeName(l, false)
 }
 
 // modSeq parses a MODSEQ value: "(" number ")".

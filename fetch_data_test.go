@@ -303,11 +303,8 @@ func TestParseFetchTable(t *testing.T) {
 				{Name: "RFC822", Origin: -1},
 			}}}},
 		{"gmail items", frame(`* 1 FETCH (X-GM-LABELS ("\\Inbox" "\\Important" work) UID 5 X-GM-MSGID 1278455344230334865 X-GM-THRID 1278455344230334865)`),
-			[]*Message{{Seq: 1, UID: 5, Extra: []RawItem{
-				{Name: "X-GM-LABELS", Value: []byte(`("\\Inbox" "\\Important" work)`)},
-				{Name: "X-GM-MSGID", Value: []byte("1278455344230334865")},
-				{Name: "X-GM-THRID", Value: []byte("1278455344230334865")},
-			}}}},
+			[]*Message{{Seq: 1, UID: 5, GMMsgID: 1278455344230334865, GMThrID: 1278455344230334865,
+				GMLabels: []string{`\Inbox`, `\Important`, "work"}}}},
 		{"rfc 8474 ids", frame(`* 1 FETCH (EMAILID (M6d99ac3275bb4e) THREADID NIL)`),
 			[]*Message{{Seq: 1, Extra: []RawItem{{Name: "EMAILID", Value: []byte("(M6d99ac3275bb4e)")}, {Name: "THREADID", Value: []byte("NIL")}}}}},
 		{"literal header then trailer", frame("* 1 FETCH (BODY[HEADER.FIELDS (DATE FROM)] {4}\r\nx\r\ny UID 5)\r\n"),

@@ -249,6 +249,7 @@ func FuzzParseFetch(f *testing.F) {
 		"* 5 FETCH (UID 9 X-GM-LABELS (\\Inbox \"a b\") X-GM-MSGID 123 MODSEQ (77) BODY[HEADER.FIELDS (DATE FROM)] {5}\r\nDate:)\r\n",
 		"* 6 FETCH (BINARY[1] ~{3}\r\n\x00\x01\x02 BINARY.SIZE[1] 3 RFC822.HEADER NIL)\r\n* 7 FETCH (FLAGS ())\r\n",
 		"* 8 FETCH (UID 1\r\n* 0 FETCH (UID 1)\r\n* 9 FETCH (UID 99999999999)\r\n",
+		"* 10 FETCH (X-GM-THRID 18446744073709551615 X-GM-MSGID 1278455344230334865 X-GM-LABELS (\\Inbox \"\\\\Sent\" \"&AMk-t&AOk-\" {4}\r\nR&-D ~x \"a&b\") UID 4)\r\n* 11 FETCH (X-GM-LABELS () X-GM-MSGID 18446744073709551616)\r\n* 12 FETCH (X-GM-THRID 1x)\r\n",
 	} {
 		f.Add([]byte(s))
 	}

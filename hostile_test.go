@@ -379,9 +379,11 @@ func hostileCases() []hostileCase {
 				for _, x := range m.Extra {
 					extra = append(extra, x.Name+"="+string(x.Value))
 				}
-				want := []string{`X-GM-LABELS=(\Inbox "a b")`, "X-GM-MSGID=123", "X-BLOB={3}\r\nabc", "X-NIL=NIL"}
-				if m.UID != 1 || !m.HasFlag(`\Seen`) || !slices.Equal(extra, want) {
-					t.Fatalf("UID %d flags %q extra %q", m.UID, m.Flags, extra)
+				// Gmail's items are typed; the rest stay raw.
+				want := []string{"X-BLOB={3}\r\nabc", "X-NIL=NIL"}
+				if m.UID != 1 || !m.HasFlag(`\Seen`) || !slices.Equal(extra, want) ||
+					m.GMMsgID != 123 || !slices.Equal(m.GMLabels, []string{`\Inbox`, "a b"}) {
+					t.Fatalf("UID %d flags %q extra %q X-GM-MSGID %d X-GM-LABELS %q", m.UID, m.Flags, extra, m.GMMsgID, m.GMLabels)
 				}
 				usable(t, c, true)
 			}},

@@ -55,7 +55,7 @@ func (c *Client) fetchEachMessage(ctx context.Context, name, set, items string, 
 	if fn == nil {
 		return cmdError(name, "no function to hand the messages to")
 	}
-	s := scanner{limit: c.opts.MaxNesting, own: true}
+	s := scanner{limit: c.opts.MaxNesting, own: true, utf8: c.UTF8Enabled()}
 	var (
 		msgSlab  slab[Message]
 		parseErr error

@@ -161,6 +161,10 @@ type scanner struct {
 	// be overwritten (FetchMessages parses straight from the read buffer).
 	own bool
 
+	// utf8 says UTF8=ACCEPT is enabled: strings are UTF-8, not modified
+	// UTF-7 (Gmail's labels).
+	utf8 bool
+
 	// Allocation pools shared by all the responses one call parses, and
 	// scratch stacks for building slices of unknown length.
 	arena     strArena

@@ -31,6 +31,16 @@ type Event struct {
 	MessageID   string   `json:"message_id,omitempty"`
 	Text        string   `json:"text,omitempty"`
 	Error       string   `json:"error,omitempty"`
+
+	// Gmail's X-GM-EXT-1 attributes of a new message, present when the
+	// server has the extension. The IDs are 64-bit, so they are JSON
+	// strings of decimal digits ("1278455344230334865"): readers that
+	// hold numbers as doubles, as JavaScript does, would round them.
+	// Labels are an empty list for a message without labels, absent when
+	// not known.
+	GMMsgID  uint64   `json:"gm_msgid,string,omitempty"`
+	GMThrID  uint64   `json:"gm_thrid,string,omitempty"`
+	GMLabels []string `json:"gm_labels,omitzero"`
 }
 
 // FromWatch converts a watcher's event to its delivered form: the kind by
@@ -48,6 +58,9 @@ func FromWatch(ev watch.Event) Event {
 		UID:         ev.UID,
 		Flags:       slices.Clone(ev.Flags), // nil stays nil, [] stays []
 		ModSeq:      ev.ModSeq,
+		GMMsgID:     ev.GMMsgID,
+		GMThrID:     ev.GMThrID,
+		GMLabels:    slices.Clone(ev.GMLabels),
 		Text:        ev.Text,
 	}
 	if env := ev.Envelope; env != nil {

@@ -3,6 +3,7 @@ package delivery
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -70,5 +71,47 @@ func TestEventJSONKeepsAngleBrackets(t *testing.T) {
 	want := `{"id":"x","event":"new","time":"","account":"","mailbox":"","message_id":"<a&b@c>"}`
 	if string(b) != want {
 		t.Errorf("marshal = %s, want %s", b, want)
+	}
+}
+
+// TestEventJSONGmail: Gmail's attributes appear in the JSON of a new
+// message as decimal strings (64-bit IDs survive readers that hold numbers
+// as doubles) and a label list, "[]" when the message has no labels, and
+// not at all when unknown; the JSON decodes to the same Event and encodes
+// to the same bytes again, as the service's consumers rely on.
+func TestEventJSONGmail(t *testing.T) {
+	base := watch.Event{ID: "x", Kind: watch.EventNew, Time: time.Date(2025, 3, 4, 8, 6, 10, 0, time.UTC),
+		Account: "work", Mailbox: "INBOX", UIDValidity: 7, UID: 4}
+	const head = `{"id":"x","event":"new","time":"2025-03-04T08:06:10Z","account":"work","mailbox":"INBOX","uidvalidity":7,"uid":4`
+	tests := []struct {
+		name         string
+		msgID, thrID uint64
+		labels       []string
+		want         string
+	}{
+		{"not Gmail", 0, 0, nil, head + `}`},
+		{"google's example", 1278455344230334865, 1278455344230334865, []string{`\Inbox`, `\Sent`, "Important", "Muy Importante"},
+			head + `,"gm_msgid":"1278455344230334865","gm_thrid":"1278455344230334865","gm_labels":["\\Inbox","\\Sent","Important","Muy Importante"]}`},
+		{"largest IDs, no labels", 1<<64 - 1, 1<<64 - 1, []string{},
+			head + `,"gm_msgid":"18446744073709551615","gm_thrid":"18446744073709551615","gm_labels":[]}`},
+		{"non-ASCII label", 1, 2, []string{"Été"}, head + `,"gm_msgid":"1","gm_thrid":"2","gm_labels":["Été"]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := base
+			in.GMMsgID, in.GMThrID, in.GMLabels = tt.msgID, tt.thrID, tt.labels
+			ev := FromWatch(in)
+			b, err := marshal(ev)
+			if err != nil || string(b) != tt.want {
+				t.Fatalf("marshal =\n%s, %v\nwant\n%s", b, err, tt.want)
+			}
+			var back Event
+			if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, ev) {
+				t.Fatalf("decoded %+v, %v; want %+v", back, err, ev)
+			}
+			if again, _ := marshal(back); string(again) != string(b) {
+				t.Errorf("encoded again:\n%s\nwant\n%s", again, b)
+			}
+		})
 	}
 }

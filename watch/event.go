@@ -77,6 +77,14 @@ type Event struct {
 	Text        string         // Alert text, Resynced details
 	Err         error          // Disconnected, StateError, AuthFailed
 
+	// Gmail's X-GM-EXT-1 attributes of a New message, when the server
+	// advertises the extension: its message and thread IDs (64 bits) and
+	// its labels, decoded as in imap.Message.GMLabels (empty, not nil,
+	// for a message without labels).
+	GMMsgID  uint64
+	GMThrID  uint64
+	GMLabels []string
+
 	ack *pending // nil: nothing to acknowledge
 }
 

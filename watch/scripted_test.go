@@ -3,6 +3,7 @@ package watch_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -49,6 +50,11 @@ func (ss *scriptedServer) next(cmd string) ([]string, bool) {
 // newScripted starts a fake IMAP server (IMAP4rev1 IDLE) that answers from
 // the script.
 func newScripted(t *testing.T, sc script) *imaptest.Server {
+	return newScriptedCaps(t, "IDLE", sc)
+}
+
+// newScriptedCaps is newScripted for a server with other capabilities.
+func newScriptedCaps(t *testing.T, caps string, sc script) *imaptest.Server {
 	ss := &scriptedServer{s: sc}
 	answer := func(name string) imaptest.CommandFunc {
 		return func(s *imaptest.Session, tag, args string) {
@@ -62,7 +68,7 @@ func newScripted(t *testing.T, sc script) *imaptest.Server {
 		}
 	}
 	return imaptest.NewServer(t, imaptest.Config{
-		Capabilities: "IDLE",
+		Capabilities: caps,
 		Commands: map[string]imaptest.CommandFunc{
 			"EXAMINE": answer("EXAMINE"),
 			// NOOP answers from the script when it has an entry, else OK.
@@ -319,4 +325,105 @@ func TestChangeBeforeIdle(t *testing.T) {
 		t.Errorf("new mail reported after %v", d)
 	}
 	_ = evs
+}
+
+// TestGmailAttributes: a server that advertises X-GM-EXT-1 is asked for
+// X-GM-MSGID, X-GM-THRID and X-GM-LABELS with new messages — fetched by
+// sequence number, and by UID when the window holds one — and the New
+// events carry them; a server without the capability is never asked
+// (it would answer BAD), and its events have none.
+func TestGmailAttributes(t *testing.T) {
+	examine := [][]string{{"* 2 EXISTS", "* OK [UIDVALIDITY 7] UIDs valid", "* OK [UIDNEXT 3] Predicted next UID"}}
+	const (
+		gm3 = `X-GM-THRID 1278455344230334865 X-GM-MSGID 1278455344230334865 X-GM-LABELS (\Inbox \Sent Important "Muy Importante")`
+		gm4 = `X-GM-THRID 1278455344230334865 X-GM-MSGID 18446744073709551615 X-GM-LABELS ("\\Important" "&AMk-t&AOk-")`
+	)
+	type gm struct {
+		msgID, thrID uint64
+		labels       []string
+	}
+	withGM := []gm{
+		{1278455344230334865, 1278455344230334865, []string{`\Inbox`, `\Sent`, "Important", "Muy Importante"}},
+		{1<<64 - 1, 1278455344230334865, []string{`\Important`, "Été"}},
+	}
+	for _, tc := range []struct {
+		name   string
+		caps   string
+		window int
+		script script
+		want   []gm // of the New events of UIDs 3 and 4
+	}{
+		{
+			name: "by sequence number",
+			caps: "IDLE X-GM-EXT-1",
+			script: script{
+				"EXAMINE INBOX":  examine,
+				"UID SEARCH ALL": {{"* SEARCH 1 2"}},
+				"IDLE":           {{"* 4 EXISTS"}, {}},
+				"FETCH 3:4":      {{"* 3 FETCH (UID 3 FLAGS () " + gm3 + ")", "* 4 FETCH (" + gm4 + " UID 4 FLAGS (\\Seen))"}},
+			},
+			want: withGM,
+		},
+		{
+			name:   "by UID",
+			caps:   "IDLE X-GM-EXT-1",
+			window: 1,
+			script: script{
+				"EXAMINE INBOX":   examine,
+				"UID SEARCH ALL":  {{"* SEARCH 1 2"}},
+				"IDLE":            {{"* 4 EXISTS"}, {}},
+				"FETCH 3:4 (UID)": {{"* 3 FETCH (UID 3)", "* 4 FETCH (UID 4)"}},
+				"UID FETCH 3":     {{"* 3 FETCH (UID 3 FLAGS () " + gm3 + ")"}},
+				"UID FETCH 4":     {{"* 4 FETCH (UID 4 FLAGS () " + gm4 + ")"}},
+			},
+			want: withGM,
+		},
+		{
+			name: "without the capability",
+			caps: "IDLE",
+			script: script{
+				"EXAMINE INBOX":  examine,
+				"UID SEARCH ALL": {{"* SEARCH 1 2"}},
+				"IDLE":           {{"* 4 EXISTS"}, {}},
+				"FETCH 3:4":      {{"* 3 FETCH (UID 3 FLAGS ())", "* 4 FETCH (UID 4 FLAGS ())"}},
+			},
+			want: []gm{{}, {}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newScriptedCaps(t, tc.caps, tc.script)
+			opts := fastOptions()
+			opts.Inactivity = time.Minute
+			opts.Envelope = false
+			opts.Window = tc.window
+			r := startWatcher(t, scriptedDialer(srv.Addr), opts, false)
+			r.waitFor("new 3 and 4", count(watch.EventNew, "INBOX", 2))
+			r.stop()
+			var got []gm
+			for _, ev := range ofKind(r.events(), watch.EventNew, "INBOX") {
+				got = append(got, gm{ev.GMMsgID, ev.GMThrID, ev.GMLabels})
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("New events' Gmail attributes:\n got %+v\nwant %+v", got, tc.want)
+			}
+			asked := 0
+			for _, cmd := range srv.Commands() {
+				if !strings.Contains(cmd, "FETCH") || !strings.Contains(cmd, "FLAGS") {
+					continue // not a fetch of new messages' data
+				}
+				if strings.Contains(cmd, "X-GM-") {
+					asked++
+				}
+				if tc.caps != "IDLE" && !strings.HasSuffix(cmd, " X-GM-MSGID X-GM-THRID X-GM-LABELS)") {
+					t.Errorf("command %q does not ask for the X-GM items", cmd)
+				}
+			}
+			if tc.caps == "IDLE" && asked > 0 {
+				t.Errorf("a server without X-GM-EXT-1 was asked for X-GM items %d times: %q", asked, srv.Commands())
+			}
+			if tc.caps != "IDLE" && asked == 0 {
+				t.Errorf("no FETCH asked for the X-GM items: %q", srv.Commands())
+			}
+		})
+	}
 }

@@ -169,6 +169,10 @@ func (s *session) newItems(c *imap.Client) string {
 	if c.Has("CONDSTORE") {
 		items += " MODSEQ"
 	}
+	if c.Has("X-GM-EXT-1") {
+		// Other servers would answer BAD to items they do not know.
+		items += " X-GM-MSGID X-GM-THRID X-GM-LABELS"
+	}
 	return items + ")"
 }
 
@@ -248,6 +252,15 @@ func merge(into, m *imap.Message) {
 	if m.UID != 0 {
 		into.UID = m.UID
 	}
+	if m.GMMsgID != 0 {
+		into.GMMsgID = m.GMMsgID
+	}
+	if m.GMThrID != 0 {
+		into.GMThrID = m.GMThrID
+	}
+	if m.GMLabels != nil {
+		into.GMLabels = m.GMLabels
+	}
 	into.ModSeq = max(into.ModSeq, m.ModSeq)
 }
 
@@ -299,7 +312,8 @@ func (s *session) reportNew(ctx context.Context, c *imap.Client, b *box) error {
 // room, and reports whether all were.
 func (s *session) offerNew(b *box, msgs []*imap.Message) bool {
 	for _, m := range msgs {
-		ev := Event{Kind: EventNew, Mailbox: b.name, UIDValidity: b.uidValidity, UID: m.UID, Flags: cleanFlags(m.Flags), ModSeq: m.ModSeq, Envelope: m.Envelope}
+		ev := Event{Kind: EventNew, Mailbox: b.name, UIDValidity: b.uidValidity, UID: m.UID, Flags: cleanFlags(m.Flags), ModSeq: m.ModSeq, Envelope: m.Envelope,
+			GMMsgID: m.GMMsgID, GMThrID: m.GMThrID, GMLabels: m.GMLabels}
 		if !b.l.offerNew(ev) {
 			return false // reported when there is room
 		}
