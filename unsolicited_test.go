@@ -26,8 +26,8 @@ func TestResultOnlyWhileRunning(t *testing.T) {
 		name     string
 		commands map[string]imaptest.CommandFunc
 		run      func(c *imap.Client) (imap.Result, error)
-		selected bool     // run selects INBOX itself
-		fails    bool     // run's command ends in NO
+		selected bool // run selects INBOX itself
+		fails    bool // run's command ends in NO
 		typ      string
 		want     []string // the result's data
 		cached   []string // what Response(typ) gives afterwards
