@@ -68,28 +68,6 @@ const datumOverhead = 64
 
 func cost(d *Datum) int { return len(d.Text) + len(d.Literal) + datumOverhead }
 
-// count returns the number of data held.
-func (k *cache) count() int {
-	if k.live != nil {
-		return len(k.live.data)
-	}
-	n := 0
-	k.eachFrozen(func(_ []byte, body []byte) { h, _ := binary.Uvarint(body); n += int(h >> 1) })
-	return n
-}
-
-// bytes returns the cost of the data held.
-func (k *cache) bytes() int {
-	if k.live != nil {
-		return k.live.bytes
-	}
-	k.thaw()
-	if k.live == nil {
-		return 0
-	}
-	return k.live.bytes
-}
-
 // has reports whether a response of typ is held.
 func (k *cache) has(typ string) bool {
 	if k.frozen != nil {

@@ -343,8 +343,9 @@ func (c *Client) Conn() net.Conn {
 }
 
 // Dropped returns how many untagged data were dropped because the cache
-// (or an Idler's queue) reached Options.MaxCached, or held too many
-// response types.
+// reached Options.MaxCached or Options.MaxCachedBytes, or held too many
+// response types, or because an Idler's queue or a command's result
+// reached Options.MaxCached.
 func (c *Client) Dropped() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
