@@ -5,59 +5,129 @@ import (
 	"testing"
 )
 
+// fillCache returns a cache holding a little of everything: order across
+// types, a type seen twice, nil and empty slices, literals, a response
+// without data.
+func fillCache() *cache {
+	k := &cache{}
+	k.addResponse(Response{Type: "FLAGS", Data: []Datum{{Text: []byte(`(\Seen)`)}}}, false)
+	k.addResponse(Response{Type: "OK", Data: []Datum{{Text: []byte("[UNSEEN 3] x")}, {Text: []byte{}}}}, false)
+	k.addResponse(Response{Type: "EMPTY"}, false)
+	k.add("X-LIT", Datum{Text: []byte("1 (BODY[] {3}"), Literal: []byte("abc")}, true, false)
+	k.add("X-LIT", Datum{Text: []byte(")"), Literal: []byte{}}, true, false)
+	k.add("X-LIT", Datum{}, false, false)
+	k.addResponse(Response{Type: "EXISTS", Data: []Datum{{Text: []byte("10000")}}}, false)
+	k.addResponse(Response{Type: "FLAGS", Data: []Datum{{Text: []byte(`(\Draft)`)}}}, false)
+	return k
+}
+
 // TestCacheFreeze checks that the frozen form gives back exactly what went
 // in: order, nil and empty slices, literals, types without data.
 func TestCacheFreeze(t *testing.T) {
-	fill := func() *cache {
-		k := &cache{}
-		add := func(typ string, data ...Datum) {
-			l := k.list(typ)
-			*l = append(*l, data...)
-			k.count += len(data)
-		}
-		add("FLAGS", Datum{Text: []byte(`(\Seen)`)})
-		add("OK", Datum{Text: []byte("[UNSEEN 3] x")}, Datum{Text: []byte{}})
-		add("EMPTY")
-		add("X-LIT", Datum{Text: []byte("1 (BODY[] {3}"), Literal: []byte("abc")},
-			Datum{Text: []byte(")"), Literal: []byte{}}, Datum{})
-		add("EXISTS", Datum{Text: []byte("10000")})
-		return k
+	want := fillCache().takeAll()
+	if len(want) != 6 || want[3].Type != "X-LIT" || len(want[3].Data) != 3 || want[2].Data != nil {
+		t.Fatalf("takeAll = %q", want)
 	}
-	want := fill()
 	for _, typ := range []string{"FLAGS", "OK", "EMPTY", "X-LIT", "EXISTS", "NONE"} {
-		k := fill()
-		if !k.freeze() || k.entries != nil {
+		k := fillCache()
+		if !k.freeze() || k.live != nil {
 			t.Fatal("not frozen")
 		}
 		got, ok := k.get(typ)
-		w, wok := want.get(typ)
+		w, wok := fillCache().get(typ)
 		if ok != wok || !reflect.DeepEqual(got, w) {
 			t.Fatalf("get %s = %q %v, want %q %v", typ, got, ok, w, wok)
 		}
 		if got := k.pop(typ); !reflect.DeepEqual(got, w) {
 			t.Fatalf("pop %s = %q, want %q", typ, got, w)
 		}
-		if k.frozen == nil && k.count != 0 {
-			t.Fatalf("pop %s emptied a cache of %d", typ, k.count)
+		if k.has(typ) {
+			t.Fatalf("%s still there", typ)
 		}
-		k.thaw()
-		rest := fill()
-		rest.pop(typ)
-		if !reflect.DeepEqual(k.entries, rest.entries) || k.count != rest.count {
-			t.Fatalf("after pop %s: %+v (%d), want %+v (%d)", typ, k.entries, k.count, rest.entries, rest.count)
-		}
-		// Appending to a thawed list must not overwrite the next one.
-		l := k.list("OK")
-		*l = append(*l, Datum{Text: []byte("new")})
-		if typ != "X-LIT" {
-			if got, _ := k.get("X-LIT"); !reflect.DeepEqual(got, func() []Datum { d, _ := want.get("X-LIT"); return d }()) {
-				t.Fatalf("append to OK changed X-LIT: %q", got)
-			}
+		rest := fillCache()
+		rest.drop(typ)
+		if got, want := k.takeAll(), rest.takeAll(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("after pop %s: %q, want %q", typ, got, want)
 		}
 	}
-	k := fill()
-	k.count = freezeMaxData + 1
+	k := fillCache()
+	for range freezeMaxData {
+		k.addResponse(Response{Type: "EXISTS", Data: []Datum{{Text: []byte("1")}}}, false)
+	}
 	if k.freeze() {
 		t.Fatal("froze a large cache")
+	}
+	// Appending to a response handed out must not overwrite the next one.
+	k = fillCache()
+	k.freeze()
+	all := k.takeAll()
+	all[0].Data = append(all[0].Data, Datum{Text: []byte("new")})
+	if string(all[1].Data[0].Text) != "[UNSEEN 3] x" {
+		t.Fatalf("append to FLAGS changed OK: %q", all[1].Data)
+	}
+}
+
+// TestCacheBound checks which data the bounds drop: the oldest half of
+// the type holding the most (data, or bytes), whole responses, with the
+// counts kept right.
+func TestCacheBound(t *testing.T) {
+	text := func(s string) Datum { return Datum{Text: []byte(s)} }
+	for _, tt := range []struct {
+		name      string
+		fill      func(k *cache)
+		maxData   int
+		maxBytes  int
+		dropped   int
+		remaining []string // types of the responses left, in order
+	}{
+		{name: "data: largest type", maxData: 4, maxBytes: 1 << 20, dropped: 2,
+			fill: func(k *cache) {
+				k.addResponse(Response{Type: "FLAGS", Data: []Datum{text("()")}}, false)
+				for range 4 {
+					k.addResponse(Response{Type: "EXISTS", Data: []Datum{text("1")}}, false)
+				}
+			},
+			remaining: []string{"FLAGS", "EXISTS", "EXISTS"}},
+		{name: "bytes: largest type, not the most data", maxData: 100, maxBytes: 3*datumOverhead + 2000, dropped: 1,
+			fill: func(k *cache) {
+				k.addResponse(Response{Type: "EXISTS", Data: []Datum{text("1")}}, false)
+				k.addResponse(Response{Type: "EXISTS", Data: []Datum{text("2")}}, false)
+				k.addResponse(Response{Type: "OK", Data: []Datum{text(string(make([]byte, 1000)))}}, false)
+				k.addResponse(Response{Type: "OK", Data: []Datum{text(string(make([]byte, 1000)))}}, false)
+			},
+			remaining: []string{"EXISTS", "EXISTS", "OK"}},
+		{name: "whole responses", maxData: 4, maxBytes: 1 << 20, dropped: 4,
+			fill: func(k *cache) {
+				k.add("FETCH", Datum{Text: []byte("1 (BODY[] {1}"), Literal: []byte("a")}, true, false)
+				k.add("FETCH", text(")"), false, false)
+				k.add("FETCH", Datum{Text: []byte("2 (BODY[] {1}"), Literal: []byte("b")}, true, false)
+				k.add("FETCH", text(")"), false, false)
+				k.add("FETCH", text("3 (FLAGS ())"), false, false)
+			},
+			remaining: []string{"FETCH"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k := &cache{}
+			tt.fill(k)
+			n, _ := k.bound(tt.maxData, tt.maxBytes)
+			if n != tt.dropped {
+				t.Fatalf("dropped %d, want %d", n, tt.dropped)
+			}
+			var types []string
+			data, bytes := 0, 0
+			for _, r := range k.takeAll() {
+				types = append(types, r.Type)
+				for i := range r.Data {
+					data++
+					bytes += cost(&r.Data[i])
+				}
+			}
+			if !reflect.DeepEqual(types, tt.remaining) {
+				t.Fatalf("left %q, want %q", types, tt.remaining)
+			}
+			if data > tt.maxData || bytes > tt.maxBytes {
+				t.Fatalf("left %d data, %d bytes", data, bytes)
+			}
+		})
 	}
 }

@@ -18,8 +18,10 @@ import (
 )
 
 // Client is a connection to an IMAP4 server, speaking imaplib's protocol
-// model: one command at a time, each finished by its tagged completion, with
-// untagged data cached by type until a command or Response collects it.
+// model: one command at a time, each finished by its tagged completion.
+// A command's result holds the untagged data of its type that arrived while
+// it ran; every other untagged response is cached, in arrival order, until
+// Response (by type) or Unsolicited (in order) collects it.
 //
 // A Client is safe for use by several goroutines; commands are serialized.
 // While an Idler is open, every other command fails at once with a state
@@ -41,7 +43,6 @@ type Client struct {
 	secure    bool // TLS, or a local stream
 	readOnly  bool
 	readDLSet bool  // readDL is valid
-	pinnedAll bool  // see pinned
 	protocol  uint8 // index in protocols, plus one; zero: not known yet
 
 	host string // for TLS server name verification
@@ -77,12 +78,10 @@ type Client struct {
 	// when none is.
 	skipUntil int64
 
-	// Cache entries added during a command that the command does not
-	// return: they reference read buffers, and are copied out when the
-	// command ends so that a long-lived cache pins no large buffer.
-	// pinnedAll stands for every entry.
+	// curWant is the type of untagged data the running command returns,
+	// collected in result (see keep); "" while none runs.
 	curWant string
-	pinned  []pinRef
+	result  []Datum
 
 	sink *fetchSink // FetchTo's literal destination, while it runs
 	each *eachState // FetchEach's function, while it runs
@@ -99,11 +98,6 @@ type fetchSink struct {
 
 // protocols are the protocol versions a server may speak, preferred first.
 var protocols = [...]string{"IMAP4REV2", "IMAP4REV1", "IMAP4"}
-
-type pinRef struct {
-	typ string
-	idx int
-}
 
 // NewClient runs an IMAP session over conn: it reads the greeting and the
 // server's capabilities. conn's deadlines bound every wait; when conn is a
@@ -153,6 +147,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxCached == 0 {
 		o.MaxCached = DefaultMaxCached
+	}
+	if o.MaxCachedBytes == 0 {
+		o.MaxCachedBytes = DefaultMaxCachedBytes
 	}
 }
 
@@ -343,8 +340,9 @@ func (c *Client) IsTLS() bool { return c.isTLS.Load() }
 func (c *Client) Conn() net.Conn { return *c.shown.Load() }
 
 // Dropped returns how many untagged data were dropped because the cache
-// (or an Idler's queue) reached Options.MaxCached, or held too many
-// response types.
+// reached Options.MaxCached or Options.MaxCachedBytes, or held too many
+// response types, or because an Idler's queue or a command's result
+// reached Options.MaxCached.
 func (c *Client) Dropped() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -156,19 +156,25 @@ func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 	// Results reference the read buffers while the command runs; after it,
 	// the reader goes back to a small reusable buffer.
 	c.rd.SetStable(!cmd.reuse)
-	c.curWant = cmd.want
+	// Data of the type the command returns go to its result from now on
+	// (see keep): older data of that type stay in the cache, so that the
+	// result holds only what arrived while the command ran.
+	c.curWant, c.result = cmd.want, nil
 	if cmd.each != nil {
 		c.each = &eachState{cmd: cmd.name, fn: cmd.each}
 	}
 	defer func() {
 		c.each = nil
-		// A small cache is frozen into one allocation (which copies it
-		// out of the read buffers); a large one only has the entries this
-		// command left behind copied out.
-		if !c.cache.freeze() {
-			c.unpin()
+		if c.result != nil {
+			c.spillResult() // not taken: the command failed
 		}
-		c.pinned, c.pinnedAll = nil, false // nil: no capacity kept either
+		c.curWant = ""
+		// A small cache is frozen into one allocation (which copies it
+		// out of the read buffers); a large one only has the responses
+		// this command left behind copied out.
+		if !c.cache.freeze() {
+			c.cache.unpin()
+		}
 		c.rd.SetStable(false)
 		c.rd.Shrink()
 	}()
@@ -372,7 +378,9 @@ func (c *Client) finish(cmd *command, done *response) (Result, error) {
 	if cmd.want == "" {
 		return Result{Status: done.status, Data: []Datum{{Text: text}}}, nil
 	}
-	return Result{Status: done.status, Data: c.pop(cmd.want)}, nil
+	data := c.result
+	c.result = nil
+	return Result{Status: done.status, Data: data}, nil
 }
 
 // write sends b with the write deadline; tline is its trace form.

@@ -492,3 +492,30 @@ func TestDovecotFetchTo(t *testing.T) {
 type failWriter struct{ err error }
 
 func (w failWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// TestDovecotMoveThenExpunge: the EXPUNGE Dovecot sends with UID MOVE is
+// not part of the next EXPUNGE's result, but stays cached for Response.
+func TestDovecotMoveThenExpunge(t *testing.T) {
+	srv := dovecot.StartT(t)
+	c, user := dovecotClient(t, srv, "plain")
+	ctx := context.Background()
+	var msgs [][]byte
+	for i := 1; i <= 4; i++ {
+		msgs = append(msgs, fmt.Appendf(nil, "Subject: %d\r\n\r\nbody %d\r\n", i, i))
+	}
+	if err := srv.DeliverMaildir(user, "INBOX", msgs); err != nil {
+		t.Fatal(err)
+	}
+	must(t, "CREATE")(c.Create(ctx, "Archive"))
+	must(t, "SELECT")(c.Select(ctx, "INBOX", false))
+	must(t, "STORE")(c.Store(ctx, "1", "+FLAGS.SILENT", `(\Deleted)`))
+	c.Unsolicited()
+	must(t, "UID MOVE")(c.UID(ctx, "MOVE", "4", "Archive"))
+	res := must(t, "EXPUNGE")(c.Expunge(ctx))
+	if got := texts(res.Data); !reflect.DeepEqual(got, []string{"1"}) {
+		t.Errorf("EXPUNGE result %q, want [1]", got)
+	}
+	if got := texts(c.Response("EXPUNGE").Data); !reflect.DeepEqual(got, []string{"4"}) {
+		t.Errorf("cached EXPUNGE %q, want [4] (from UID MOVE)", got)
+	}
+}

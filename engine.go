@@ -372,12 +372,12 @@ func (c *Client) splitUntagged(r *response, line []byte) bool {
 	return true
 }
 
-// cacheText caches a response of one datum without a literal, the common
+// cacheText keeps a response of one datum without a literal, the common
 // case; a function of its own to keep parseUntagged's frame small.
 //
 //go:noinline
 func (c *Client) cacheText(typ string, text []byte) {
-	c.cacheAppend(typ, Datum{Text: text})
+	c.keep(typ, Datum{Text: text}, false)
 }
 
 // unexpectedResponse aborts on a line that is not a response.
@@ -448,7 +448,7 @@ func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte
 		total += n
 		c.tr().recvLiteral(len(lit))
 		if toCache {
-			c.cacheAppend(typ, Datum{Text: datum, Literal: lit})
+			c.keep(typ, Datum{Text: datum, Literal: lit}, true)
 		} else {
 			if len(data) >= c.opts.MaxCached {
 				// Fix (limits): a response captured whole (by an Idler)
@@ -473,7 +473,7 @@ func (c *Client) readLiterals(ctx context.Context, cmd, typ string, datum []byte
 		n = literalSize(datum)
 	}
 	if toCache {
-		c.cacheAppend(typ, Datum{Text: datum})
+		c.keep(typ, Datum{Text: datum}, false)
 		return nil, nil
 	}
 	return append(data, Datum{Text: datum}), nil
@@ -534,7 +534,7 @@ func (c *Client) responseCode(status string, text []byte) {
 	}
 	// Straight into the cache, without a one-datum slice to copy from;
 	// data references the line, which is stable (see own) or a copy.
-	c.cacheAppend(typ, Datum{Text: c.own(data)})
+	c.keep(typ, Datum{Text: c.own(data)}, false)
 }
 
 // store caches an untagged response, or queues it for the open Idler.
@@ -543,53 +543,103 @@ func (c *Client) store(r Response) {
 		c.capture.enqueue(r)
 		return
 	}
-	c.cacheAppend(r.Type, r.Data...)
+	c.keepResponse(r)
 }
 
-func (c *Client) cacheAppend(typ string, data ...Datum) {
-	c.cache.thaw()
-	if c.cache.count+len(data) > c.opts.MaxCached {
-		// A server flooding unsolicited data must not exhaust memory: drop
-		// the oldest half of the largest list.
-		big := -1
-		for i, e := range c.cache.entries {
-			if big < 0 || len(e.data) > len(c.cache.entries[big].data) {
-				big = i
-			}
-		}
-		if big >= 0 {
-			e := &c.cache.entries[big]
-			drop := (len(e.data) + 1) / 2
-			if drop > 0 {
-				c.pinnedAll = c.pinnedAll || c.rd.Stable()
-				e.data = append([]Datum(nil), e.data[drop:]...)
-				c.cache.count -= drop
-				c.dropped += drop
-				c.tr().event("cache full, dropped untagged data", "type", e.typ, "count", drop)
-			}
-		}
+// keep stores one datum of an untagged response: in the running command's
+// result when the response is of the type the command returns, in the
+// cache otherwise. more says that further fragments of the same response
+// (its literals and the text after them) follow.
+func (c *Client) keep(typ string, d Datum, more bool) {
+	if typ == c.curWant && typ != "" {
+		c.keepResult(d)
+		return
 	}
-	lp := c.cache.list(typ)
-	list := *lp
-	if len(list)+len(data) > cap(list) {
-		// Double: big FETCH results grow to tens of thousands of entries,
-		// and append's gentler growth would copy them many times. Start
-		// exact: a SELECT leaves a dozen one-entry lists behind.
-		grown := make([]Datum, len(list), max(2*cap(list), len(list)+len(data)))
-		copy(grown, list)
-		list = grown
-	}
-	if c.each != nil && c.rd.Stable() {
+	pinned := c.rd.Stable()
+	if c.each != nil && pinned {
 		// FetchEach reuses the read buffer after each response: what is
 		// kept must be copied now, not when the command ends.
-		data = ownData(data)
-	} else if c.rd.Stable() && typ != c.curWant && !c.pinnedAll {
-		for i := range data {
-			c.pinned = append(c.pinned, pinRef{typ, len(list) + i})
-		}
+		d = ownData([]Datum{d})[0]
+		pinned = false
 	}
-	*lp = append(list, data...)
-	c.cache.count += len(data)
+	c.makeRoom(1, cost(&d))
+	c.cache.add(typ, d, more, pinned)
+}
+
+// keepResponse stores a whole response, as keep does.
+func (c *Client) keepResponse(r Response) {
+	if r.Type == c.curWant && r.Type != "" {
+		for _, d := range r.Data {
+			c.keepResult(d)
+		}
+		return
+	}
+	pinned := c.rd.Stable()
+	if c.each != nil && pinned {
+		r.Data = ownData(r.Data)
+		pinned = false
+	}
+	size := 0
+	for i := range r.Data {
+		size += cost(&r.Data[i])
+	}
+	c.makeRoom(len(r.Data), size)
+	c.cache.addResponse(r, pinned)
+}
+
+// keepResult appends d to the running command's result. The result is
+// bounded in data by MaxCached, as the cache is, but not in bytes: its
+// size is what the caller asked for.
+func (c *Client) keepResult(d Datum) {
+	if len(c.result) >= c.opts.MaxCached {
+		// A server flooding the command's own type must not exhaust
+		// memory: drop the oldest half, into a new array so that the
+		// buffers it referenced can be freed.
+		drop := (len(c.result) + 1) / 2
+		c.result = append(make([]Datum, 0, len(c.result)), c.result[drop:]...)
+		c.dropped += drop
+		c.tr().event("result full, dropped untagged data", "type", c.curWant, "count", drop)
+	}
+	if len(c.result) == cap(c.result) {
+		// Double: big FETCH results grow to tens of thousands of entries,
+		// and append's gentler growth would copy them many times.
+		grown := make([]Datum, len(c.result), max(2*cap(c.result), 4))
+		copy(grown, c.result)
+		c.result = grown
+	}
+	c.result = append(c.result, d)
+}
+
+// makeRoom drops cached data, counting it, so that n more data of size
+// bytes (see cost) keep the cache within MaxCached and MaxCachedBytes.
+func (c *Client) makeRoom(n, size int) {
+	n, typ := c.cache.bound(c.opts.MaxCached-n, c.opts.MaxCachedBytes-size)
+	if n == 0 {
+		return
+	}
+	c.dropped += n
+	c.tr().event("cache full, dropped untagged data", "type", typ, "count", n)
+	if c.rd.Stable() {
+		// What is kept may reference the same read buffers as what was
+		// dropped: copied out, it lets them be freed now rather than when
+		// the command ends, so that a flood during one command is bounded
+		// by MaxCachedBytes, not by what the server sends.
+		c.cache.unpin()
+	}
+}
+
+// spillResult moves the data of a command that did not complete with OK
+// into the cache, as imaplib leaves them in untagged_responses: a
+// response's fragments stay together (a fragment with a literal is
+// followed by the rest of its response).
+func (c *Client) spillResult() {
+	res, typ := c.result, c.curWant
+	c.result, c.curWant = nil, ""
+	pinned := c.rd.Stable()
+	for _, d := range res {
+		c.makeRoom(1, cost(&d))
+		c.cache.add(typ, d, d.Literal != nil, pinned)
+	}
 }
 
 // ownData returns a copy of data whose bytes are in one allocation of
@@ -610,6 +660,9 @@ func copyOut(n int, at func(int) *Datum) {
 	}
 	buf := make([]byte, 0, size)
 	take := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
 		start := len(buf)
 		buf = append(buf, b...)
 		return buf[start:len(buf):len(buf)]
@@ -617,32 +670,8 @@ func copyOut(n int, at func(int) *Datum) {
 	for i := range n {
 		d := at(i)
 		d.Text = take(d.Text)
-		if d.Literal != nil {
-			d.Literal = take(d.Literal)
-		}
+		d.Literal = take(d.Literal)
 	}
-}
-
-// unpin copies the cache entries a command left behind out of the read
-// buffers they reference, into one allocation.
-func (c *Client) unpin() {
-	var refs []*Datum
-	if c.pinnedAll {
-		for _, e := range c.cache.entries {
-			for i := range e.data {
-				refs = append(refs, &e.data[i])
-			}
-		}
-	} else {
-		for _, p := range c.pinned {
-			if list, _ := c.cache.get(p.typ); p.idx < len(list) {
-				refs = append(refs, &list[p.idx])
-			}
-		}
-	}
-	c.pinned = c.pinned[:0]
-	c.pinnedAll = false
-	copyOut(len(refs), func(i int) *Datum { return refs[i] })
 }
 
 // pop removes and returns the cached data of typ (nil when absent).
@@ -651,7 +680,7 @@ func (c *Client) pop(typ string) []Datum { return c.cache.pop(typ) }
 // cached returns a copy of the cached data of typ without removing it.
 func (c *Client) cached(typ string) []Datum {
 	data, _ := c.cache.get(typ)
-	return append([]Datum(nil), data...)
+	return data
 }
 
 func (c *Client) clearCache() { c.cache.clear() }

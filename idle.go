@@ -161,7 +161,7 @@ func (id *Idler) queueText(typ string, text []byte) {
 // fragment, as imaplib does on leaving the idle context.
 func (id *Idler) spill() {
 	for _, r := range id.queue {
-		id.c.cacheAppend(r.Type, r.Data...)
+		id.c.keepResponse(r)
 	}
 	id.queue = nil
 }

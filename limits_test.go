@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -384,4 +386,88 @@ func TestLimitMaxNestingConfigurable(t *testing.T) {
 			t.Errorf("limit %d, depth %d: unexpected error %v", tc.limit, tc.depth, err)
 		}
 	}
+}
+
+// floodChildEnv runs TestLimitCachedBytesFlood's measurement in a child
+// process, whose peak RSS (VmHWM) is its own.
+const floodChildEnv = "IMAPKIT_FLOOD_CHILD"
+
+// MaxCachedBytes bounds the unsolicited data kept during a command: a
+// server sending 200 MB of "* OK [ALERT] ..." during SELECT leaves the
+// SELECT successful, the flood counted as dropped, and the process far
+// below the 200 MB it was sent. Peak RSS is the honest measure (what the
+// kernel had to give, garbage not yet collected included), so the flood
+// runs in a child process, which reads its own VmHWM.
+func TestLimitCachedBytesFlood(t *testing.T) {
+	if os.Getenv(floodChildEnv) != "" {
+		floodChild(t)
+		return
+	}
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc/self/status to read peak RSS from")
+	}
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLimitCachedBytesFlood$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), floodChildEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	i := strings.Index(string(out), "FLOOD ")
+	if i < 0 {
+		t.Fatalf("child printed no measurement:\n%s", out)
+	}
+	var peak, dropped int
+	if _, err := fmt.Sscanf(string(out[i:]), "FLOOD peak=%d dropped=%d", &peak, &dropped); err != nil {
+		t.Fatalf("child output: %v\n%s", err, out)
+	}
+	t.Logf("200 MB of ALERTs during SELECT: peak RSS %d MiB, %d data dropped", peak>>20, dropped)
+	if raceEnabled {
+		return // the race detector's shadow memory: no RSS bound to check
+	}
+	if peak > 150<<20 {
+		t.Errorf("peak RSS %d MiB, want at most 150 MiB", peak>>20)
+	}
+}
+
+func floodChild(t *testing.T) {
+	const total, lineLen = 200 << 20, 1000
+	line := "* OK [ALERT] " + strings.Repeat("x", lineLen-len("* OK [ALERT] ")-2) + "\r\n"
+	chunk := []byte(strings.Repeat(line, (1<<20)/lineLen)) // written again and again: the server's memory stays small
+	srv := plain.server(t, imaptest.Config{Commands: map[string]imaptest.CommandFunc{
+		"SELECT": func(s *imaptest.Session, tag, _ string) {
+			s.SetSelected(true)
+			_ = s.Send("* FLAGS (\\Seen)", "* 3 EXISTS")
+			for sent := 0; sent < total; sent += len(chunk) {
+				if s.Write(chunk) != nil {
+					return
+				}
+			}
+			_ = s.Send("* OK [UIDVALIDITY 7] ok", tag+" OK [READ-WRITE] done")
+		},
+	}})
+	c := plain.connect(t, srv, &imap.Options{InsecureAuth: true, Timeout: testTimeout})
+	login(t, c)
+	res, err := c.Select(context.Background(), "INBOX", false)
+	if err != nil || !reflect.DeepEqual(texts(res.Data), []string{"3"}) {
+		t.Fatalf("SELECT = %q, %v", texts(res.Data), err)
+	}
+	if got := texts(c.Cached("UIDVALIDITY")); !reflect.DeepEqual(got, []string{"7"}) {
+		t.Fatalf("UIDVALIDITY = %q", got)
+	}
+	if c.Dropped() == 0 {
+		t.Fatal("nothing dropped")
+	}
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peak int
+	for l := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			peak = kb << 10
+		}
+	}
+	fmt.Printf("FLOOD peak=%d dropped=%d\n", peak, c.Dropped())
 }

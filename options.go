@@ -25,6 +25,16 @@ const (
 	// for Response; a server flooding unsolicited data cannot grow it
 	// without bound.
 	DefaultMaxCached = 1_000_000
+	// DefaultMaxCachedBytes bounds the bytes of untagged data the client
+	// keeps for Response and Unsolicited, counting 64 bytes per datum on
+	// top of its text: 16 MiB holds the flag changes of about 150,000
+	// messages ("* 1 FETCH (UID 1 FLAGS (\Seen))" and its overhead are
+	// about 100 bytes), far beyond what a session leaves between two
+	// collections, and equals DefaultMaxResponseLiterals, so that one
+	// response a command may legitimately receive also fits. It is small
+	// enough that thousands of clients flooded at once do not exhaust a
+	// machine; a command's own result (a FETCH) is not counted.
+	DefaultMaxCachedBytes = 16 << 20
 )
 
 // Options configures a Client. A nil *Options is equivalent to a zero
@@ -52,10 +62,19 @@ type Options struct {
 	// (default DefaultMaxResponseLiterals).
 	MaxResponseLiterals int64
 
-	// MaxCached bounds the untagged data kept for Response (default
-	// DefaultMaxCached). Past it the oldest data of that type is dropped
-	// and counted in (*Client).Dropped.
+	// MaxCached bounds the untagged data kept for Response and
+	// Unsolicited (default DefaultMaxCached), and separately the data of
+	// one command's result. Past it the oldest half of the type holding
+	// the most data is dropped and counted in (*Client).Dropped.
 	MaxCached int
+
+	// MaxCachedBytes bounds the bytes of untagged data kept for Response
+	// and Unsolicited, each datum counting its bytes plus 64 for its
+	// bookkeeping (default DefaultMaxCachedBytes). Past it the oldest half of
+	// the type holding the most bytes is dropped and counted in
+	// (*Client).Dropped. A command's own result (the FETCH data of a
+	// Fetch) is not bounded by it: its size is what the caller asked for.
+	MaxCachedBytes int
 
 	// MaxNesting bounds list nesting in the typed results of FetchMessages
 	// (default MaxNesting).

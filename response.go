@@ -26,7 +26,7 @@ func (d Datum) String() string {
 }
 
 // Response is one untagged response, as returned by (*Client).Response and
-// delivered by an Idler: Type is the response name ("EXISTS", "FETCH",
+// (*Client).Unsolicited and delivered by an Idler: Type is the response name ("EXISTS", "FETCH",
 // "OK", or a response code such as "UIDVALIDITY") and Data its data.
 //
 // A response that carried literals has one Datum per literal, followed by
@@ -53,7 +53,13 @@ func (r Response) Last() string {
 // Status is the tagged status ("OK", "NO", "BAD"), or "BYE" after LOGOUT.
 // Data holds the untagged data of the type the command asks for (for
 // example every FETCH datum for Fetch), or the tagged response text when the
-// command returns no data of its own.
+// command returns no data of its own (or failed).
+//
+// Data holds only what arrived between sending the command and its tagged
+// completion: data of the same type that arrived earlier (an EXPUNGE sent
+// during UID MOVE, before Expunge) stays cached for (*Client).Response and
+// Unsolicited. When the command fails, the data of its type that did arrive
+// are left in the cache too, as imaplib leaves them.
 type Result struct {
 	Status string
 	Data   []Datum

@@ -115,6 +115,14 @@ func (c *Client) ID(ctx context.Context, fields ...string) (Result, error) {
 // cached. Like imaplib, Response("NO") always returns nothing. While an
 // Idler's Next is waiting in another goroutine, Response waits for it to
 // return (responses then go to the Idler, not the cache).
+//
+// The cache holds what arrived outside any command's result: responses
+// the server sent on its own, and those of a type the command running did
+// not return (EXPUNGE during UID MOVE, say). A command returns only the
+// data that arrived while it ran, so data of its type that was cached
+// before it stays here, as with imaplib's response(). The data taken are
+// removed from what Unsolicited returns, and the other way round: both
+// read the same cache.
 func (c *Client) Response(code string) Response {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -124,11 +132,31 @@ func (c *Client) Response(code string) Response {
 	return Response{Type: code, Data: c.pop(strings.ToUpper(code))}
 }
 
-// Cached returns the cached untagged data of type code without clearing it.
+// Cached returns the cached untagged data of type code without clearing it
+// (see Response for what the cache holds).
 func (c *Client) Cached(code string) []Datum {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.cached(strings.ToUpper(code))
+}
+
+// Unsolicited returns and clears every cached untagged response, whole
+// (a response that carried literals keeps all its fragments) and in the
+// order the server sent them: what Response returns type by type, with the
+// order across types kept. That order is what gives FETCH and EXPUNGE
+// sequence numbers their meaning, which per-type lists lose.
+//
+// A response code is its own Response right after the response that
+// carried it, as an Idler delivers it: "* OK [ALERT] text" gives
+// {OK, "[ALERT] text"} then {ALERT, ""}. Responses Response has already
+// taken are not returned, and those Unsolicited returns are gone for
+// Response: they share the cache. Nothing runs on the reader: the cache is
+// filled while commands run, and Unsolicited only takes what is there.
+// Like Response, it waits for an Idler's Next waiting in another goroutine.
+func (c *Client) Unsolicited() []Response {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cache.takeAll()
 }
 
 // Recent returns the cached RECENT data, sending NOOP first when none is

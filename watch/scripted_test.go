@@ -181,6 +181,20 @@ func TestScripted(t *testing.T) {
 			want: []string{"expunge 3"},
 		},
 		{
+			// Sequence numbers of a FETCH without UID count the EXPUNGE
+			// sent before it in the same batch: applied in order, the
+			// FETCH of 2 is UID 3, no resync needed (the scripted server
+			// lacks CONDSTORE: a resync could not report the change).
+			name: "fetch by sequence number after expunge in one batch",
+			script: script{
+				"EXAMINE INBOX":  {{"* 3 EXISTS", "* OK [UIDVALIDITY 7] UIDs valid", "* OK [UIDNEXT 4] Predicted next UID"}},
+				"UID SEARCH ALL": {{"* SEARCH 1 2 3"}},
+				"NOOP":           {{"* 1 EXPUNGE", "* 2 FETCH (FLAGS (\\Seen))"}, {}},
+				"IDLE":           {{}},
+			},
+			want: []string{"expunge 1", "flags 3 [\\Seen]"},
+		},
+		{
 			name: "flag change during fetch of new mail",
 			script: script{
 				"EXAMINE INBOX":  examine,

@@ -404,66 +404,14 @@ func (s *session) lookup(name string) *box {
 	return nil
 }
 
-// handleCached processes untagged data that arrived during commands. The
-// cache keeps the order within a type, not across types: expunges are
-// applied first, and sequence numbers of FETCH responses without UID are
-// not trusted when expunges came in the same batch.
+// handleCached processes the untagged responses that arrived during
+// commands, in the order the server sent them: an EXPUNGE is applied
+// before the FETCH that follows it, so sequence numbers mean what they
+// meant to the server.
 func (s *session) handleCached(c *imap.Client) {
-	expunges := c.Response("EXPUNGE").Data
-	vanished := splitResponses("VANISHED", c.Response("VANISHED").Data)
-	exists := c.Response("EXISTS").Data
-	fetches := splitResponses("FETCH", c.Response("FETCH").Data)
-	statuses := splitResponses("STATUS", c.Response("STATUS").Data)
-	modseqs := c.Response("HIGHESTMODSEQ").Data
-	alerts := c.Response("ALERT").Data
-	oks := c.Response("OK").Data // for "[ALERT] text" (cleared by the next command)
-
-	for _, d := range expunges {
-		s.handle(imap.Response{Type: "EXPUNGE", Data: []imap.Datum{d}})
-	}
-	for _, r := range vanished {
+	for _, r := range c.Unsolicited() {
 		s.handle(r)
 	}
-	for _, d := range exists {
-		s.handle(imap.Response{Type: "EXISTS", Data: []imap.Datum{d}})
-	}
-	for _, r := range fetches {
-		if len(expunges) > 0 {
-			if msg, err := imap.ParseFetchResponse(r); err == nil && msg.UID == 0 {
-				if p := s.selected; p != nil {
-					p.confused()
-				}
-				continue
-			}
-		}
-		s.handle(r)
-	}
-	for _, r := range statuses {
-		s.handle(r)
-	}
-	for _, d := range modseqs {
-		s.handle(imap.Response{Type: "HIGHESTMODSEQ", Data: []imap.Datum{d}})
-	}
-	for _, d := range alerts {
-		s.handle(imap.Response{Type: "ALERT", Data: []imap.Datum{d}})
-	}
-	for _, d := range oks {
-		s.alert(s.selected, string(d.Text))
-	}
-}
-
-// splitResponses groups cached fragments back into responses: a response
-// ends with the first datum that carries no literal.
-func splitResponses(typ string, data []imap.Datum) []imap.Response {
-	var out []imap.Response
-	start := 0
-	for i, d := range data {
-		if !d.IsLiteral() {
-			out = append(out, imap.Response{Type: typ, Data: data[start : i+1]})
-			start = i + 1
-		}
-	}
-	return out
 }
 
 // handle applies one untagged response: to the selected mailbox's view

@@ -141,8 +141,9 @@ func (s *session) searchAll(ctx context.Context, c *imap.Client, b *box) ([]uint
 		}
 		slices.Sort(current)
 		current = slices.Compact(current)
-		for _, r := range splitResponses("VANISHED", c.Response("VANISHED").Data) {
-			if _, uids, err := parseVanished(string(r.Data[0].Text)); err == nil {
+		// VANISHED carries a set of UIDs, never a literal: one datum each.
+		for _, d := range c.Response("VANISHED").Data {
+			if _, uids, err := parseVanished(string(d.Text)); err == nil {
 				slices.Sort(uids)
 				current = slices.DeleteFunc(current, func(u uint32) bool {
 					_, gone := slices.BinarySearch(uids, u)
