@@ -1,6 +1,9 @@
 package imap
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"sync/atomic"
+)
 
 // cache is imaplib's untagged_responses, kept as the responses themselves
 // in arrival order: Unsolicited hands them over in that order, and the
@@ -18,7 +21,7 @@ import "encoding/binary"
 type cache struct {
 	live    *liveCache // nil when empty or frozen
 	frozen  []byte     // when not nil: every response, encoded
-	evicted int        // data dropped by bound, for Client.Dropped
+	evicted atomic.Int64 // data dropped by bound, for Client.Dropped (read without mu)
 }
 
 // liveCache is the decoded form, behind a pointer so that a Client whose
@@ -197,7 +200,7 @@ func (l *liveCache) newRef(k *cache, typ string) {
 	if l.tally(typ) < 0 && len(l.types) >= maxCacheTypes {
 		// Fix (limits): count what is evicted, as Dropped promises.
 		old := l.types[0].typ
-		k.evicted += l.types[0].n
+		k.evicted.Add(int64(l.types[0].n))
 		l.filter(func(_ int, r *cacheRef) bool { return r.typ != old })
 	}
 	if l.refs == nil {

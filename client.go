@@ -52,7 +52,7 @@ type Client struct {
 	tagNum int // the tag prefix is opts.TagPrefix
 
 	cache   cache
-	dropped int
+	dropped atomic.Int64 // read without mu: Dropped must not wait for an IDLE
 
 	capture *Idler // when set, untagged responses go to the Idler
 	byeText []byte // text of a BYE seen on this connection
@@ -342,12 +342,9 @@ func (c *Client) Conn() net.Conn { return *c.shown.Load() }
 // Dropped returns how many untagged data were dropped because the cache
 // reached Options.MaxCached or Options.MaxCachedBytes, or held too many
 // response types, or because an Idler's queue or a command's result
-// reached Options.MaxCached.
-func (c *Client) Dropped() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.dropped + c.cache.evicted
-}
+// reached Options.MaxCached. It answers at once, also while an Idler
+// waits.
+func (c *Client) Dropped() int { return int(c.dropped.Load() + c.cache.evicted.Load()) }
 
 // Shutdown closes the connection without logging out, like imaplib's
 // shutdown. It is safe to call more than once and while another goroutine

@@ -29,6 +29,7 @@ func TestAccessorsDuringIdle(t *testing.T) {
 		"Capabilities": func() { _ = c.Capabilities() },
 		"IsTLS":        func() { _ = c.IsTLS() },
 		"Conn":         func() { _ = c.Conn() },
+		"Dropped":      func() { _ = c.Dropped() },
 		"UTF8Enabled":  func() { _ = c.UTF8Enabled() },
 	} {
 		done := make(chan struct{})

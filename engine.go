@@ -597,7 +597,7 @@ func (c *Client) keepResult(d Datum) {
 		// buffers it referenced can be freed.
 		drop := (len(c.result) + 1) / 2
 		c.result = append(make([]Datum, 0, len(c.result)), c.result[drop:]...)
-		c.dropped += drop
+		c.dropped.Add(int64(drop))
 		c.tr().event("result full, dropped untagged data", "type", c.curWant, "count", drop)
 	}
 	if len(c.result) == cap(c.result) {
@@ -617,7 +617,7 @@ func (c *Client) makeRoom(n, size int) {
 	if n == 0 {
 		return
 	}
-	c.dropped += n
+	c.dropped.Add(int64(n))
 	c.tr().event("cache full, dropped untagged data", "type", typ, "count", n)
 	if c.rd.Stable() {
 		// What is kept may reference the same read buffers as what was

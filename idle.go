@@ -137,7 +137,7 @@ func (id *Idler) enqueue(r Response) {
 		// Dropped.
 		drop := (len(id.queue) + 1) / 2
 		id.queue = append([]Response(nil), id.queue[drop:]...)
-		id.c.dropped += drop
+		id.c.dropped.Add(int64(drop))
 		id.c.tr().event("idle queue full, dropped responses", "count", drop)
 	}
 	id.queue = append(id.queue, r)
