@@ -19,8 +19,8 @@ import (
 // responses, their data and their bytes took about 2 KiB in a dozen
 // allocations after a SELECT. Everything but has and get thaws it first.
 type cache struct {
-	live    *liveCache // nil when empty or frozen
-	frozen  []byte     // when not nil: every response, encoded
+	live    *liveCache   // nil when empty or frozen
+	frozen  []byte       // when not nil: every response, encoded
 	evicted atomic.Int64 // data dropped by bound, for Client.Dropped (read without mu)
 }
 
