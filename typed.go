@@ -1,6 +1,27 @@
 package imap
 
-import "context"
+import (
+	"context"
+	"errors"
+)
+
+// The typed forms of commands are named after the raw command and what
+// they return: FetchMessages and UIDFetchMessages (and their streaming
+// forms FetchEachMessage, UIDFetchEachMessage), ListMailboxes,
+// SelectMailbox, StatusMailbox, SearchNumbers and UIDSearchNumbers. Each
+// gives what the raw command followed by its Parse function gives; a
+// response that does not parse is an *Error of kind ErrCommand wrapping the
+// *ParseError (errors.As finds it), returned with what did parse.
+
+// parseFailed wraps a parse error of a typed form in the *Error every
+// Client method returns: the command worked, its answer did not parse.
+func parseFailed(name string, err error) error {
+	var e *Error
+	if err == nil || errors.As(err, &e) {
+		return err
+	}
+	return &Error{Command: name, Kind: ErrCommand, Text: "the server's answer did not parse", Err: err}
+}
 
 // FetchMessages is the typed form of a FETCH: it gives what Fetch followed
 // by ParseFetch gives, but parses each response as it is read (FetchEach),
@@ -8,7 +29,8 @@ import "context"
 // memory with the read buffer.
 //
 // A malformed response does not stop the others from being parsed: the
-// messages parsed are returned with a *ParseError for the first failure.
+// messages parsed are returned with an *Error wrapping a *ParseError for
+// the first failure.
 // If the command fails (NO, say), the messages received before the failure
 // are returned with the command's error.
 func (c *Client) FetchMessages(ctx context.Context, set, items string) ([]*Message, error) {
@@ -37,8 +59,8 @@ func (c *Client) fetchMessages(ctx context.Context, name, set, items string) ([]
 // alive the small chunks it was carved from, shared with its neighbours).
 //
 // A response that does not parse is skipped (fn is not called for it) and
-// FetchEachMessage returns a *ParseError for the first one once the
-// command has completed. As with FetchEach, fn runs on the caller's
+// FetchEachMessage returns an *Error wrapping a *ParseError for the first
+// one once the command has completed. As with FetchEach, fn runs on the caller's
 // goroutine and must not use the Client; once it returns an error it is
 // not called again, the rest of the response is read, and that error comes
 // back wrapped in an *Error of kind ErrCommand.
@@ -78,7 +100,7 @@ func (c *Client) fetchEachMessage(ctx context.Context, name, set, items string, 
 	if err != nil {
 		return err
 	}
-	return parseErr
+	return parseFailed(name, parseErr)
 }
 
 // SelectMailbox is Select followed by ParseMailboxData over the data the
@@ -98,17 +120,59 @@ func (c *Client) ListMailboxes(ctx context.Context, reference, pattern string) (
 	if err != nil {
 		return nil, err
 	}
+	var list []ListEntry
 	if c.UTF8Enabled() {
-		return ParseListUTF8(res.Data)
+		list, err = ParseListUTF8(res.Data)
+	} else {
+		list, err = ParseList(res.Data)
 	}
-	return ParseList(res.Data)
+	return list, parseFailed("LIST", err)
 }
 
-// SearchNumbers is Search followed by ParseSearch.
+// SearchNumbers is Search followed by ParseSearch: message sequence
+// numbers.
 func (c *Client) SearchNumbers(ctx context.Context, charset string, criteria ...string) ([]uint32, error) {
 	res, err := c.Search(ctx, charset, criteria...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseSearch(res.Data)
+	nums, err := ParseSearch(res.Data)
+	return nums, parseFailed("SEARCH", err)
+}
+
+// UIDSearchNumbers is SearchNumbers for UID SEARCH: the numbers are UIDs.
+func (c *Client) UIDSearchNumbers(ctx context.Context, charset string, criteria ...string) ([]uint32, error) {
+	args, err := c.searchArgs("UID SEARCH", charset, criteria)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.UID(ctx, "SEARCH", args...)
+	if err != nil {
+		return nil, err
+	}
+	nums, err := ParseSearch(res.Data)
+	return nums, parseFailed("UID SEARCH", err)
+}
+
+// StatusMailbox is Status followed by ParseStatus: the items (for example
+// "(MESSAGES UIDNEXT UNSEEN)") of one mailbox, without selecting it.
+// StatusData.Present tells which items the server returned.
+func (c *Client) StatusMailbox(ctx context.Context, mailbox, items string) (*StatusData, error) {
+	res, err := c.Status(ctx, mailbox, items)
+	if err != nil {
+		return nil, err
+	}
+	list, err := ParseStatus(res.Data)
+	if err != nil {
+		return nil, parseFailed("STATUS", err)
+	}
+	for i := range list {
+		if c.UTF8Enabled() {
+			list[i].Mailbox = list[i].Raw // names are UTF-8 already
+		}
+		if list[i].Mailbox == mailbox || len(list) == 1 {
+			return &list[i], nil
+		}
+	}
+	return nil, cmdError("STATUS", "the server answered with no STATUS for %q", mailbox)
 }
