@@ -30,6 +30,9 @@ const costChildEnv = "IMAPKIT_WATCH_COST_CHILD"
 // 5,000 accounts (go run ./bench -only watch), where the fixed costs of a
 // test process weigh less.
 func TestWatcherParkedCost(t *testing.T) {
+	if testing.Short() && os.Getenv(costChildEnv) == "" {
+		t.Skip("a cost measurement of thousands of sessions: skipped with -short")
+	}
 	if os.Getenv(costChildEnv) != "" {
 		watcherCostChild(t)
 		return

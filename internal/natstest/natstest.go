@@ -50,8 +50,12 @@ func Start(t testing.TB) *server.Server {
 // The route ports are picked by listening on port 0 and closing, and
 // another process may take one before its server listens there: then the
 // cluster is started again on other ports.
+//
+// With -short the test is skipped: a cluster's elections take seconds, and
+// -short is the quick edit-test loop (CI runs without it).
 func Cluster(t testing.TB, n int, configure ...func(*server.Options)) []*server.Server {
 	t.Helper()
+	skipShort(t)
 	const attempts = 5
 	for attempt := 1; ; attempt++ {
 		servers, err := startCluster(t, n, configure)
@@ -182,4 +186,12 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// skipShort skips a test that needs a NATS cluster under -short.
+func skipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a NATS cluster: skipped with -short")
+	}
 }

@@ -57,8 +57,11 @@ type Proc struct {
 //
 // Ports are picked by listening on port 0 and closing: should another
 // process take one first, the cluster is started again on other ports.
+//
+// With -short the test is skipped, as with Cluster.
 func ProcCluster(t testing.TB, n int) []*Proc {
 	t.Helper()
+	skipShort(t)
 	bin, err := serverBinary()
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
