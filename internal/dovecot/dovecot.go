@@ -172,9 +172,8 @@ type Server struct {
 }
 
 // StartT starts a server with the zero Config (but see StartTConfig),
-// failing the test (never
-// skipping it) if that is impossible, and stops the server when the test
-// and its subtests finish.
+// failing the test (never skipping it, except with -short) if that is
+// impossible, and stops the server when the test and its subtests finish.
 func StartT(t testing.TB) *Server {
 	t.Helper()
 	return StartTConfig(t, Config{})
