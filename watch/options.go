@@ -10,9 +10,14 @@ import (
 )
 
 // Dialer returns a new authenticated Client. The Watcher calls it for every
-// connection and reconnection, so it should obtain credentials afresh each
-// time (a password that changed, a token that expired); it should set the
-// Client's Options.Timeout, which bounds every command and DONE.
+// connection and reconnection, and it must obtain the credentials afresh
+// each time — read the password source again, take the token from an
+// oauth2.TokenSource (Client.AuthenticateOAuth2) — so that a password
+// changed on the server and in its source, or an access token that
+// expired, is picked up at the next reconnect: credentials refused after
+// the account logged in before are retried with backoff (EventAuthFailed)
+// only for that reason. It should set the Client's Options.Timeout, which
+// bounds every command and DONE.
 type Dialer func(ctx context.Context) (*imap.Client, error)
 
 // Defaults for zero Options fields.
