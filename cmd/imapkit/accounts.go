@@ -32,9 +32,18 @@ func runAccounts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return runAccountRm(ctx, args[1:], stdout, stderr)
 	case "ls":
 		return runAccountLs(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		accountsUsage(stdout)
-		return nil
+	case "help", "-h", "-help", "--help":
+		switch {
+		case len(args) == 1:
+			accountsUsage(stdout)
+			return nil
+		case len(args) == 2 && accountsUsages[args[1]] != nil:
+			// "accounts help add" is "accounts add -h".
+			return runAccounts(ctx, []string{args[1], "-h"}, stdout, stderr)
+		}
+		fmt.Fprintf(stderr, "imapkit accounts: unexpected argument %q\n", args[len(args)-1])
+		accountsUsage(stderr)
+		return errUsage
 	}
 	fmt.Fprintf(stderr, "imapkit accounts: unknown subcommand %q\n", args[0])
 	accountsUsage(stderr)
@@ -50,8 +59,58 @@ subcommands:
   rm      remove an account: --name
   ls      list the accounts (--json: one JSON object per line)
 
-Run "imapkit accounts SUBCOMMAND -h" for its flags.
+examples:
+  imapkit accounts add --api http://127.0.0.1:8025 --api-token-file /etc/imapkit/api.token \
+      --name work --server imap.example.org:993 --user alice --password-cmd "pass show work/imap"
+  imapkit accounts ls --api http://127.0.0.1:8025 --api-token-file /etc/imapkit/api.token
+
+Run "imapkit accounts SUBCOMMAND -h" for its flags and examples.
 `)
+}
+
+// accountsUsages are the usages of the subcommands of accounts.
+var accountsUsages = map[string]*cmdUsage{
+	"add": {
+		command:  "accounts add",
+		synopsis: "--api URL --name NAME --server HOST:PORT --user USER PASSWORD-SOURCE [flags]",
+		about: `Add an account to a running imapkit serve through its API. The password is
+read once, here, and sealed by serve; an account of that name must not exist.`,
+		examples: []string{
+			`imapkit accounts add --api http://127.0.0.1:8025 --api-token-file /etc/imapkit/api.token \`,
+			`    --name work --server imap.example.org:993 --user alice --password-cmd "pass show work/imap"`,
+			`imapkit accounts add --api http://127.0.0.1:8025 --name home --server mail.example.net:143 --starttls \`,
+			`    --user bob --password-env HOME_IMAP_PASSWORD --mailbox INBOX --mailbox Alerts`,
+		},
+	},
+	"update": {
+		command:  "accounts update",
+		synopsis: "--api URL --name NAME --server HOST:PORT --user USER [PASSWORD-SOURCE] [flags]",
+		about: `Replace the settings of an account of a running imapkit serve. The stored
+password stays unless a password source is given.`,
+		examples: []string{
+			`imapkit accounts update --api http://127.0.0.1:8025 --name work --server imap.example.org:993 \`,
+			`    --user alice --mailbox INBOX --mailbox Lists`,
+			`imapkit accounts update --api http://127.0.0.1:8025 --name work --server imap.example.org:993 \`,
+			`    --user alice --password-file /run/secrets/work-imap`,
+		},
+	},
+	"rm": {
+		command:  "accounts rm",
+		synopsis: "--api URL --name NAME [flags]",
+		about:    `Remove an account from a running imapkit serve, which stops watching it.`,
+		examples: []string{
+			`imapkit accounts rm --api http://127.0.0.1:8025 --api-token-file /etc/imapkit/api.token --name work`,
+		},
+	},
+	"ls": {
+		command:  "accounts ls",
+		synopsis: "--api URL [flags]",
+		about:    `List the accounts of a running imapkit serve (never their passwords).`,
+		examples: []string{
+			`imapkit accounts ls --api http://127.0.0.1:8025 --api-token-file /etc/imapkit/api.token`,
+			`imapkit accounts ls --api http://127.0.0.1:8025 --json`,
+		},
+	},
 }
 
 // apiFlags say where the API of imapkit serve is.
@@ -83,20 +142,17 @@ func registerAccountConn(fs *flag.FlagSet, cf *connFlags) {
 }
 
 // newSubFlags returns the flag set of "accounts SUB".
-func newSubFlags(sub string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("accounts "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+func newSubFlags(sub string) *flag.FlagSet {
+	return flag.NewFlagSet("accounts "+sub, flag.ContinueOnError)
 }
 
 // usageError prints msg as the command's usage error.
 func usageError(stderr io.Writer, sub, msg string) error {
-	fmt.Fprintf(stderr, "imapkit accounts %s: %s\n", sub, msg)
-	return errUsage
+	return accountsUsages[sub].fail(stderr, "%s", msg)
 }
 
 func runAccountPut(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) error {
-	fs := newSubFlags(sub, stderr)
+	fs := newSubFlags(sub)
 	var af apiFlags
 	af.register(fs)
 	var cf connFlags
@@ -104,13 +160,10 @@ func runAccountPut(ctx context.Context, sub string, args []string, stdout, stder
 	name := fs.String("name", "", "the account's `NAME` (letters, digits, '-', '_'): its key in serve")
 	var mailboxes stringList
 	fs.Var(&mailboxes, "mailbox", "mailbox to watch (repeatable; default INBOX)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := accountsUsages[sub].parse(fs, args, stdout, stderr); err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, sub, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
-	}
-	modes := 0
+	modes, sources := 0, 0
 	mode := service.ModeTLS
 	for _, m := range []struct {
 		set  bool
@@ -119,6 +172,11 @@ func runAccountPut(ctx context.Context, sub string, args []string, stdout, stder
 		if m.set {
 			modes++
 			mode = m.mode
+		}
+	}
+	for _, v := range []string{cf.passwordEnv, cf.passFile, cf.passCmd} {
+		if v != "" {
+			sources++
 		}
 	}
 	switch {
@@ -132,6 +190,8 @@ func runAccountPut(ctx context.Context, sub string, args []string, stdout, stder
 		return usageError(stderr, sub, "--user is required")
 	case modes > 1:
 		return usageError(stderr, sub, "choose one of --tls, --starttls and --plaintext")
+	case sources > 1:
+		return usageError(stderr, sub, "choose one of --password-env, --password-file and --password-cmd")
 	}
 	c, err := af.client(stderr, sub)
 	if err != nil {
@@ -171,16 +231,14 @@ func runAccountPut(ctx context.Context, sub string, args []string, stdout, stder
 }
 
 func runAccountRm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newSubFlags("rm", stderr)
+	fs := newSubFlags("rm")
 	var af apiFlags
 	af.register(fs)
 	name := fs.String("name", "", "the `NAME` of the account to remove")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := accountsUsages["rm"].parse(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return usageError(stderr, "rm", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	case *name == "":
 		return usageError(stderr, "rm", "--name is required")
 	case service.ValidName(*name) != nil:
@@ -198,15 +256,12 @@ func runAccountRm(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func runAccountLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newSubFlags("ls", stderr)
+	fs := newSubFlags("ls")
 	var af apiFlags
 	af.register(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per account and line, as the API gives it")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		return usageError(stderr, "ls", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	if err := accountsUsages["ls"].parse(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	c, err := af.client(stderr, "ls")
 	if err != nil {
@@ -274,6 +329,9 @@ func (f *apiFlags) client(stderr io.Writer, sub string) (*apiClient, error) {
 	u, err := url.Parse(f.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usageError(stderr, sub, fmt.Sprintf("--api %q: want http://HOST:PORT or https://HOST:PORT", f.url))
+	}
+	if f.timeout <= 0 {
+		return nil, usageError(stderr, sub, fmt.Sprintf("--timeout %v: want a positive duration", f.timeout))
 	}
 	c := &apiClient{base: u, http: &http.Client{Timeout: f.timeout}}
 	if f.tokenFile != "" {

@@ -241,6 +241,9 @@ func TestAccountsUsage(t *testing.T) {
 		{"rm without --name", []string{"accounts", "rm", "--api", api}, 2, "--name is required", ""},
 		{"ls with an argument", []string{"accounts", "ls", "--api", api, "extra"}, 2, `unexpected argument "extra"`, ""},
 		{"bad flag", []string{"accounts", "ls", "--no-such-flag"}, 2, "no-such-flag", ""},
+		{"two password sources", []string{"accounts", "add", "--api", api, "--name", "a", "--server", "h:1", "--user", "u", "--password-env", "IMAPKIT_TEST_ACCOUNT_PASSWORD", "--password-cmd", "echo pw"}, 2, "choose one of --password-env, --password-file and --password-cmd", ""},
+		{"zero timeout", []string{"accounts", "ls", "--api", api, "--timeout", "0"}, 2, "--timeout 0s", ""},
+		{"add help", []string{"accounts", "add", "-h"}, 0, "", "usage: imapkit accounts add"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runCmd(t, tc.args...)

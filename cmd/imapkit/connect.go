@@ -56,6 +56,9 @@ func (f *connFlags) register(fs *flag.FlagSet) {
 
 // check validates the combination of flags.
 func (f *connFlags) check() error {
+	if f.timeout <= 0 {
+		return fmt.Errorf("--timeout %v: want a positive duration", f.timeout)
+	}
 	modes := 0
 	for _, b := range []bool{f.tls, f.startTLS, f.plaintext, f.stream != ""} {
 		if b {

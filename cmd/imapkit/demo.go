@@ -17,18 +17,36 @@ import (
 	"github.com/imapkit/imap/watch"
 )
 
+var demoUsage = cmdUsage{
+	command:  "demo",
+	synopsis: "[flags]",
+	about: `Start an embedded IMAP server in this process, watch its INBOX with the code
+of imapkit watch, and deliver a few messages, flag one and expunge it. No
+setup, no network beyond loopback.`,
+	examples: []string{
+		"imapkit demo",
+		"imapkit demo --messages 5 --every 200ms --json",
+		"imapkit demo --debug",
+	},
+}
+
 // runDemo starts an in-process IMAP server (go-imap v2's memory server),
 // watches its INBOX with the same code as "imapkit watch", and plays a
 // little mail traffic: new messages, a flag change and an expunge.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	count := fs.Int("messages", 3, "how many messages to deliver")
 	every := fs.Duration("every", 700*time.Millisecond, "delay between deliveries")
 	asJSON := fs.Bool("json", false, "one JSON object per event")
 	debug := fs.Bool("debug", false, "print the watcher's protocol trace to stderr")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := demoUsage.parse(fs, args, stdout, stderr); err != nil {
+		return err
+	}
+	switch {
+	case *count < 0:
+		return demoUsage.fail(stderr, "--messages %d: want 0 or more", *count)
+	case *every < 0:
+		return demoUsage.fail(stderr, "--every %v: want 0 or more", *every)
 	}
 
 	const user, pass = "demo", "demo"

@@ -12,21 +12,39 @@ import (
 	"github.com/imapkit/imap"
 )
 
+var idleUsage = cmdUsage{
+	command:  "idle",
+	synopsis: "(--server HOST:PORT --user USER PASSWORD-SOURCE | --stream CMD) [flags]",
+	about: `Select a mailbox, start IDLE and print each untagged response the server sends
+as it arrives, until --duration or an interrupt. No reconnects, no state: for
+a watcher that never misses a message, use imapkit watch.`,
+	examples: []string{
+		`imapkit idle --server imap.example.org:993 --user alice --password-cmd "pass show mail"`,
+		`imapkit idle --server imap.example.org:143 --starttls --user alice --password-env IMAP_PASSWORD \`,
+		`    --mailbox Lists --duration 10m --burst 2s --json`,
+		`imapkit idle --stream "doveadm exec imap -u alice" --debug`,
+	},
+}
+
 func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("idle", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var cf connFlags
 	cf.register(fs)
 	mailbox := fs.String("mailbox", "INBOX", "mailbox to select")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	burst := fs.Duration("burst", 0, "group responses arriving within `INTERVAL` of each other into one batch")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := idleUsage.parse(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	if err := cf.check(); err != nil {
-		fmt.Fprintln(stderr, "imapkit idle:", err)
-		return errUsage
+		return idleUsage.fail(stderr, "%v", err)
+	}
+	switch {
+	case *duration < 0:
+		return idleUsage.fail(stderr, "--duration %v: want 0 (until interrupted) or more", *duration)
+	case *burst < 0:
+		return idleUsage.fail(stderr, "--burst %v: want 0 (no batching) or more", *burst)
 	}
 	dial, err := cf.dialer(ctx, stderr)
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,10 +27,6 @@ func (s *scopeFlag) Set(v string) error {
 // token file that watch and idle read.
 func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("login", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	// The usage goes to stdout when asked for (-h), to stderr after a
-	// mistake: the flag package cannot tell them apart, so it prints none.
-	fs.Usage = func() {}
 	provider := fs.String("provider", "", "`NAME` of the provider: google, microsoft, or custom (give the URLs)")
 	clientID := fs.String("client-id", "", "the OAuth2 client `ID` of the application registered with the provider")
 	secretFile := fs.String("client-secret-file", "", "read the client secret from the first line of `PATH` (for clients that have one)")
@@ -42,21 +37,11 @@ func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	authURL := fs.String("auth-url", "", "authorization endpoint `URL` (custom provider, browser flow)")
 	tokenURL := fs.String("token-url", "", "token endpoint `URL` (custom provider)")
 	tokenFile := fs.String("token-file", "", "write the tokens to `PATH` (mode 0600; replaced if it exists)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			loginUsage(stdout, fs)
-			return nil
-		}
-		loginUsage(stderr, fs)
-		return errUsage
+	if err := loginUsage.parse(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	usageError := func(format string, a ...any) error {
-		fmt.Fprintf(stderr, "imapkit login: "+format+"\n", a...)
-		fmt.Fprintln(stderr, `Run "imapkit login -h" for the flags and an example.`)
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		return usageError("unexpected argument %q", fs.Arg(0))
+		return loginUsage.fail(stderr, format, a...)
 	}
 	preset, isPreset := oauth.LookupProvider(*provider)
 	switch {
@@ -91,10 +76,16 @@ func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if !isPreset && (*deviceURL == "" || *tokenURL == "") {
 			return usageError("a custom provider's device flow needs --device-url and --token-url")
 		}
+		if *authURL != "" {
+			return usageError("--auth-url is for the browser flow, and the flow is device (choose with --flow)")
+		}
 	case "browser":
 		login = oauth.BrowserLogin
 		if !isPreset && (*authURL == "" || *tokenURL == "") {
 			return usageError("a custom provider's browser flow needs --auth-url and --token-url")
+		}
+		if *deviceURL != "" {
+			return usageError("--device-url is for the device flow, and the flow is browser (choose with --flow)")
 		}
 	default:
 		return usageError("--flow is device or browser, not %q", *flow)
@@ -137,25 +128,20 @@ func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// loginUsage prints the usage with an example.
-func loginUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprint(w, `usage: imapkit login --provider NAME --client-id ID --token-file PATH [flags]
-
-Authorize imapkit to read mail with OAuth2, and write the tokens to a file
+var loginUsage = cmdUsage{
+	command:  "login",
+	synopsis: "--provider NAME --client-id ID --token-file PATH [flags]",
+	about: `Authorize imapkit to read mail with OAuth2, and write the tokens to a file
 for imapkit watch --oauth2-token-file. The device flow prints a code to
 enter on any device; the browser flow prints a URL to open on this machine.
-Google needs the browser flow (its device flow does not grant mail access).
-
-flags:
-`)
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fmt.Fprint(w, `
-examples:
-  imapkit login --provider microsoft --client-id 0f1e2d3c-... --token-file ~/.config/imapkit/outlook.json
-  imapkit login --provider google --client-id 1234-abc.apps.googleusercontent.com \
-      --client-secret-file ~/.config/imapkit/google-secret --token-file ~/.config/imapkit/gmail.json
-`)
+Google needs the browser flow (its device flow does not grant mail access).`,
+	examples: []string{
+		"imapkit login --provider microsoft --client-id 0f1e2d3c-... --token-file ~/.config/imapkit/outlook.json",
+		"imapkit login --provider google --client-id 1234-abc.apps.googleusercontent.com \\",
+		"    --client-secret-file ~/.config/imapkit/google-secret --token-file ~/.config/imapkit/gmail.json",
+		"imapkit login --provider custom --client-id imapkit --device-url https://sso.example.org/device \\",
+		"    --token-url https://sso.example.org/token --scope imap --token-file token.json",
+	},
 }
 
 // shellWord quotes s for a shell command line when it needs it.

@@ -168,6 +168,8 @@ func TestLoginUsage(t *testing.T) {
 		{"custom browser without URLs", []string{"--provider", "custom", "--flow", "browser", "--client-id", "c", "--token-url", "http://x", "--token-file", tokens}, 2, "", "needs --auth-url and --token-url"},
 		{"bad flow", []string{"--provider", "microsoft", "--flow", "pigeon", "--client-id", "c", "--token-file", tokens}, 2, "", `not "pigeon"`},
 		{"bad flag", []string{"--client-secret", "s"}, 2, "", "flag provided but not defined"},
+		{"auth URL for the device flow", []string{"--provider", "microsoft", "--flow", "device", "--auth-url", "http://x", "--client-id", "c", "--token-file", tokens}, 2, "", "--auth-url is for the browser flow"},
+		{"device URL for the browser flow", []string{"--provider", "google", "--device-url", "http://x", "--client-id", "c", "--token-file", tokens}, 2, "", "--device-url is for the device flow"},
 		{"missing secret file", []string{"--provider", "microsoft", "--client-id", "c", "--client-secret-file", filepath.Join(dir, "none"), "--token-file", tokens}, 1, "", "client secret file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

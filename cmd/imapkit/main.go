@@ -6,8 +6,10 @@
 //	imapkit serve [flags]             many accounts, events to NATS JetStream, on one node or many
 //	imapkit accounts add|update|rm|ls manage serve's accounts through its API
 //	imapkit keygen --out FILE         a key for serve's --secret-key-file
+//	imapkit login [flags]             OAuth2 authorization: a token file for --oauth2-token-file
+//	imapkit version                   the version of imapkit and of Go it was built with
 //
-// Run "imapkit COMMAND -h" for the flags of a command.
+// Run "imapkit COMMAND -h" for the flags and examples of a command.
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -104,16 +107,32 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		err = runKeygen(args[1:], stdout, stderr)
 	case "login":
 		err = runLogin(ctx, args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		usage(stdout)
-		return 0
+	case "version", "-version", "--version":
+		err = runVersion(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		switch len(args) {
+		case 1:
+			usage(stdout)
+			return 0
+		case 2:
+			// "imapkit help watch" is "imapkit watch -h".
+			if args[1] != "help" && !strings.HasPrefix(args[1], "-") {
+				return runContext(ctx, []string{args[1], "-h"}, stdout, stderr)
+			}
+		}
+		fmt.Fprintf(stderr, "imapkit help: unexpected argument %q\n", args[len(args)-1])
+		usage(stderr)
+		return 2
 	default:
 		fmt.Fprintf(stderr, "imapkit: unknown command %q\n", args[0])
 		usage(stderr)
 		return 2
 	}
 	if err != nil {
-		if err == errUsage {
+		switch err {
+		case errHelp:
+			return 0
+		case errUsage:
 			return 2
 		}
 		fmt.Fprintf(stderr, "imapkit %s: %s\n", args[0], withHint(err))
@@ -133,7 +152,13 @@ commands:
   accounts  add, update, remove or list the accounts of imapkit serve (add|update|rm|ls)
   keygen    write a new key for serve's --secret-key-file
   login     authorize with an OAuth2 provider (Google, Microsoft, custom) and write a token file
+  version   print the version of imapkit and of the Go it was built with (also --version)
 
-Run "imapkit COMMAND -h" for its flags.
+examples:
+  imapkit demo
+  imapkit watch --server imap.example.org:993 --user alice --password-cmd "pass show mail"
+  imapkit help watch
+
+Run "imapkit COMMAND -h" for its flags and examples.
 `)
 }

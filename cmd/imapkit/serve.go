@@ -24,12 +24,28 @@ import (
 	"github.com/imapkit/imap/watch"
 )
 
+var serveUsage = cmdUsage{
+	command:  "serve",
+	synopsis: "--secret-key-file FILE [flags]",
+	about: `Watch many accounts and publish their events to NATS JetStream: on an embedded
+NATS server (the default), or on a NATS cluster shared by several nodes, which
+divide the accounts between them and take over those of a node that dies.
+Accounts are managed through the API on --http (see imapkit accounts).`,
+	examples: []string{
+		"imapkit keygen --out /etc/imapkit/secret.key",
+		"imapkit serve --data-dir /var/lib/imapkit --secret-key-file /etc/imapkit/secret.key \\",
+		"    --api-token-file /etc/imapkit/api.token --http 127.0.0.1:8025",
+		"imapkit serve --nats nats://n1:4222,nats://n2:4222,nats://n3:4222 --replicas 3 \\",
+		"    --secret-key-file /etc/imapkit/secret.key --api-token-file /etc/imapkit/api.token --http :8025",
+		"imapkit serve --secret-key-file secret.key --webhook https://hooks.example.org/mail",
+	},
+}
+
 // runServe runs imapkit serve: the watcher service for many accounts, on
 // an embedded NATS server (the default) or on a NATS cluster shared with
 // other nodes.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "imapkit-data", "where the embedded NATS server stores everything (`DIR`)")
 	natsURLs := fs.String("nats", "", "join the NATS cluster at `URL[,URL…]` instead of starting an embedded server")
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "the embedded NATS server's client `ADDR` (local consumers read IMAPKIT_EVENTS there)")
@@ -54,12 +70,34 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&sf.execRetries, "exec-retries", 5, "retries of a failed hook before the event goes to IMAPKIT_DEAD")
 	fs.DurationVar(&sf.backoff, "retry-backoff", time.Second, "delay before the first retry of a hook or webhook (doubling, up to 5m)")
 	fs.StringVar(&sf.events, "events", "", "comma-separated `KINDS` that reach hooks and webhooks (default new,expunge,flags,reset,alert)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := serveUsage.parse(fs, args, stdout, stderr); err != nil {
+		return err
 	}
-	if *keyFile == "" {
-		fmt.Fprintln(stderr, "imapkit serve: --secret-key-file is required (write one with: imapkit keygen --out FILE)")
-		return errUsage
+	set := setFlags(fs)
+	if embedded := given(set, "data-dir", "nats-listen"); *natsURLs != "" && len(embedded) > 0 {
+		return serveUsage.fail(stderr, "%s with --nats: they configure the embedded NATS server, which --nats replaces", strings.Join(embedded, ", "))
+	}
+	switch {
+	case *keyFile == "":
+		return serveUsage.fail(stderr, "--secret-key-file is required (write one with: imapkit keygen --out FILE)")
+	case *tokenFile != "" && *httpAddr == "":
+		return serveUsage.fail(stderr, "--api-token-file with an empty --http: there is no API to protect")
+	case *leaseTTL < 100*time.Millisecond:
+		// JetStream's least MaxAge, which the lease bucket uses.
+		return serveUsage.fail(stderr, "--lease-ttl %v: want 100ms or more", *leaseTTL)
+	case *replicas < 1 || *replicas > 5:
+		return serveUsage.fail(stderr, "--replicas %d: want 1 to 5 (JetStream's limit)", *replicas)
+	case *dupWindow <= 0:
+		return serveUsage.fail(stderr, "--duplicate-window %v: want a positive duration", *dupWindow)
+	case *startConc < 1:
+		return serveUsage.fail(stderr, "--start-concurrency %d: want 1 or more", *startConc)
+	case *perServer < 1:
+		return serveUsage.fail(stderr, "--per-server %d: want 1 or more", *perServer)
+	case *timeout <= 0:
+		return serveUsage.fail(stderr, "--timeout %v: want a positive duration", *timeout)
+	}
+	if err := sf.check(set); err != nil {
+		return serveUsage.fail(stderr, "%v", err)
 	}
 	level := slog.LevelInfo
 	if *debug {
@@ -125,8 +163,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer stopConsumers()
 	consumers, err := serveConsumers(js, &sf, stderr, log, metrics)
 	if err != nil {
-		fmt.Fprintln(stderr, "imapkit serve:", err)
-		return errUsage
+		return err // the flags passed check: a secret file that cannot be read
 	}
 	for _, c := range consumers {
 		wg.Go(func() { c.Run(consumerCtx) })

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -68,8 +69,56 @@ func parseKinds(list string) (map[string]bool, error) {
 	return kinds, nil
 }
 
+// check refuses sink flags that cannot mean what they say: a flag of a
+// sink that is not there (set holds the flags given), a negative count or
+// a duration that is not positive, a kind or URL that is not one.
+func (s *sinkFlags) check(set map[string]bool) error {
+	if s.exec == "" {
+		if g := given(set, "exec-burst", "exec-timeout", "exec-retries"); len(g) > 0 {
+			return fmt.Errorf("%s without --exec: there is no hook to apply it to", strings.Join(g, ", "))
+		}
+	}
+	if len(s.webhooks) == 0 {
+		if g := given(set, "webhook-secret-file", "webhook-timeout", "webhook-retries"); len(g) > 0 {
+			return fmt.Errorf("%s without --webhook: there is no webhook to apply it to", strings.Join(g, ", "))
+		}
+	}
+	if s.exec == "" && len(s.webhooks) == 0 && set["retry-backoff"] {
+		return errors.New("--retry-backoff without --exec or --webhook: nothing is retried")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+		zero bool // 0 is allowed (and means off)
+	}{{"exec-burst", s.execBurst, true}, {"exec-timeout", s.execTimeout, false}, {"webhook-timeout", s.webhookTO, false}, {"retry-backoff", s.backoff, false}} {
+		if d.v < 0 || d.v == 0 && !d.zero {
+			return fmt.Errorf("--%s %v: want a positive duration", d.name, d.v)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"exec-retries", s.execRetries}, {"webhook-retries", s.webhookTries}} {
+		if n.v < 0 {
+			return fmt.Errorf("--%s %d: want 0 (no retry) or more", n.name, n.v)
+		}
+	}
+	if s.events != "" {
+		if _, err := parseKinds(s.events); err != nil {
+			return err
+		}
+	}
+	for _, u := range s.webhooks {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return fmt.Errorf("--webhook %s: want an http:// or https:// URL", u)
+		}
+	}
+	return nil
+}
+
 // routes builds where events go: stdout (text or JSON), the hook, each
-// webhook. An event is acknowledged once every route has it.
+// webhook. An event is acknowledged once every route has it. The flags
+// are those check accepted.
 func (s *sinkFlags) routes(stdout, stderr io.Writer) ([]delivery.Route, error) {
 	hookKinds := map[string]bool{}
 	for _, k := range defaultHookKinds {
@@ -105,20 +154,11 @@ func (s *sinkFlags) routes(stdout, stderr io.Writer) ([]delivery.Route, error) {
 		}
 	}
 	for _, u := range s.webhooks {
-		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-			return nil, fmt.Errorf("--webhook %s: want an http:// or https:// URL", u)
-		}
 		routes = append(routes, delivery.Route{
 			Sink:  &delivery.WebhookSink{URL: u, Secret: secret},
 			Kinds: hookKinds,
 			Retry: delivery.Retry{Retries: retries(s.webhookTries), Backoff: s.backoff, Timeout: s.webhookTO},
 		})
-	}
-	if secret != nil && len(s.webhooks) == 0 {
-		return nil, fmt.Errorf("--webhook-secret-file without --webhook")
-	}
-	if s.execBurst > 0 && s.exec == "" {
-		return nil, fmt.Errorf("--exec-burst without --exec")
 	}
 	return routes, nil
 }

@@ -65,7 +65,7 @@ func migratePositional(sf *watch.StateFile, path string, accounts []account, std
 		}
 		st, err := parseV1(b, a.name)
 		if err != nil {
-			return fmt.Errorf("migrating %s: %w", old, err)
+			return fmt.Errorf("migrating %w", inFile(old, err))
 		}
 		if st != nil {
 			added, err := sf.Import(a.name, st)
@@ -91,7 +91,7 @@ func parseV1(b []byte, name string) (*watch.AccountState, error) {
 		Mailboxes map[string]*watch.MailboxState `json:"mailboxes"`
 	}
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, err
+		return nil, jsonError(b, err)
 	}
 	if len(f.Mailboxes) == 0 {
 		return nil, nil

@@ -225,3 +225,19 @@ func TestWatchAccountFails(t *testing.T) {
 		})
 	}
 }
+
+// TestStateMigrationErrorPosition: a damaged file of an earlier version
+// names the line and column of the damage.
+func TestStateMigrationErrorPosition(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	config, state := filepath.Join(dir, "accounts.json"), filepath.Join(dir, "state.json")
+	writeConfig(t, config, [2]string{"a", "exit 3"}, [2]string{"b", "exit 3"})
+	if err := os.WriteFile(state+".0", []byte("{\"mailboxes\": {\n  \"a/INBOX\": {\"uidvalidity\": \"7\"}}}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd(t, "watch", "--config", config, "--state", state)
+	if want := "migrating " + state + ".0:2:30: "; code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+}

@@ -25,9 +25,30 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 // delivered (it is in the dead-letter file).
 var errDeadLettered = errors.New("some events could not be delivered: see the dead letters above")
 
+var watchUsage = cmdUsage{
+	command:  "watch",
+	synopsis: "(--server HOST:PORT --user USER PASSWORD-SOURCE | --stream CMD | --config FILE) [flags]",
+	about: `Watch mailboxes for new mail, flag changes and expunges, reconnecting and
+resyncing so that nothing is missed or reported twice. Events go to stdout
+(text or --json), to a hook (--exec) and to webhooks; with --state a restart
+reports what happened while it was away. Several accounts: --config.`,
+	examples: []string{
+		`imapkit watch --server imap.example.org:993 --user alice --password-cmd "pass show mail" \`,
+		`    --mailbox INBOX --mailbox Lists --state ~/.cache/imapkit.state --json`,
+		`imapkit watch --config accounts.json --state ~/.cache/imapkit.state --exec 'notify-send "$IMAPKIT_SUBJECT"'`,
+		`imapkit watch --config accounts.json --state state.json \`,
+		`    --webhook https://hooks.example.org/mail --webhook-secret-file hook.secret`,
+		`imapkit watch --server outlook.office365.com:993 --user you@example.com --oauth2-token-file outlook.json`,
+		`imapkit watch --stream "doveadm exec imap -u alice" --state state.json --once`,
+	},
+}
+
+// perAccountFlags are the flags of watch that a --config file's accounts
+// say for themselves.
+var perAccountFlags = []string{"server", "tls", "starttls", "plaintext", "stream", "user", "password-env", "password-file", "password-cmd", "oauth2-token-file", "ca-file", "mailbox"}
+
 func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var cf connFlags
 	cf.register(fs)
 	var sf sinkFlags
@@ -41,11 +62,35 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	envelope := fs.Bool("envelope", true, "include From and Subject of new messages")
 	window := fs.Int("window", watch.DefaultWindow, "events per mailbox that may wait for acknowledgement at once")
 	grace := fs.Duration("grace", 10*time.Second, "on SIGTERM/SIGINT, how long running hooks and webhook calls may take before they are killed")
-	restart := fs.Duration("idle-restart", watch.DefaultIdleRestart, "re-issue IDLE this often (at most 29m)")
+	restart := fs.Duration("idle-restart", watch.DefaultIdleRestart, fmt.Sprintf("re-issue IDLE this often (at most %v)", watch.MaxIdleRestart))
 	inactivity := fs.Duration("inactivity", watch.DefaultInactivity, "probe the link when the server is silent this long")
 	poll := fs.Duration("poll", watch.DefaultPollInterval, "polling interval for servers without IDLE")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := watchUsage.parse(fs, args, stdout, stderr); err != nil {
+		return err
+	}
+	set := setFlags(fs)
+	if extra := given(set, perAccountFlags...); *config != "" && len(extra) > 0 {
+		return watchUsage.fail(stderr, "%s with --config: each account in the file gives its own connection and mailboxes", strings.Join(extra, ", "))
+	}
+	switch {
+	case *restart <= 0 || *restart > watch.MaxIdleRestart:
+		// RFC 2177: servers may end an IDLE of more than 29 minutes.
+		return watchUsage.fail(stderr, "--idle-restart %v: want a positive duration of at most %v", *restart, watch.MaxIdleRestart)
+	case *inactivity <= 0:
+		return watchUsage.fail(stderr, "--inactivity %v: want a positive duration", *inactivity)
+	case *poll <= 0:
+		return watchUsage.fail(stderr, "--poll %v: want a positive duration", *poll)
+	case *grace < 0:
+		return watchUsage.fail(stderr, "--grace %v: want 0 (kill at once) or more", *grace)
+	case *window < 1:
+		return watchUsage.fail(stderr, "--window %d: want 1 or more", *window)
+	case cf.timeout <= 0:
+		return watchUsage.fail(stderr, "--timeout %v: want a positive duration", cf.timeout)
+	case *rebaseline && *stateFile == "":
+		return watchUsage.fail(stderr, "--rebaseline without --state: there are no saved positions to accept")
+	}
+	if err := sf.check(set); err != nil {
+		return watchUsage.fail(stderr, "%v", err)
 	}
 	var accounts []account
 	if *config != "" {
@@ -55,15 +100,13 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	} else {
 		if err := cf.check(); err != nil {
-			fmt.Fprintln(stderr, "imapkit watch:", err)
-			return errUsage
+			return watchUsage.fail(stderr, "%v", err)
 		}
 		accounts = []account{{name: accountName("", cf), conn: cf, mailboxes: mailboxes}}
 	}
 	routes, err := sf.routes(stdout, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "imapkit watch:", err)
-		return errUsage
+		return err
 	}
 	level := slog.LevelWarn
 	if cf.debug {
