@@ -111,12 +111,13 @@ func (p Parser) ParseFetch(data []Datum) ([]*Message, error) {
 	if n == 0 {
 		return nil, nil
 	}
-	msgs := make([]Message, n)
 	out := make([]*Message, 0, n)
 	s := scanner{limit: p.MaxNesting, utf8: p.UTF8}
 	var firstErr error
 	for resp, complete := range parsedResponses(data) {
-		m := &msgs[len(out)]
+		// One allocation and pools of its own per message: a kept
+		// Message pins none of the others.
+		m := s.fresh(resp)
 		err := s.fetch(resp, m, complete)
 		if err != nil {
 			*m = Message{}
@@ -261,7 +262,7 @@ func (s *scanner) fetchItem(m *Message) error {
 		}
 	case 8:
 		if eqFold(name, "ENVELOPE") {
-			m.Envelope = s.envSlab.one()
+			m.Envelope = s.newEnvelope()
 			return s.envelope(m.Envelope)
 		}
 	case 10:

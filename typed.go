@@ -55,8 +55,8 @@ func (c *Client) fetchMessages(ctx context.Context, name, set, items string) ([]
 // response is parsed as soon as it has been read and the Message handed to
 // fn, so that a FETCH over a whole mailbox holds one message at a time
 // instead of all of them. The Message is fn's to keep: it does not alias
-// the read buffer, and nothing later overwrites it (a kept message keeps
-// alive the small chunks it was carved from, shared with its neighbours).
+// the read buffer, nothing later overwrites it, and it shares no memory
+// with the other messages, so a kept one pins nothing of its neighbours.
 //
 // A response that does not parse is skipped (fn is not called for it) and
 // FetchEachMessage returns an *Error wrapping a *ParseError for the first
@@ -78,16 +78,15 @@ func (c *Client) fetchEachMessage(ctx context.Context, name, set, items string, 
 		return cmdError(name, "no function to hand the messages to")
 	}
 	s := scanner{limit: c.opts.MaxNesting, own: true, utf8: c.UTF8Enabled()}
-	var (
-		msgSlab  slab[Message]
-		parseErr error
-	)
+	var parseErr error
 	_, err := c.fetchEach(ctx, name, set, items, func(r Response) error {
 		resp, _, complete := nextResponse(r.Data)
 		if isEmptyResponse(resp) {
 			return nil
 		}
-		m := msgSlab.one()
+		// Each message is allocated on its own, from pools of its own: fn
+		// may keep any of them without pinning the others.
+		m := s.fresh(resp)
 		if err := s.fetch(resp, m, complete); err != nil {
 			*m = Message{}
 			if parseErr == nil {

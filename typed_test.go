@@ -3,6 +3,8 @@ package imap_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -84,6 +86,89 @@ func TestTypedParseErrors(t *testing.T) {
 		var pe *imap.ParseError
 		if !errors.As(err, &e) || !errors.Is(err, imap.ErrCommand) || !errors.As(err, &pe) || e.Command != name {
 			t.Errorf("%s: error %#v, want an *imap.Error of kind ErrCommand for %s wrapping a *ParseError", name, err, name)
+		}
+	}
+}
+
+// TestKeptMessagePinsNoNeighbour: messages kept from a big typed FETCH
+// hold their own memory only. 4,000 messages are fetched and every 200th
+// kept (20); once the rest are garbage, the heap holds little more than
+// those 20 (before each message got memory of its own, a kept message
+// pinned chunks shared with up to hundreds of neighbours).
+func TestKeptMessagePinsNoNeighbour(t *testing.T) {
+	const n, every = 4000, 200
+	var fetch strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&fetch, `* %d FETCH (UID %d FLAGS (\Seen) ENVELOPE ("Mon, 7 Dec 2026 10:00:00 +0000" "subject number %d with some words in it" (("Ada Lovelace" NIL "ada" "example.org")) (("Ada Lovelace" NIL "ada" "example.org")) (("Ada Lovelace" NIL "ada" "example.org")) (("Bob" NIL "bob" "example.net")) NIL NIL NIL "<m%d@example.org>"))`+"\r\n", i, i, i, i)
+	}
+	srv := imaptest.NewServer(t, imaptest.Config{Commands: map[string]imaptest.CommandFunc{
+		"FETCH": func(s *imaptest.Session, tag, _ string) {
+			_ = s.Write([]byte(fetch.String()))
+			_ = s.Send(tag + " OK done")
+		},
+	}})
+	ctx := context.Background()
+	c, err := imap.Dial(ctx, srv.Addr, &imap.Options{InsecureAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Login(ctx, "alice", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select(ctx, "INBOX", false); err != nil {
+		t.Fatal(err)
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	for _, form := range []string{"FetchEachMessage", "FetchMessages"} {
+		t.Run(form, func(t *testing.T) {
+			before := heap()
+			var kept []*imap.Message
+			if form == "FetchEachMessage" {
+				err = c.FetchEachMessage(ctx, "1:*", "(UID FLAGS ENVELOPE)", func(m *imap.Message) error {
+					if m.UID%every == 0 {
+						kept = append(kept, m)
+					}
+					return nil
+				})
+			} else {
+				var all []*imap.Message
+				all, err = c.FetchMessages(ctx, "1:*", "(UID FLAGS ENVELOPE)")
+				for _, m := range all {
+					if m.UID%every == 0 {
+						kept = append(kept, m)
+					}
+				}
+			}
+			if err != nil || len(kept) != n/every {
+				t.Fatalf("%s: %v, kept %d", form, err, len(kept))
+			}
+			grew := int64(heap()) - int64(before)
+			perKept := grew / int64(len(kept))
+			if perKept > 4096 {
+				t.Errorf("%s: the heap holds %d bytes per kept message (%d in all): kept messages pin their neighbours", form, perKept, grew)
+			}
+			runtime.KeepAlive(kept)
+		})
+	}
+}
+
+// TestManyPartsFirst: a first message whose multipart body has more parts
+// than a pool's first chunk parses (it used to panic: the pool made its
+// first chunk without room for the slice asked for).
+func TestManyPartsFirst(t *testing.T) {
+	part := `("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 10 1)`
+	body := "(" + strings.Repeat(part, 12) + ` "mixed")`
+	for _, parse := range []func([]imap.Datum) ([]*imap.Message, error){imap.ParseFetch} {
+		msgs, err := parse([]imap.Datum{{Text: []byte("1 (UID 5 BODYSTRUCTURE " + body + ")")}})
+		if err != nil || len(msgs) != 1 || len(msgs[0].BodyStructure.Parts) != 12 {
+			t.Fatalf("ParseFetch = %v, %v; want one message with 12 parts", msgs, err)
 		}
 	}
 }
