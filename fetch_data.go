@@ -245,7 +245,7 @@ func (s *scanner) fetchItem(m *Message) error {
 		}
 	case 4:
 		if eqFold(name, "BODY") {
-			m.BodyStructure = s.bodySlab.one()
+			m.BodyStructure = s.newBody()
 			return s.body(m.BodyStructure)
 		}
 	case 5:
@@ -294,7 +294,7 @@ func (s *scanner) fetchItem(m *Message) error {
 		}
 	case 13:
 		if eqFold(name, "BODYSTRUCTURE") {
-			m.BodyStructure = s.bodySlab.one()
+			m.BodyStructure = s.newBody()
 			return s.body(m.BodyStructure)
 		}
 		if eqFold(name, "RFC822.HEADER") {
