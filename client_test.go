@@ -10,6 +10,22 @@ import (
 	"github.com/imapkit/imap/internal/imaptest"
 )
 
+// loggedIn returns a client of srv, logged in, closed when the test ends.
+func loggedIn(t *testing.T, srv *imaptest.Server) *imap.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := imap.Dial(ctx, srv.Addr, &imap.Options{InsecureAuth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Login(ctx, "alice", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestAccessorsDuringIdle: the accessors that only report on the
 // connection answer at once while an Idler's Next waits in another
 // goroutine, as State and Has always did.

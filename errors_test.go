@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/imapkit/imap"
 	"github.com/imapkit/imap/internal/imaptest"
@@ -27,17 +26,9 @@ func TestErrorCode(t *testing.T) {
 			srv := imaptest.NewServer(t, imaptest.Config{Commands: map[string]imaptest.CommandFunc{
 				"SELECT": func(s *imaptest.Session, tag, _ string) { _ = s.Send(tag + " " + tc.reply) },
 			}})
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			c, err := imap.Dial(ctx, srv.Addr, &imap.Options{InsecureAuth: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Shutdown()
-			if _, err := c.Login(ctx, "alice", "secret"); err != nil {
-				t.Fatal(err)
-			}
-			_, err = c.Select(ctx, "INBOX", false)
+			ctx := context.Background()
+			c := loggedIn(t, srv)
+			_, err := c.Select(ctx, "INBOX", false)
 			var e *imap.Error
 			if !errors.As(err, &e) || e.Code != tc.code {
 				t.Fatalf("Select = %#v, want an *imap.Error with Code %q", err, tc.code)

@@ -29,19 +29,12 @@ func TestDeselectNeedsOK(t *testing.T) {
 				Commands: map[string]imaptest.CommandFunc{
 					tc.command: func(s *imaptest.Session, tag, _ string) { _ = s.Send(tag + " " + tc.reply) },
 				}})
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			c, err := imap.Dial(ctx, srv.Addr, &imap.Options{InsecureAuth: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Shutdown()
-			if _, err := c.Login(ctx, "alice", "secret"); err != nil {
-				t.Fatal(err)
-			}
+			ctx := context.Background()
+			c := loggedIn(t, srv)
 			if _, err := c.Select(ctx, "INBOX", false); err != nil {
 				t.Fatal(err)
 			}
+			var err error
 			if tc.command == "UNSELECT" {
 				_, err = c.Unselect(ctx)
 			} else {
@@ -75,16 +68,8 @@ func TestAppendUTF8Form(t *testing.T) {
 						_ = s.Send(tag + " OK appended")
 					},
 				}})
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			c, err := imap.Dial(ctx, srv.Addr, &imap.Options{InsecureAuth: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Shutdown()
-			if _, err := c.Login(ctx, "alice", "secret"); err != nil {
-				t.Fatal(err)
-			}
+			ctx := context.Background()
+			c := loggedIn(t, srv)
 			if _, err := c.Enable(ctx, "UTF8=ACCEPT"); err != nil || !c.UTF8Enabled() {
 				t.Fatalf("ENABLE: %v", err)
 			}

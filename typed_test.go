@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/imapkit/imap"
 	"github.com/imapkit/imap/internal/imaptest"
@@ -26,17 +25,8 @@ func typedClient(t *testing.T, replies map[string]string) *imap.Client {
 		}
 	}
 	srv := imaptest.NewServer(t, imaptest.Config{Capabilities: "IMAP4rev1", Commands: cmds})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	t.Cleanup(cancel)
-	c, err := imap.Dial(ctx, srv.Addr, &imap.Options{InsecureAuth: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if _, err := c.Login(ctx, "alice", "secret"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Select(ctx, "INBOX", false); err != nil {
+	c := loggedIn(t, srv)
+	if _, err := c.Select(context.Background(), "INBOX", false); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -108,17 +98,11 @@ func TestKeptMessagePinsNoNeighbour(t *testing.T) {
 		},
 	}})
 	ctx := context.Background()
-	c, err := imap.Dial(ctx, srv.Addr, &imap.Options{InsecureAuth: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Login(ctx, "alice", "secret"); err != nil {
-		t.Fatal(err)
-	}
+	c := loggedIn(t, srv)
 	if _, err := c.Select(ctx, "INBOX", false); err != nil {
 		t.Fatal(err)
 	}
+	var err error
 	heap := func() uint64 {
 		runtime.GC()
 		runtime.GC()
