@@ -10,7 +10,7 @@ import (
 // per-type accessors (Response, Cached) gather a type's data from it, so
 // that taking data through one removes it from the other.
 //
-// It holds what arrived outside any command's result (see Client.keep):
+// It holds what arrived outside any command's result (see collector.keep):
 // everything unsolicited, and the data of the types a command does not
 // return. Its bounds (see bound) are in data and in bytes.
 //

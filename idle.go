@@ -28,9 +28,13 @@ type Idler struct {
 	queue    []Response
 	ended    error // why the server ended IDLE, or the abort that ended it
 	closeErr error
-	closed   bool
+	// arena holds the memory of the responses being delivered; nil while
+	// the Idler waits (see idleArena).
+	arena  *idleArena
+	closed bool
 	// prevState is the State to return to; small, so that the struct fits
-	// the 128-byte allocation class.
+	// the 144-byte allocation class (the arena moved here from the Client,
+	// which went from the 480-byte class to the 448-byte one).
 	prevState int8
 }
 
@@ -47,28 +51,22 @@ func (c *Client) Idle(ctx context.Context, duration time.Duration) (*Idler, erro
 	if !c.has("IDLE") {
 		return nil, cmdError("IDLE", "Server does not support IMAP4 IDLE")
 	}
-	if c.State() == StateIdling {
-		return nil, c.checkStateLocked("IDLE")
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.checkState("IDLE"); err != nil {
+	if err := c.begin("IDLE"); err != nil {
 		return nil, err
 	}
+	defer c.mu.Unlock()
 	id := &Idler{c: c, ctx: ctx}
-	c.capture = id // responses sent before "+" belong to the Idler
+	c.cur = id // responses sent before "+" belong to the Idler
 	tag, done, err := c.send(ctx, &command{name: "IDLE"})
 	if err == nil && done.kind == kindNone {
 		done, err = id.waitContinuation(ctx, tag)
 	}
 	if err != nil {
-		c.capture, c.arena = nil, nil
-		id.spill()
+		id.detach()
 		return nil, err
 	}
 	if done.kind != kindNone {
-		c.capture, c.arena = nil, nil
-		id.spill()
+		id.detach()
 		if done.status == "NO" {
 			return nil, &Error{Command: "IDLE", Kind: ErrCommand, Status: "NO", Text: "idle denied: " + string(done.text)}
 		}
@@ -143,25 +141,52 @@ func (id *Idler) enqueue(r Response) {
 	id.queue = append(id.queue, r)
 }
 
-// queueText queues a response of one datum without a literal, the common
-// case, carving the datum from the arena; a function of its own to keep
-// parseUntagged's frame small.
-//
-//go:noinline
-func (id *Idler) queueText(typ string, text []byte) {
-	r := Response{Type: typ, Data: id.c.idleArena().datum(text, id.c.rd.Buffered())}
-	if len(id.queue) < cap(id.queue) && len(id.queue) < id.c.opts.MaxCached {
-		id.queue = append(id.queue, r) // room made by reserve: no call
-		return
-	}
-	id.enqueue(r)
+// own copies line into the arena: a parked Idler's read buffer is reused.
+func (id *Idler) own(c *Client, line []byte) []byte {
+	return id.idleArena().text(line, c.rd.Buffered())
 }
 
-// spill moves undelivered responses into the client's cache, fragment by
-// fragment, as imaplib does on leaving the idle context.
-func (id *Idler) spill() {
+// untagged queues a response. The common case, one datum without a
+// literal, has its datum carved from the arena here, on the path of every
+// push (see nextLocked); literals are read in a function of their own.
+func (id *Idler) untagged(c *Client, cmd, typ string, text []byte) error {
+	if literalSize(text) >= 0 {
+		return id.untaggedLiterals(c, cmd, typ, text)
+	}
+	q := Response{Type: typ, Data: id.idleArena().datum(text, c.rd.Buffered())}
+	if len(id.queue) < cap(id.queue) && len(id.queue) < c.opts.MaxCached {
+		id.queue = append(id.queue, q) // room made by reserve: no call
+		return nil
+	}
+	id.enqueue(q)
+	return nil
+}
+
+// untaggedLiterals reads the literals text announces, and the rest of the
+// response, and queues it whole.
+//
+//go:noinline
+func (id *Idler) untaggedLiterals(c *Client, cmd, typ string, text []byte) error {
+	var f fragments
+	if err := c.readLiterals(cmd, typ, text, &f); err != nil {
+		return err
+	}
+	id.enqueue(Response{Type: typ, Data: f.data})
+	return nil
+}
+
+// code queues a response code as a response of its own.
+func (id *Idler) code(c *Client, typ string, data []byte) {
+	id.enqueue(Response{Type: typ, Data: []Datum{{Text: clone(data)}}})
+}
+
+// detach stops taking the client's responses and moves undelivered ones
+// into its cache, fragment by fragment, as imaplib does on leaving the idle
+// context.
+func (id *Idler) detach() {
+	id.c.cur, id.arena = nil, nil
 	for _, r := range id.queue {
-		id.c.keepResponse(r)
+		id.c.cacheResponse(r)
 	}
 	id.queue = nil
 }
@@ -319,7 +344,7 @@ func (id *Idler) dequeue(out *Response) {
 //go:noinline
 func (id *Idler) receive(until time.Time) (more bool, err error) {
 	c := id.c
-	r := &c.arena.resp // made by reserve, just before
+	r := &id.arena.resp // made by reserve, just before
 	*r = response{}
 	stop := c.watch(id.ctx)
 	err = c.readResponse(r, id.ctx, "IDLE", phaseIdle, until)
@@ -330,7 +355,7 @@ func (id *Idler) receive(until time.Time) (more bool, err error) {
 	case r.kind == kindTagged:
 		return false, id.taggedEnd(r)
 	}
-	// Untagged: captured into the queue by readResponse. A continuation
+	// Untagged: queued by the Idler as the current sink. A continuation
 	// is not ours to answer; imaplib would crash on it.
 	return true, nil
 }
@@ -371,12 +396,11 @@ func (id *Idler) taggedEnd(r *response) error {
 		return err
 	}
 	id.ended = &Error{Command: "IDLE", Kind: ErrCommand, Status: r.status, Code: responseCode(r.text), Text: string(r.text), Err: ErrIdleEnded}
-	c.capture, c.arena = nil, nil
 	id.closed = true
 	if c.broken == nil {
 		c.setState(State(id.prevState))
 	}
-	id.spill()
+	id.detach()
 	return id.ended
 }
 
@@ -423,7 +447,7 @@ func (id *Idler) startWait(until time.Time) bool {
 	c.rs = readState{ctx: id.ctx, idle: true, deadline: until}
 	// Nothing is buffered: a parked Idler holds no spare chunk and no
 	// buffer grown by a burst.
-	c.arena = nil
+	id.arena = nil
 	c.rd.Small()
 	return true
 }
@@ -564,8 +588,7 @@ func (id *Idler) closeLocked() error {
 		return id.closeErr
 	}
 	id.closed = true
-	c.capture, c.arena = nil, nil
-	id.spill()
+	id.detach()
 	defer c.rd.Shrink()
 	if c.broken != nil {
 		id.closeErr = &Error{Command: "IDLE", Kind: ErrAbort, Text: c.broken.Text}

@@ -58,7 +58,7 @@ func (a *idleArena) datum(text []byte, buffered int) []Datum {
 // line not yet complete when reserve runs may still allocate where it is
 // parsed; that is rare.
 func (id *Idler) reserve(n int) {
-	a := id.c.idleArena()
+	a := id.idleArena()
 	if n == 0 {
 		return
 	}
@@ -74,4 +74,12 @@ func (id *Idler) reserve(n int) {
 	if len(id.queue) == cap(id.queue) {
 		id.queue = append(id.queue, Response{})[:len(id.queue)]
 	}
+}
+
+// idleArena returns the arena, creating it.
+func (id *Idler) idleArena() *idleArena {
+	if id.arena == nil {
+		id.arena = new(idleArena)
+	}
+	return id.arena
 }
