@@ -18,6 +18,9 @@ import (
 // (see freeze), which costs an idle client a few hundred bytes where the
 // responses, their data and their bytes took about 2 KiB in a dozen
 // allocations after a SELECT. Everything but has and get thaws it first.
+// Measured (go run ./bench -only memory, parked Idlers after LOGIN and
+// SELECT): 4.85 KiB per Idler frozen, 7.24 KiB (2,000 Idlers) and 7.50 KiB
+// (10,000) with freeze disabled, past the 6 KiB target.
 type cache struct {
 	live    *liveCache   // nil when empty or frozen
 	frozen  []byte       // when not nil: every response, encoded

@@ -27,7 +27,7 @@ import (
 // error instead of waiting.
 //
 // Fields are ordered so that the small ones share words: thousands of idle
-// clients add up (the struct fits the 448-byte allocation class).
+// clients add up (the struct fits the 416-byte allocation class).
 type Client struct {
 	mu   sync.Mutex // serializes all I/O
 	conn net.Conn
@@ -67,8 +67,7 @@ type Client struct {
 	broken  *Error // sticky: set once the connection is aborted
 	closeFn func() error
 
-	rs       readState // how the next network read is bounded
-	stopWait func()    // ends the cancellation watch of an Idler's wait
+	rs readState // how the next network read is bounded
 
 	// readDL is the read deadline last set on conn, valid while readDLSet
 	// (see setReadDeadline).
