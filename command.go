@@ -185,12 +185,8 @@ func (c *Client) runSink(ctx context.Context, cmd *command, s cmdSink) (Result, 
 		if col.result != nil {
 			col.spill(c) // not taken: the command failed
 		}
-		// A small cache is frozen into one allocation (which copies it
-		// out of the read buffers); a large one only has the responses
-		// this command left behind copied out.
-		if !c.cache.freeze() {
-			c.cache.unpin()
-		}
+		// A small cache is frozen into one allocation (see cache).
+		c.cache.freeze()
 		c.rd.SetStable(false)
 		c.rd.Shrink()
 	}()

@@ -483,45 +483,36 @@ func (c *Client) makeRoom(n, size int) {
 	}
 	c.dropped.Add(int64(n))
 	c.tr().event("cache full, dropped untagged data", "type", typ, "count", n)
+}
+
+// cacheDatum caches one datum of an untagged response (more: further
+// fragments of it follow). In stable mode it is copied out of the read
+// buffers first: the cache outlives the command, and a buffer it
+// referenced would stay alive as long as the datum. (Copying here replaced
+// tracking which cached data referenced the buffers, to copy them out at
+// the end: memory per parked Idler measured the same, 4.86 and 4.81 KiB
+// for 2,000 and 10,000 Idlers against 4.85 and 4.94.)
+func (c *Client) cacheDatum(typ string, d Datum, more bool) {
 	if c.rd.Stable() {
-		// What is kept may reference the same read buffers as what was
-		// dropped: copied out, it lets them be freed now rather than when
-		// the command ends, so that a flood during one command is bounded
-		// by MaxCachedBytes, not by what the server sends.
-		c.cache.unpin()
+		d = ownDatum(d)
 	}
+	c.makeRoom(1, cost(&d))
+	c.cache.add(typ, d, more)
 }
 
-// ownData returns a copy of data whose bytes are in one allocation of
-// their own.
-func ownData(data []Datum) []Datum {
-	out := append([]Datum(nil), data...)
-	copyOut(len(out), func(i int) *Datum { return &out[i] })
-	return out
-}
-
-// copyOut moves the bytes of the n datums at(0) … at(n-1) into one
-// allocation, so that they no longer reference the read buffers.
-func copyOut(n int, at func(int) *Datum) {
-	size := 0
-	for i := range n {
-		d := at(i)
-		size += len(d.Text) + len(d.Literal)
+// ownDatum returns d with its bytes copied into one allocation.
+func ownDatum(d Datum) Datum {
+	buf := make([]byte, 0, len(d.Text)+len(d.Literal))
+	if d.Text != nil {
+		buf = append(buf, d.Text...)
+		d.Text = buf[:len(buf):len(buf)]
 	}
-	buf := make([]byte, 0, size)
-	take := func(b []byte) []byte {
-		if b == nil {
-			return nil
-		}
+	if d.Literal != nil {
 		start := len(buf)
-		buf = append(buf, b...)
-		return buf[start:len(buf):len(buf)]
+		buf = append(buf, d.Literal...)
+		d.Literal = buf[start:len(buf):len(buf)]
 	}
-	for i := range n {
-		d := at(i)
-		d.Text = take(d.Text)
-		d.Literal = take(d.Literal)
-	}
+	return d
 }
 
 // pop removes and returns the cached data of typ (nil when absent).

@@ -44,11 +44,12 @@ func (c *Client) fetchEach(ctx context.Context, name, set, items string, fn func
 		return Result{}, cmdError(name, "no function to hand the responses to")
 	}
 	return c.do(ctx, &command{name: name, check: "FETCH", args: l.args, want: "FETCH"},
-		&eachSink{collector: collector{want: "FETCH", copyKept: true}, fn: fn})
+		&eachSink{collector: collector{want: "FETCH"}, fn: fn})
 }
 
 // eachSink is FetchEach's sink: FETCH responses go to the function, the rest
-// to the cache (copied, as the read buffer is reused after each FETCH).
+// to the cache (which copies them, see Client.cacheDatum: the read buffer
+// is reused after each FETCH).
 type eachSink struct {
 	collector
 	fn   func(Response) error

@@ -43,9 +43,6 @@ type cmdSink interface {
 type collector struct {
 	want   string
 	result []Datum
-	// copyKept: the read buffer is released after each response of want
-	// (FetchEach), so what is kept must not reference it.
-	copyKept bool
 }
 
 // cacheOnly is the sink while no command has the connection; it is never
@@ -86,13 +83,7 @@ func (s *collector) keep(c *Client, typ string, d Datum, more bool) {
 		s.keepResult(c, d)
 		return
 	}
-	pinned := c.rd.Stable()
-	if s.copyKept && pinned {
-		d = ownData([]Datum{d})[0]
-		pinned = false
-	}
-	c.makeRoom(1, cost(&d))
-	c.cache.add(typ, d, more, pinned)
+	c.cacheDatum(typ, d, more)
 }
 
 // keepResult appends d to the result. The result is bounded in data by
@@ -130,11 +121,8 @@ func (s *collector) take() []Datum {
 // fragments stay together (a fragment with a literal is followed by the rest
 // of its response).
 func (s *collector) spill(c *Client) {
-	res := s.take()
-	pinned := c.rd.Stable()
-	for _, d := range res {
-		c.makeRoom(1, cost(&d))
-		c.cache.add(s.want, d, d.Literal != nil, pinned)
+	for _, d := range s.take() {
+		c.cacheDatum(s.want, d, d.Literal != nil)
 	}
 }
 
@@ -159,13 +147,13 @@ func (c *Client) sinkNow() sink {
 	return c.cur
 }
 
-// cacheResponse caches a whole response, outside any command.
+// cacheResponse caches a whole response, outside any command (its data are
+// not in the read buffers).
 func (c *Client) cacheResponse(r Response) {
-	pinned := c.rd.Stable()
 	size := 0
 	for i := range r.Data {
 		size += cost(&r.Data[i])
 	}
 	c.makeRoom(len(r.Data), size)
-	c.cache.addResponse(r, pinned)
+	c.cache.addResponse(r)
 }
