@@ -1,8 +1,6 @@
 package imap
 
-import (
-	"io"
-)
+import "io"
 
 // A sink takes the untagged responses read while it is the Client's current
 // one (Client.cur): a plain command's collector, FetchEach's and FetchTo's
@@ -25,7 +23,7 @@ type sink interface {
 	code(c *Client, typ string, data []byte)
 }
 
-// A cmdSink is the sink of a running command (see Client.run).
+// A cmdSink is the sink of a running command (see Client.runSink).
 type cmdSink interface {
 	sink
 	// collected is the part that keeps the command's result and caches
