@@ -58,14 +58,10 @@ func (c *Client) Login(ctx context.Context, user, password string) (Result, erro
 // secrets (and whatever the command adds with addSecret while it runs) are
 // scrubbed from everything the server sends meanwhile.
 func (c *Client) authCmd(ctx context.Context, cmd *command, precheck func() error, secrets ...[]byte) (Result, error) {
-	if c.State() == StateIdling {
-		return Result{}, c.checkStateLocked(cmd.name)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.checkState(cmd.name); err != nil {
+	if err := c.begin(cmd.name); err != nil {
 		return Result{}, err
 	}
+	defer c.mu.Unlock()
 	if err := c.checkAuth(cmd.name); err != nil {
 		return Result{}, err
 	}

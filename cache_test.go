@@ -10,14 +10,14 @@ import (
 // without data.
 func fillCache() *cache {
 	k := &cache{}
-	k.addResponse(Response{Type: "FLAGS", Data: []Datum{{Text: []byte(`(\Seen)`)}}}, false)
-	k.addResponse(Response{Type: "OK", Data: []Datum{{Text: []byte("[UNSEEN 3] x")}, {Text: []byte{}}}}, false)
-	k.addResponse(Response{Type: "EMPTY"}, false)
-	k.add("X-LIT", Datum{Text: []byte("1 (BODY[] {3}"), Literal: []byte("abc")}, true, false)
-	k.add("X-LIT", Datum{Text: []byte(")"), Literal: []byte{}}, true, false)
-	k.add("X-LIT", Datum{}, false, false)
-	k.addResponse(Response{Type: "EXISTS", Data: []Datum{{Text: []byte("10000")}}}, false)
-	k.addResponse(Response{Type: "FLAGS", Data: []Datum{{Text: []byte(`(\Draft)`)}}}, false)
+	k.addResponse(Response{Type: "FLAGS", Data: []Datum{{Text: []byte(`(\Seen)`)}}})
+	k.addResponse(Response{Type: "OK", Data: []Datum{{Text: []byte("[UNSEEN 3] x")}, {Text: []byte{}}}})
+	k.addResponse(Response{Type: "EMPTY"})
+	k.add("X-LIT", Datum{Text: []byte("1 (BODY[] {3}"), Literal: []byte("abc")}, true)
+	k.add("X-LIT", Datum{Text: []byte(")"), Literal: []byte{}}, true)
+	k.add("X-LIT", Datum{}, false)
+	k.addResponse(Response{Type: "EXISTS", Data: []Datum{{Text: []byte("10000")}}})
+	k.addResponse(Response{Type: "FLAGS", Data: []Datum{{Text: []byte(`(\Draft)`)}}})
 	return k
 }
 
@@ -52,7 +52,7 @@ func TestCacheFreeze(t *testing.T) {
 	}
 	k := fillCache()
 	for range freezeMaxData {
-		k.addResponse(Response{Type: "EXISTS", Data: []Datum{{Text: []byte("1")}}}, false)
+		k.addResponse(Response{Type: "EXISTS", Data: []Datum{{Text: []byte("1")}}})
 	}
 	if k.freeze() {
 		t.Fatal("froze a large cache")
@@ -82,27 +82,27 @@ func TestCacheBound(t *testing.T) {
 	}{
 		{name: "data: largest type", maxData: 4, maxBytes: 1 << 20, dropped: 2,
 			fill: func(k *cache) {
-				k.addResponse(Response{Type: "FLAGS", Data: []Datum{text("()")}}, false)
+				k.addResponse(Response{Type: "FLAGS", Data: []Datum{text("()")}})
 				for range 4 {
-					k.addResponse(Response{Type: "EXISTS", Data: []Datum{text("1")}}, false)
+					k.addResponse(Response{Type: "EXISTS", Data: []Datum{text("1")}})
 				}
 			},
 			remaining: []string{"FLAGS", "EXISTS", "EXISTS"}},
 		{name: "bytes: largest type, not the most data", maxData: 100, maxBytes: 3*datumOverhead + 2000, dropped: 1,
 			fill: func(k *cache) {
-				k.addResponse(Response{Type: "EXISTS", Data: []Datum{text("1")}}, false)
-				k.addResponse(Response{Type: "EXISTS", Data: []Datum{text("2")}}, false)
-				k.addResponse(Response{Type: "OK", Data: []Datum{text(string(make([]byte, 1000)))}}, false)
-				k.addResponse(Response{Type: "OK", Data: []Datum{text(string(make([]byte, 1000)))}}, false)
+				k.addResponse(Response{Type: "EXISTS", Data: []Datum{text("1")}})
+				k.addResponse(Response{Type: "EXISTS", Data: []Datum{text("2")}})
+				k.addResponse(Response{Type: "OK", Data: []Datum{text(string(make([]byte, 1000)))}})
+				k.addResponse(Response{Type: "OK", Data: []Datum{text(string(make([]byte, 1000)))}})
 			},
 			remaining: []string{"EXISTS", "EXISTS", "OK"}},
 		{name: "whole responses", maxData: 4, maxBytes: 1 << 20, dropped: 4,
 			fill: func(k *cache) {
-				k.add("FETCH", Datum{Text: []byte("1 (BODY[] {1}"), Literal: []byte("a")}, true, false)
-				k.add("FETCH", text(")"), false, false)
-				k.add("FETCH", Datum{Text: []byte("2 (BODY[] {1}"), Literal: []byte("b")}, true, false)
-				k.add("FETCH", text(")"), false, false)
-				k.add("FETCH", text("3 (FLAGS ())"), false, false)
+				k.add("FETCH", Datum{Text: []byte("1 (BODY[] {1}"), Literal: []byte("a")}, true)
+				k.add("FETCH", text(")"), false)
+				k.add("FETCH", Datum{Text: []byte("2 (BODY[] {1}"), Literal: []byte("b")}, true)
+				k.add("FETCH", text(")"), false)
+				k.add("FETCH", text("3 (FLAGS ())"), false)
 			},
 			remaining: []string{"FETCH"}},
 	} {

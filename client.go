@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
-	"io"
 	"net"
 	"slices"
 	"strings"
@@ -28,7 +27,7 @@ import (
 // error instead of waiting.
 //
 // Fields are ordered so that the small ones share words: thousands of idle
-// clients add up (the struct fits the 480-byte allocation class).
+// clients add up (the struct fits the 416-byte allocation class).
 type Client struct {
 	mu   sync.Mutex // serializes all I/O
 	conn net.Conn
@@ -54,7 +53,9 @@ type Client struct {
 	cache   cache
 	dropped atomic.Int64 // read without mu: Dropped must not wait for an IDLE
 
-	capture *Idler // when set, untagged responses go to the Idler
+	// cur takes the untagged responses read while a command or an Idler
+	// has the connection; nil: they are cached (see sink).
+	cur     sink
 	byeText []byte // text of a BYE seen on this connection
 
 	// secrets holds the credentials of the authentication command running
@@ -66,8 +67,7 @@ type Client struct {
 	broken  *Error // sticky: set once the connection is aborted
 	closeFn func() error
 
-	rs       readState // how the next network read is bounded
-	stopWait func()    // ends the cancellation watch of an Idler's wait
+	rs readState // how the next network read is bounded
 
 	// readDL is the read deadline last set on conn, valid while readDLSet
 	// (see setReadDeadline).
@@ -77,23 +77,6 @@ type Client struct {
 	// MaxLine, being skipped, must have arrived (see beforeRead); zero
 	// when none is.
 	skipUntil int64
-
-	// curWant is the type of untagged data the running command returns,
-	// collected in result (see keep); "" while none runs.
-	curWant string
-	result  []Datum
-
-	sink *fetchSink // FetchTo's literal destination, while it runs
-	each *eachState // FetchEach's function, while it runs
-	// arena holds the memory of responses an Idler is delivering; nil
-	// while it waits (see idleArena).
-	arena *idleArena
-}
-
-// fetchSink is what FetchTo streams literals to.
-type fetchSink struct {
-	fn  func(header []byte) io.Writer
-	err error // first error of a writer
 }
 
 // protocols are the protocol versions a server may speak, preferred first.

@@ -29,9 +29,6 @@ type command struct {
 	// reuse keeps the read buffer reusable (headers are copied) instead of
 	// handing out stable buffers: right when literals are streamed away.
 	reuse bool
-	// each receives the responses of type want one by one instead of the
-	// result (FetchEach).
-	each func(Response) error
 }
 
 // rawArg is an argument sent as given, after checking that no control
@@ -122,59 +119,74 @@ func (c *Client) checkState(name string) error {
 	return nil
 }
 
-// exec locks the client and runs cmd.
-func (c *Client) exec(ctx context.Context, cmd *command) (Result, error) {
-	check := cmd.check
-	if check == "" {
-		check = cmd.name
-	}
-	if st := c.State(); st == StateIdling {
+// begin takes the connection for command name (whose name in the state
+// table it is): on success c.mu is held and the command may run.
+func (c *Client) begin(name string) error {
+	if c.State() == StateIdling {
 		// Fail fast instead of waiting for the Idler to release the lock.
-		return Result{}, c.checkStateLocked(check)
+		return idlingError(name)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.checkState(check); err != nil {
-		return Result{}, err
+	if err := c.checkState(name); err != nil {
+		c.mu.Unlock()
+		return err
 	}
-	return c.run(ctx, cmd)
+	return nil
 }
 
-// checkStateLocked is the fail-fast check of a command issued while an
-// Idler is open (the caller saw StateIdling). It must not take c.mu: a
-// blocked Idler.Next holds it, and the command has to fail at once, not
-// when Next returns. IDLING is in no command's allowed states.
-func (c *Client) checkStateLocked(name string) error {
+// idlingError is the fail-fast error of a command issued while an Idler is
+// open. It is made without c.mu: a blocked Idler.Next holds it, and the
+// command has to fail at once, not when Next returns. IDLING is in no
+// command's allowed states.
+func idlingError(name string) error {
 	allowed := commandStates[name]
 	return cmdError(name, "command %s illegal in state %s, only allowed in states %s", name, StateIdling, allowed)
 }
 
-// run sends cmd and waits for its completion. c.mu must be held.
+// exec runs cmd as a plain command: its data of type cmd.want are its
+// result, everything else is cached.
+func (c *Client) exec(ctx context.Context, cmd *command) (Result, error) {
+	return c.do(ctx, cmd, &collector{want: cmd.want})
+}
+
+// do takes the connection and runs cmd, s taking its untagged responses.
+func (c *Client) do(ctx context.Context, cmd *command, s cmdSink) (Result, error) {
+	check := cmd.check
+	if check == "" {
+		check = cmd.name
+	}
+	if err := c.begin(check); err != nil {
+		return Result{}, err
+	}
+	defer c.mu.Unlock()
+	return c.runSink(ctx, cmd, s)
+}
+
+// run runs cmd as a plain command (see exec). c.mu must be held.
 func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
+	return c.runSink(ctx, cmd, &collector{want: cmd.want})
+}
+
+// runSink sends cmd and waits for its completion, s taking its untagged
+// responses. c.mu must be held.
+func (c *Client) runSink(ctx context.Context, cmd *command, s cmdSink) (Result, error) {
 	stop := c.watch(ctx)
 	defer stop()
 	// Results reference the read buffers while the command runs; after it,
 	// the reader goes back to a small reusable buffer.
 	c.rd.SetStable(!cmd.reuse)
-	// Data of the type the command returns go to its result from now on
-	// (see keep): older data of that type stay in the cache, so that the
-	// result holds only what arrived while the command ran.
-	c.curWant, c.result = cmd.want, nil
-	if cmd.each != nil {
-		c.each = &eachState{cmd: cmd.name, fn: cmd.each}
-	}
+	// Data of the type the command returns go to its result from now on:
+	// older data of that type stay in the cache, so that the result holds
+	// only what arrived while the command ran.
+	col := s.collected()
+	c.cur = s
 	defer func() {
-		c.each = nil
-		if c.result != nil {
-			c.spillResult() // not taken: the command failed
+		c.cur = nil
+		if col.result != nil {
+			col.spill(c) // not taken: the command failed
 		}
-		c.curWant = ""
-		// A small cache is frozen into one allocation (which copies it
-		// out of the read buffers); a large one only has the responses
-		// this command left behind copied out.
-		if !c.cache.freeze() {
-			c.cache.unpin()
-		}
+		// A small cache is frozen into one allocation (see cache).
+		c.cache.freeze()
 		c.rd.SetStable(false)
 		c.rd.Shrink()
 	}()
@@ -199,9 +211,9 @@ func (c *Client) run(ctx context.Context, cmd *command) (Result, error) {
 			return Result{}, err
 		}
 	}
-	res, err := c.finish(cmd, &done)
-	if err == nil && c.each != nil && c.each.err != nil {
-		err = eachError(cmd.name, c.each.err)
+	res, err := c.finish(cmd, &done, col)
+	if err == nil {
+		err = s.failure(cmd.name)
 	}
 	return res, err
 }
@@ -357,7 +369,7 @@ func (c *Client) complete(ctx context.Context, cmd *command, tag string) (respon
 }
 
 // finish turns a completion into a Result and error.
-func (c *Client) finish(cmd *command, done *response) (Result, error) {
+func (c *Client) finish(cmd *command, done *response, col *collector) (Result, error) {
 	if cmd.onDone != nil {
 		cmd.onDone(done.status)
 	}
@@ -378,9 +390,7 @@ func (c *Client) finish(cmd *command, done *response) (Result, error) {
 	if cmd.want == "" {
 		return Result{Status: done.status, Data: []Datum{{Text: text}}}, nil
 	}
-	data := c.result
-	c.result = nil
-	return Result{Status: done.status, Data: data}, nil
+	return Result{Status: done.status, Data: col.take()}, nil
 }
 
 // write sends b with the write deadline; tline is its trace form.

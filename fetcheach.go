@@ -43,57 +43,62 @@ func (c *Client) fetchEach(ctx context.Context, name, set, items string, fn func
 	if fn == nil {
 		return Result{}, cmdError(name, "no function to hand the responses to")
 	}
-	return c.exec(ctx, &command{name: name, check: "FETCH", args: l.args, want: "FETCH", each: fn})
+	return c.do(ctx, &command{name: name, check: "FETCH", args: l.args, want: "FETCH"},
+		&eachSink{collector: collector{want: "FETCH"}, fn: fn})
 }
 
-// eachState is the per-command state of FetchEach while it runs.
-type eachState struct {
-	cmd  string
+// eachSink is FetchEach's sink: FETCH responses go to the function, the rest
+// to the cache (which copies them, see Client.cacheDatum: the read buffer
+// is reused after each FETCH).
+type eachSink struct {
+	collector
 	fn   func(Response) error
 	err  error   // fn's first error
 	data []Datum // one response's fragments, reused
 }
 
-// deliverEach reads the rest of a response of the command's type (the
-// literals announced at the end of datum and the lines after them) and
-// hands it to the FetchEach function. Nothing of it is kept, so the read
-// buffer is released for reuse afterwards.
-func (c *Client) deliverEach(ctx context.Context, cmd, typ string, datum []byte) error {
-	e := c.each
-	data := e.data[:0]
-	if literalSize(datum) < 0 {
-		data = append(data, Datum{Text: datum})
-	} else {
-		var err error
-		if data, err = c.readLiterals(ctx, cmd, typ, datum, false, data); err != nil {
-			return err
-		}
+// untagged reads the rest of a FETCH response (the literals announced at
+// the end of text and the lines after them) and hands it to the
+// function. Nothing of it is kept, so the read buffer is released for reuse
+// afterwards.
+func (e *eachSink) untagged(c *Client, cmd, typ string, text []byte) error {
+	if typ != e.want {
+		return e.collector.untagged(c, cmd, typ, text)
+	}
+	f := fragments{data: e.data[:0]}
+	if literalSize(text) < 0 {
+		f.data = append(f.data, Datum{Text: text})
+	} else if err := c.readLiterals(cmd, typ, text, &f); err != nil {
+		return err
 	}
 	if e.err == nil {
-		e.err = c.callEach(Response{Type: typ, Data: data})
+		e.err = e.call(c, cmd, Response{Type: typ, Data: f.data})
 	}
-	clear(data) // keep no reference to the buffer
-	e.data = data[:0]
+	clear(f.data) // keep no reference to the buffer
+	e.data = f.data[:0]
 	c.rd.Release()
 	return nil
 }
 
-// callEach runs the FetchEach function. A panic in it leaves the response
-// half read, so the connection is marked broken before the panic goes on:
-// the next command fails cleanly instead of reading the rest as a reply.
-func (c *Client) callEach(r Response) (err error) {
+// call runs the function. A panic in it leaves the response half read, so
+// the connection is marked broken before the panic goes on: the next
+// command fails cleanly instead of reading the rest as a reply.
+func (e *eachSink) call(c *Client, cmd string, r Response) (err error) {
 	ok := false
 	defer func() {
 		if !ok {
-			c.abort(c.each.cmd, nil, "the FetchEach function panicked")
+			c.abort(cmd, nil, "the FetchEach function panicked")
 		}
 	}()
-	err = c.each.fn(r)
+	err = e.fn(r)
 	ok = true
 	return err
 }
 
-// eachError wraps the FetchEach function's error for the command's result.
-func eachError(cmd string, err error) error {
-	return &Error{Command: cmd, Kind: ErrCommand, Text: fmt.Sprintf("the function given responses failed: %v", err), Err: err}
+// failure wraps the function's error for the command's result.
+func (e *eachSink) failure(cmd string) error {
+	if e.err == nil {
+		return nil
+	}
+	return &Error{Command: cmd, Kind: ErrCommand, Text: fmt.Sprintf("the function given responses failed: %v", e.err), Err: e.err}
 }

@@ -23,29 +23,33 @@ func (c *Client) FetchTo(ctx context.Context, set, items string, sink func(heade
 	if l.err != nil {
 		return Result{}, l.err
 	}
-	if c.State() == StateIdling {
-		return Result{}, c.checkStateLocked("FETCH")
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.checkState("FETCH"); err != nil {
-		return Result{}, err
-	}
-	s := &fetchSink{fn: sink}
-	c.sink = s
-	defer func() { c.sink = nil }()
-	res, err := c.run(ctx, &command{name: "FETCH", args: l.args, want: "FETCH", reuse: true})
-	if err == nil && s.err != nil {
-		err = &Error{Command: "FETCH", Kind: ErrCommand, Text: "writing a streamed literal failed", Err: s.err}
-	}
-	return res, err
+	return c.do(ctx, &command{name: "FETCH", args: l.args, want: "FETCH", reuse: true},
+		&toSink{collector: collector{want: "FETCH"}, fn: sink})
 }
 
-// literalWriter returns the writer for a literal announced by header, when
-// FetchTo is streaming.
-func (c *Client) literalWriter(typ string, header []byte) io.Writer {
-	if c.sink == nil || typ != "FETCH" || c.capture != nil {
+// toSink is FetchTo's sink: a plain command's, whose FETCH literals go to
+// the writers fn gives.
+type toSink struct {
+	collector
+	fn  func(header []byte) io.Writer
+	err error // first error of a writer
+}
+
+func (s *toSink) untagged(c *Client, cmd, typ string, text []byte) error {
+	if typ != "FETCH" || literalSize(text) < 0 {
+		return s.collector.untagged(c, cmd, typ, text)
+	}
+	f := fragments{keep: &s.collector, stream: s.fn}
+	err := c.readLiterals(cmd, typ, text, &f)
+	if s.err == nil {
+		s.err = f.werr
+	}
+	return err
+}
+
+func (s *toSink) failure(cmd string) error {
+	if s.err == nil {
 		return nil
 	}
-	return c.sink.fn(header)
+	return &Error{Command: cmd, Kind: ErrCommand, Text: "writing a streamed literal failed", Err: s.err}
 }

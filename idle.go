@@ -28,9 +28,15 @@ type Idler struct {
 	queue    []Response
 	ended    error // why the server ended IDLE, or the abort that ended it
 	closeErr error
+	// arena holds the memory of the responses being delivered; nil while
+	// the Idler waits (see idleArena).
+	arena *idleArena
+	// stopWait ends the cancellation watch of a wait (see startWait).
+	stopWait func()
 	closed   bool
 	// prevState is the State to return to; small, so that the struct fits
-	// the 128-byte allocation class.
+	// the 144-byte allocation class (arena and stopWait moved here from the
+	// Client, which went from 480 bytes to 416).
 	prevState int8
 }
 
@@ -47,28 +53,22 @@ func (c *Client) Idle(ctx context.Context, duration time.Duration) (*Idler, erro
 	if !c.has("IDLE") {
 		return nil, cmdError("IDLE", "Server does not support IMAP4 IDLE")
 	}
-	if c.State() == StateIdling {
-		return nil, c.checkStateLocked("IDLE")
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.checkState("IDLE"); err != nil {
+	if err := c.begin("IDLE"); err != nil {
 		return nil, err
 	}
+	defer c.mu.Unlock()
 	id := &Idler{c: c, ctx: ctx}
-	c.capture = id // responses sent before "+" belong to the Idler
+	c.cur = id // responses sent before "+" belong to the Idler
 	tag, done, err := c.send(ctx, &command{name: "IDLE"})
 	if err == nil && done.kind == kindNone {
 		done, err = id.waitContinuation(ctx, tag)
 	}
 	if err != nil {
-		c.capture, c.arena = nil, nil
-		id.spill()
+		id.detach()
 		return nil, err
 	}
 	if done.kind != kindNone {
-		c.capture, c.arena = nil, nil
-		id.spill()
+		id.detach()
 		if done.status == "NO" {
 			return nil, &Error{Command: "IDLE", Kind: ErrCommand, Status: "NO", Text: "idle denied: " + string(done.text)}
 		}
@@ -143,25 +143,46 @@ func (id *Idler) enqueue(r Response) {
 	id.queue = append(id.queue, r)
 }
 
-// queueText queues a response of one datum without a literal, the common
-// case, carving the datum from the arena; a function of its own to keep
-// parseUntagged's frame small.
-//
-//go:noinline
-func (id *Idler) queueText(typ string, text []byte) {
-	r := Response{Type: typ, Data: id.c.idleArena().datum(text, id.c.rd.Buffered())}
-	if len(id.queue) < cap(id.queue) && len(id.queue) < id.c.opts.MaxCached {
-		id.queue = append(id.queue, r) // room made by reserve: no call
-		return
-	}
-	id.enqueue(r)
+// own copies line into the arena: a parked Idler's read buffer is reused.
+func (id *Idler) own(c *Client, line []byte) []byte {
+	return id.idleArena().text(line, c.rd.Buffered())
 }
 
-// spill moves undelivered responses into the client's cache, fragment by
-// fragment, as imaplib does on leaving the idle context.
-func (id *Idler) spill() {
+// untagged queues a response. The common case, one datum without a
+// literal, has its datum carved from the arena; literals are read in a
+// function of their own, off the path of every push (see nextLocked).
+func (id *Idler) untagged(c *Client, cmd, typ string, text []byte) error {
+	if literalSize(text) >= 0 {
+		return id.untaggedLiterals(c, cmd, typ, text)
+	}
+	q := Response{Type: typ, Data: id.idleArena().datum(text, c.rd.Buffered())}
+	id.enqueue(q)
+	return nil
+}
+
+// untaggedLiterals reads the literals text announces, and the rest of the
+// response, and queues it whole.
+func (id *Idler) untaggedLiterals(c *Client, cmd, typ string, text []byte) error {
+	var f fragments
+	if err := c.readLiterals(cmd, typ, text, &f); err != nil {
+		return err
+	}
+	id.enqueue(Response{Type: typ, Data: f.data})
+	return nil
+}
+
+// code queues a response code as a response of its own.
+func (id *Idler) code(c *Client, typ string, data []byte) {
+	id.enqueue(Response{Type: typ, Data: []Datum{{Text: clone(data)}}})
+}
+
+// detach stops taking the client's responses and moves undelivered ones
+// into its cache, fragment by fragment, as imaplib does on leaving the idle
+// context.
+func (id *Idler) detach() {
+	id.c.cur, id.arena = nil, nil
 	for _, r := range id.queue {
-		id.c.keepResponse(r)
+		id.c.cacheResponse(r)
 	}
 	id.queue = nil
 }
@@ -191,8 +212,9 @@ func (id *Idler) Next(timeout time.Duration) (r Response, ok bool, err error) {
 	if !poll {
 		until = id.park(timeout)
 	}
-	// Locked here rather than in a function of its own: one frame less on
-	// the path of every push (see nextLocked).
+	// Locked here rather than in a function of its own: with one frame
+	// more, every goroutine waiting in Next grew by 2 KiB for good after a
+	// push (TestIdleStackAfterPush: ~2 KiB per Idler instead of 0).
 	id.c.mu.Lock()
 	ok, err = id.nextLocked(&r, poll, until)
 	id.c.mu.Unlock()
@@ -200,11 +222,12 @@ func (id *Idler) Next(timeout time.Duration) (r Response, ok bool, err error) {
 }
 
 // park is Next's wait: wait, for at most timeout and until the Idler's
-// deadline, in one small frame (Next's own frame is large, and both stay on
-// the stack of the parked goroutine; see wait). It returns the end of the
-// wait, which next keeps to.
-//
-//go:noinline
+// deadline, in one small frame. It returns the end of the wait, which
+// nextLocked keeps to. Not shared with wait: Next's own frame is large, and
+// Next calling await, or park calling wait, parks each waiting goroutine on
+// a 4 KiB stack instead of 2 KiB (TestIdleStackAfterPush, stack in use
+// while parked: about 9.9 KiB per Idler instead of 7.9 KiB, the test
+// server's goroutines included).
 func (id *Idler) park(timeout time.Duration) (until time.Time) {
 	until = time.Now().Add(timeout)
 	if !id.deadline.IsZero() && id.deadline.Before(until) {
@@ -213,13 +236,8 @@ func (id *Idler) park(timeout time.Duration) (until time.Time) {
 	if id.startWait(until) {
 		defer id.endWait()
 		c := id.c
-		c.stopWait = c.watch(id.ctx) // see wait
-		if !c.readDeadlineIs(until) {
-			// setReadDeadline, inlined: one frame less under the
-			// runtime's timer code.
-			c.conn.SetReadDeadline(until)
-			c.readDL, c.readDLSet = until, true
-		}
+		id.stopWait = c.watch(id.ctx) // see wait
+		c.setReadDeadline(until)
 		c.rd.Fill()
 	}
 	return until
@@ -246,10 +264,10 @@ func (id *Idler) take(batch []Response) ([]Response, error) {
 // until (zero: no limit). The response goes to *r rather than being
 // returned: a result this size is copied through every frame.
 //
-// It and receive are the path of every push, so their frames are kept
-// small (the rare cases live in functions of their own): a goroutine that
-// handles a push then parks again keeps whatever stack the deepest call
-// needed, and Go never shrinks it while parked (see wait).
+// It and receive are the path of every push: a goroutine that handles a
+// push then parks again keeps whatever stack the deepest call needed, and
+// Go never shrinks it while parked (see wait). Hence reserve, before the
+// deep calls (see arena.go for its measurement).
 func (id *Idler) nextLocked(r *Response, poll bool, until time.Time) (bool, error) {
 	if id.closed {
 		return false, id.closedError()
@@ -270,7 +288,7 @@ func (id *Idler) nextLocked(r *Response, poll bool, until time.Time) (bool, erro
 			// read: a deadline in the past only makes sure of it.
 			until = aLongTimeAgo
 		}
-		id.reserve(id.c.rd.Buffered()) // here, not deeper in receive
+		id.reserve(id.c.rd.Buffered()) // here, not deeper in receive (see arena.go)
 		if more, err := id.receive(until); !more {
 			return false, err
 		}
@@ -285,10 +303,7 @@ func (id *Idler) closedError() error {
 	return cmdError("IDLE", "Idler is closed")
 }
 
-// passed reports whether the wait deadline until (zero: none) has passed;
-// not inlined, to keep the clock reading out of nextLocked's frame.
-//
-//go:noinline
+// passed reports whether the wait deadline until (zero: none) has passed.
 func passed(until time.Time) bool {
 	return !until.IsZero() && !time.Now().Before(until)
 }
@@ -315,11 +330,13 @@ func (id *Idler) dequeue(out *Response) {
 // untagged response lands in the queue. It returns false when nothing more
 // is to be read now: with a nil error when the wait timed out, otherwise
 // with the error that ended the wait or the Idler.
-//
-//go:noinline
 func (id *Idler) receive(until time.Time) (more bool, err error) {
 	c := id.c
-	r := &c.arena.resp // made by reserve, just before
+	// The response lives in the arena, made by reserve just before: on
+	// this frame its 136 bytes grew every goroutine waiting in Next or
+	// Responses by 2 KiB after a push (TestIdleStackAfterPush: ~2 KiB per
+	// Idler instead of 0).
+	r := &id.arena.resp
 	*r = response{}
 	stop := c.watch(id.ctx)
 	err = c.readResponse(r, id.ctx, "IDLE", phaseIdle, until)
@@ -330,7 +347,7 @@ func (id *Idler) receive(until time.Time) (more bool, err error) {
 	case r.kind == kindTagged:
 		return false, id.taggedEnd(r)
 	}
-	// Untagged: captured into the queue by readResponse. A continuation
+	// Untagged: queued by the Idler as the current sink. A continuation
 	// is not ours to answer; imaplib would crash on it.
 	return true, nil
 }
@@ -339,8 +356,6 @@ func (id *Idler) receive(until time.Time) (more bool, err error) {
 // wait that timed out, and otherwise the error, after ending IDLE cleanly
 // when ctx was cancelled, or marking the Idler ended when the connection
 // is lost.
-//
-//go:noinline
 func (id *Idler) readFailed(err error) error {
 	if err == errStartTimeout {
 		return nil
@@ -361,8 +376,6 @@ func (id *Idler) readFailed(err error) error {
 
 // taggedEnd handles a tagged response during IDLE: the server ended IDLE
 // without waiting for DONE, or sent a tag that is not IDLE's.
-//
-//go:noinline
 func (id *Idler) taggedEnd(r *response) error {
 	c := id.c
 	if string(r.tag) != id.tag {
@@ -371,71 +384,68 @@ func (id *Idler) taggedEnd(r *response) error {
 		return err
 	}
 	id.ended = &Error{Command: "IDLE", Kind: ErrCommand, Status: r.status, Code: responseCode(r.text), Text: string(r.text), Err: ErrIdleEnded}
-	c.capture, c.arena = nil, nil
 	id.closed = true
 	if c.broken == nil {
 		c.setState(State(id.prevState))
 	}
-	id.spill()
+	id.detach()
 	return id.ended
 }
 
 // wait blocks, from a shallow stack, until data is buffered or until
-// passes, when nothing is queued. next does the parsing (a deeper stack)
-// only once data is there, so that thousands of parked Idlers keep the
-// smallest goroutine stacks. Errors are left for next to meet again.
+// passes, when nothing is queued. nextLocked does the parsing (a deeper
+// stack) only once data is there, so that thousands of parked Idlers keep
+// the smallest goroutine stacks. Errors are left for nextLocked to meet
+// again.
 //
 // Every frame down to the read stays on the stack of the parked goroutine,
 // and the runtime starts new goroutines with the average stack in use
 // (plus a 928-byte guard) rounded up to a power of two: past about 1.1 KiB
 // parked, every new goroutine starts with 4 KiB. Hence the setup in
-// startWait, not inlined here, and Reader.Fill's short path.
-func (id *Idler) wait(poll bool, until time.Time) {
-	if poll || !id.startWait(until) {
+// startWait and endWait: folded into wait (two defers, a closure), it
+// parked every goroutine in Responses and Burst on 4 KiB
+// (TestIdleStackAfterPush: about 10 KiB per Idler in use while parked
+// instead of 7.9 KiB, the test server's goroutines included).
+func (id *Idler) wait(until time.Time) {
+	if !id.startWait(until) {
 		return
 	}
 	defer id.endWait()
 	c := id.c
 	// The watch (with a cancellable ctx, context.AfterFunc) and the
-	// deadline are set here rather than in startWait or beforeRead, under
-	// Fill, which then finds the deadline set and skips the runtime's deep
-	// timer code: from this shallow frame, waiting fits in a goroutine's
-	// first 2 KiB of stack (a stack, once grown, is shrunk back only when
-	// less than a quarter of it is in use, which a parked one never is).
-	c.stopWait = c.watch(id.ctx)
+	// deadline are set here rather than in beforeRead, under Fill, which
+	// then finds the deadline set and skips the runtime's deep timer code
+	// (see setReadDeadline).
+	id.stopWait = c.watch(id.ctx)
 	c.setReadDeadline(until)
-	c.rd.Fill() // a timeout or error recurs in next, which reports it
+	c.rd.Fill() // a timeout or error recurs in nextLocked, which reports it
 }
 
 // startWait prepares wait's read. It returns false when there is nothing
 // to wait for; otherwise it returns with c.mu held, for endWait to release
 // (and to end the cancellation watch the caller starts).
-//
-//go:noinline
 func (id *Idler) startWait(until time.Time) bool {
 	c := id.c
 	c.mu.Lock()
-	if id.closed || len(id.queue) > 0 || id.ended != nil || c.broken != nil || c.rd.Buffered() > 0 ||
-		(!until.IsZero() && !time.Now().Before(until)) {
+	if id.closed || len(id.queue) > 0 || id.ended != nil || c.broken != nil || c.rd.Buffered() > 0 || passed(until) {
 		c.mu.Unlock()
 		return false
 	}
 	c.rs = readState{ctx: id.ctx, idle: true, deadline: until}
 	// Nothing is buffered: a parked Idler holds no spare chunk and no
 	// buffer grown by a burst.
-	c.arena = nil
+	id.arena = nil
 	c.rd.Small()
 	return true
 }
 
 // endWait ends what startWait started.
 func (id *Idler) endWait() {
-	c := id.c
-	if c.stopWait != nil {
-		c.stopWait()
-		c.stopWait = nil
+	if id.stopWait != nil {
+		id.stopWait()
+		id.stopWait = nil
 	}
-	c.mu.Unlock()
+	id.c.mu.Unlock()
 }
 
 func datumText(r Response) string {
@@ -472,9 +482,6 @@ func (id *Idler) Responses() iter.Seq2[Response, error] {
 // run of EXPUNGE, say. Unlike imaplib, the interval waits never run past
 // the deadline either.
 func (id *Idler) Burst(interval time.Duration) iter.Seq2[[]Response, error] {
-	// The batch is gathered in a function of its own so that this frame,
-	// under which the first response of every batch is read, stays small
-	// (see nextLocked).
 	return func(yield func([]Response, error) bool) {
 		for {
 			var first Response
@@ -506,8 +513,6 @@ func (id *Idler) Burst(interval time.Duration) iter.Seq2[[]Response, error] {
 // already received, and then each response that starts within interval of
 // the previous one, under the Idler's deadline. An error ends the burst
 // and the ranging, after the batch is delivered.
-//
-//go:noinline
 func (id *Idler) gather(first Response, interval time.Duration) ([]Response, error) {
 	batch := []Response{first}
 	for {
@@ -530,10 +535,8 @@ func (id *Idler) gather(first Response, interval time.Duration) ([]Response, err
 
 // await waits until until (zero: no limit) for a response and delivers it
 // to *r: Responses' and Burst's Next.
-//
-//go:noinline
 func (id *Idler) await(r *Response, until time.Time) (bool, error) {
-	id.wait(false, until)
+	id.wait(until)
 	id.c.mu.Lock() // see Next
 	ok, err := id.nextLocked(r, false, until)
 	id.c.mu.Unlock()
@@ -564,8 +567,7 @@ func (id *Idler) closeLocked() error {
 		return id.closeErr
 	}
 	id.closed = true
-	c.capture, c.arena = nil, nil
-	id.spill()
+	id.detach()
 	defer c.rd.Shrink()
 	if c.broken != nil {
 		id.closeErr = &Error{Command: "IDLE", Kind: ErrAbort, Text: c.broken.Text}

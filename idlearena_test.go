@@ -57,7 +57,7 @@ func TestIdleBurstMemory(t *testing.T) {
 		t.Fatalf("Next after the burst: %v %v %v", r, ok, err)
 	}
 	c.mu.Lock()
-	size, arena := c.rd.BufferSize(), c.arena
+	size, arena := c.rd.BufferSize(), id.arena
 	c.mu.Unlock()
 	if size > 128 || arena != nil {
 		t.Errorf("waiting Idler keeps a %d-byte buffer and arena %v; want 128 bytes and none", size, arena != nil)

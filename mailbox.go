@@ -24,14 +24,10 @@ func (c *Client) Select(ctx context.Context, mailbox string, readOnly bool) (Res
 	if err != nil {
 		return Result{}, err
 	}
-	if c.State() == StateIdling {
-		return Result{}, c.checkStateLocked(name)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.checkState(name); err != nil {
+	if err := c.begin(name); err != nil {
 		return Result{}, err
 	}
+	defer c.mu.Unlock()
 	c.clearCache()
 	c.readOnly = readOnly
 	res, err := c.run(ctx, &command{name: name, args: []arg{mb}})
@@ -224,14 +220,10 @@ func (c *Client) GetQuotaRoot(ctx context.Context, mailbox string) (roots, quota
 	if err != nil {
 		return Result{}, Result{}, err
 	}
-	if c.State() == StateIdling {
-		return Result{}, Result{}, c.checkStateLocked("GETQUOTAROOT")
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.checkState("GETQUOTAROOT"); err != nil {
+	if err := c.begin("GETQUOTAROOT"); err != nil {
 		return Result{}, Result{}, err
 	}
+	defer c.mu.Unlock()
 	res, err := c.run(ctx, &command{name: "GETQUOTAROOT", args: []arg{mb}, want: "QUOTAROOT"})
 	if err != nil {
 		return res, Result{}, err

@@ -26,15 +26,17 @@ func (c *Client) Noop(ctx context.Context) (Result, error) {
 // Logout sends LOGOUT and closes the connection. Like imaplib, it returns
 // as soon as the server's BYE arrives, with Status "BYE" and the BYE text.
 func (c *Client) Logout(ctx context.Context) (Result, error) {
-	if c.State() == StateIdling {
-		return Result{}, c.checkStateLocked("LOGOUT")
+	if err := c.begin("LOGOUT"); err != nil {
+		if e, ok := err.(*Error); ok && e.Kind == ErrAbort {
+			// Broken already (LOGOUT is allowed in every state): close
+			// for good all the same.
+			c.mu.Lock()
+			c.closeLocked()
+			c.mu.Unlock()
+		}
+		return Result{}, err
 	}
-	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.broken != nil {
-		c.closeLocked()
-		return Result{}, &Error{Command: "LOGOUT", Kind: ErrAbort, Text: c.broken.Text}
-	}
 	c.setState(StateLogout)
 	res, err := c.run(ctx, &command{name: "LOGOUT", want: "BYE"})
 	c.closeLocked()
@@ -165,7 +167,7 @@ func (c *Client) Recent(ctx context.Context) (Result, error) {
 	if c.State() == StateIdling {
 		// Fail at once like every command: c.mu may be held by a blocked
 		// Idler.Next on another goroutine.
-		return Result{}, c.checkStateLocked("NOOP")
+		return Result{}, idlingError("NOOP")
 	}
 	c.mu.Lock()
 	if list := c.pop("RECENT"); list != nil {

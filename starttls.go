@@ -20,14 +20,10 @@ const errInjected = "data after STARTTLS response: possible injection"
 // never continues in plaintext. cfg may be nil; its ServerName defaults to
 // the dialed host, and verification is on unless cfg turns it off.
 func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) error {
-	if c.State() == StateIdling {
-		return c.checkStateLocked("STARTTLS")
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.checkState("STARTTLS"); err != nil {
+	if err := c.begin("STARTTLS"); err != nil {
 		return err
 	}
+	defer c.mu.Unlock()
 	if c.isTLS.Load() {
 		return cmdError("STARTTLS", "TLS session already established")
 	}

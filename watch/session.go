@@ -68,10 +68,7 @@ var (
 	errOnceDone = errors.New("once: done")
 )
 
-// newSession prepares the session of one connection. (Not inlined: its
-// locals would sit in Run's frame, under a parked session.)
-//
-//go:noinline
+// newSession prepares the session of one connection.
 func (w *Watcher) newSession(g group) *session {
 	s := &session{w: w, mailboxes: g.mailboxes, notify: g.notify, boxes: make([]*box, 0, len(g.mailboxes))}
 	for _, name := range g.mailboxes {

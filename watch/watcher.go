@@ -138,8 +138,6 @@ func (w *Watcher) Run(ctx context.Context) error {
 // returns the first error (which stops the others: they would fail the
 // same way). Apart from Run, whose frame stays small: it is under the
 // parked frames of a single session.
-//
-//go:noinline
 func (w *Watcher) runGroups(ctx context.Context, groups []group) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

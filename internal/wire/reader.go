@@ -94,13 +94,7 @@ type Reader struct {
 	// caller can set a deadline per read (progress) rather than per line;
 	// an error from it is returned without reading.
 	BeforeRead func() error
-	// Alloc, if set, provides the memory of small literals (at most
-	// SmallLiteral bytes), letting a caller use an arena.
-	Alloc func(n int) []byte
 }
-
-// SmallLiteral is the largest literal for which Reader.Alloc is used.
-const SmallLiteral = 4096
 
 func (r *Reader) read(p []byte) (int, error) {
 	if r.BeforeRead != nil {
@@ -224,26 +218,6 @@ func (r *Reader) BufferSize() int { return cap(r.buf) }
 // Fill reads more bytes from the source into the buffer (one read). It lets
 // a caller wait for data from a shallow stack before parsing it.
 func (r *Reader) Fill() error {
-	if r.r == r.w && r.buf != nil && !r.stable {
-		// Nothing buffered: read into the start of the buffer. Short, so
-		// that a goroutine parked in the read keeps a small stack.
-		r.r, r.w, r.scanned = 0, 0, 0
-		if r.BeforeRead != nil {
-			if err := r.BeforeRead(); err != nil {
-				return err
-			}
-		}
-		n, err := r.src.Read(r.buf) // not r.read: one frame less
-		r.w = n
-		r.full = n == len(r.buf)
-		if n > 0 {
-			return nil
-		}
-		if err == nil {
-			err = io.ErrNoProgress
-		}
-		return err
-	}
 	err := r.fill()
 	if err == io.EOF && r.w > r.r {
 		return nil // let ReadLine report the unterminated line
@@ -332,26 +306,6 @@ func (r *Reader) fill() error {
 // the source is returned as is, with the partial line kept for the next call.
 // A line longer than MaxLine is skipped and reported as *LineTooLongError.
 func (r *Reader) ReadLine() ([]byte, error) {
-	// The common case first, in a small frame: a complete CRLF line of
-	// allowed length is buffered. An idle connection's every push reads
-	// its line here, deep in a goroutine that then parks again with the
-	// stack the deepest call needed; readLine's frame is three times this.
-	if r.skip == nil {
-		if i := bytes.IndexByte(r.buf[r.r+r.scanned:r.w], '\n'); i >= 0 {
-			end := r.r + r.scanned + i
-			if end > r.r && r.buf[end-1] == '\r' && (r.MaxLine <= 0 || end-1-r.r <= r.MaxLine) {
-				line := r.buf[r.r : end-1 : end-1]
-				r.r = end + 1
-				r.scanned = 0
-				return line, nil
-			}
-		}
-	}
-	return r.readLine()
-}
-
-// readLine is ReadLine in full: long lines, bare LF, reads.
-func (r *Reader) readLine() ([]byte, error) {
 	for {
 		if r.skip != nil {
 			if err := r.discard(); err != nil {
@@ -484,14 +438,6 @@ func (r *Reader) ReadLiteral(n, max int64) ([]byte, error) {
 		}
 		if r.stable && int64(r.w-r.r) >= n {
 			lit := r.buf[r.r : r.r+int(n) : r.r+int(n)]
-			r.r += int(n)
-			r.scanned = 0
-			return lit, nil
-		}
-		if n <= SmallLiteral && r.Alloc != nil && int64(r.w-r.r) >= n {
-			// Already buffered: one copy into the caller's memory.
-			lit := r.Alloc(int(n))[:n]
-			copy(lit, r.buf[r.r:])
 			r.r += int(n)
 			r.scanned = 0
 			return lit, nil
