@@ -17,13 +17,25 @@ import (
 // connection stays usable) and FetchTo returns the writer's error once the
 // command completes.
 func (c *Client) FetchTo(ctx context.Context, set, items string, sink func(header []byte) io.Writer) (Result, error) {
+	return c.fetchTo(ctx, "FETCH", set, items, sink)
+}
+
+// UIDFetchTo is FetchTo for UID FETCH: set holds UIDs.
+func (c *Client) UIDFetchTo(ctx context.Context, set, items string, sink func(header []byte) io.Writer) (Result, error) {
+	return c.fetchTo(ctx, "UID FETCH", set, items, sink)
+}
+
+func (c *Client) fetchTo(ctx context.Context, name, set, items string, sink func(header []byte) io.Writer) (Result, error) {
 	var l argList
-	l.add(rawArg("FETCH", set))
-	l.add(rawArg("FETCH", items))
+	l.add(rawArg(name, set))
+	l.add(rawArg(name, items))
 	if l.err != nil {
 		return Result{}, l.err
 	}
-	return c.do(ctx, &command{name: "FETCH", args: l.args, want: "FETCH", reuse: true},
+	if sink == nil {
+		return Result{}, cmdError(name, "no function to give the literals' writers")
+	}
+	return c.do(ctx, &command{name: name, check: "FETCH", args: l.args, want: "FETCH", reuse: true},
 		&toSink{collector: collector{want: "FETCH"}, fn: sink})
 }
 
