@@ -24,20 +24,10 @@ type oauth2Server struct {
 }
 
 func (o *oauth2Server) handle(s *imaptest.Session, tag, args string) {
-	f := strings.Fields(args)
-	mech := strings.ToUpper(f[0])
-	var b64 string
-	if len(f) > 1 {
-		b64 = f[1]
-	} else {
-		if s.Send("+ ") != nil {
-			return
-		}
-		line, err := s.ReadLine()
-		if err != nil {
-			return
-		}
-		b64 = line
+	mech := strings.ToUpper(strings.Fields(args)[0])
+	b64, _, ok := initialResponse(s, args)
+	if !ok {
+		return
 	}
 	dec, _ := base64.StdEncoding.DecodeString(b64)
 	o.mu.Lock()

@@ -988,20 +988,12 @@ func TestCredentialsGuard(t *testing.T) {
 // after the client's reply.
 func saslAuthenticate(want string) imaptest.CommandFunc {
 	return func(s *imaptest.Session, tag, args string) {
-		f := strings.Fields(args)
-		var b64 string
-		if len(f) > 1 {
-			b64 = f[1]
+		b64, inline, ok := initialResponse(s, args)
+		if !ok {
+			return
+		}
+		if inline {
 			s.Server().Set("inline", true)
-		} else {
-			if s.Send("+ ") != nil {
-				return
-			}
-			line, err := s.ReadLine()
-			if err != nil {
-				return
-			}
-			b64 = line
 		}
 		ir, _ := base64.StdEncoding.DecodeString(b64)
 		s.Server().Set("ir", string(ir))
@@ -1117,4 +1109,19 @@ func TestSecretsNeverLeak(t *testing.T) {
 			}
 		}
 	}
+}
+
+// initialResponse reads the SASL initial response of an AUTHENTICATE whose
+// arguments are args: sent with the command (SASL-IR; inline) or, after an
+// empty "+ " continuation, on a line of its own. ok is false when the
+// connection failed.
+func initialResponse(s *imaptest.Session, args string) (b64 string, inline, ok bool) {
+	if f := strings.Fields(args); len(f) > 1 {
+		return f[1], true, true
+	}
+	if s.Send("+ ") != nil {
+		return "", false, false
+	}
+	line, err := s.ReadLine()
+	return line, false, err == nil
 }

@@ -352,19 +352,9 @@ func echoLogin(pass string) imaptest.CommandFunc {
 // spaces).
 func echoAuthenticate(want string) imaptest.CommandFunc {
 	return func(s *imaptest.Session, tag, args string) {
-		f := strings.Fields(args)
-		var b64 string
-		if len(f) > 1 {
-			b64 = f[1]
-		} else {
-			if s.Send("+ ") != nil {
-				return
-			}
-			line, err := s.ReadLine()
-			if err != nil {
-				return
-			}
-			b64 = line
+		b64, _, ok := initialResponse(s, args)
+		if !ok {
+			return
 		}
 		dec, _ := base64.StdEncoding.DecodeString(b64)
 		if string(dec) == want {
