@@ -591,6 +591,21 @@ func TestLeasesJoinGradually(t *testing.T) {
 	took := waitFor(t, 15*time.Second, "balanced over 4", func() bool { return balanced(nodes, accounts) })
 	t.Logf("balanced over 4 nodes %v after the join: %s", took, spread(nodes))
 
+	// Valid changes before the change is read from Changes(): wait until
+	// the collector has seen every account the node now owns.
+	waitFor(t, 5*time.Second, "the new node's changes reported", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		held := 0
+		for _, c := range d.changes {
+			if c.Owned {
+				held++
+			} else {
+				held--
+			}
+		}
+		return held == len(d.l.Owned())
+	})
 	period := testLeaseTTL / 3
 	var acquired []time.Time
 	d.mu.Lock()
