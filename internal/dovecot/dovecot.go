@@ -25,17 +25,12 @@ package dovecot
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -48,6 +43,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imapkit/imap/internal/testserver"
 )
 
 // startTimeout bounds how long Start waits for both listeners to greet.
@@ -356,7 +353,7 @@ func (s *Server) prepare() error {
 	if err != nil {
 		return err
 	}
-	certPEM, keyPEM, err := selfSignedCert()
+	certPEM, keyPEM, err := testserver.SelfSignedCert("imapkit test Dovecot")
 	if err != nil {
 		return fmt.Errorf("dovecot: generating certificate: %w", err)
 	}
@@ -412,51 +409,13 @@ func removeStale(parent string) {
 	}
 }
 
-// selfSignedCert returns a self-signed ECDSA certificate for localhost and
-// 127.0.0.1 and its private key, both PEM-encoded.
-func selfSignedCert() (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// freePort returns a free loopback port, the error naming who asked.
+func freePort(who string) (int, error) {
+	p, err := testserver.FreePort()
 	if err != nil {
-		return nil, nil, err
+		return 0, fmt.Errorf("%s: %w", who, err)
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "localhost", Organization: []string{"imapkit test Dovecot"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(30 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	return certPEM, keyPEM, nil
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("dovecot: picking a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p, nil
 }
 
 // defaultCapability is Dovecot 2.3's post-login capability list with this
@@ -627,16 +586,16 @@ var errAddrInUse = errors.New("address already in use")
 
 // launch picks ports, writes the configuration and starts the master.
 func (s *Server) launch() error {
-	port, err := freePort()
+	port, err := freePort("dovecot")
 	if err != nil {
 		return err
 	}
-	tlsPort, err := freePort()
+	tlsPort, err := freePort("dovecot")
 	if err != nil {
 		return err
 	}
 	for tlsPort == port {
-		if tlsPort, err = freePort(); err != nil {
+		if tlsPort, err = freePort("dovecot"); err != nil {
 			return err
 		}
 	}
