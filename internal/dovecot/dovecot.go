@@ -702,6 +702,20 @@ func (s *Server) probe(addr string, useTLS bool, deadline time.Time) error {
 	return nil
 }
 
+// Logs returns the tail of the master's output and of Dovecot's log, for
+// test failure messages.
+func (s *Server) Logs() string { return s.logs() }
+
+// Version returns what "dovecot --version" prints, e.g. "2.3.19.1
+// (9b53102964)", or "unknown" if it cannot be run.
+func (s *Server) Version() string {
+	out, err := exec.Command(s.dovecot, "--version").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // logs returns the master's output and Dovecot's log for error messages.
 func (s *Server) logs() string {
 	var b strings.Builder

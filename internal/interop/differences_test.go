@@ -1,0 +1,33 @@
+package interop
+
+// profile states how one server may differ from what the checks otherwise
+// require. It is the only place such differences are written: a check
+// never skips on its own, and each difference is verified by the check it
+// names (the capability really is absent and the server refuses the
+// command cleanly; the quirk really happens and the client copes), so this
+// table and docs/compatibility.md cannot claim what the servers no longer do.
+type profile struct {
+	// lacks lists the capabilities, among those the checks need, that the
+	// server does not offer. A check whose needs are lacked runs its
+	// without path instead.
+	lacks []string
+	// quirks maps a check's name to how the server behaves there unlike
+	// the others; the check asserts the behaviour and that the client
+	// copes with it.
+	quirks map[string]string
+}
+
+// profiles holds every server's differences, by harness name.
+var profiles = map[string]profile{
+	"Dovecot": {},
+}
+
+// lacks reports whether the server is declared to lack capability.
+func (p profile) lacksCap(capability string) bool {
+	for _, c := range p.lacks {
+		if c == capability {
+			return true
+		}
+	}
+	return false
+}
