@@ -29,3 +29,4 @@ fi
 go version
 dovecot --version
 bash scripts/deps-courier.sh
+bash scripts/deps-cyrus.sh
