@@ -28,3 +28,4 @@ if [ "$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 1024)" -
 fi
 go version
 dovecot --version
+bash scripts/deps-mox.sh
