@@ -30,3 +30,4 @@ go version
 dovecot --version
 bash scripts/deps-courier.sh
 bash scripts/deps-cyrus.sh
+bash scripts/deps-mox.sh
