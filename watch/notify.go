@@ -25,7 +25,11 @@ func (s *session) setNotify(ctx context.Context, c *imap.Client) error {
 		names = append(names, q)
 	}
 	events := "(MessageNew MessageExpunge FlagChange)"
-	_, err := c.Xatom(ctx, "NOTIFY", "SET", "(MAILBOXES ("+strings.Join(names, " ")+") "+events+")")
+	// SELECTED too: a sync selects each mailbox in turn, and without it a
+	// server may say nothing of mail arriving in the mailbox being synced
+	// (mox sends neither EXISTS nor STATUS then), which would be missed
+	// until the next change there.
+	_, err := c.Xatom(ctx, "NOTIFY", "SET", "(SELECTED "+events+")", "(MAILBOXES ("+strings.Join(names, " ")+") "+events+")")
 	return err
 }
 

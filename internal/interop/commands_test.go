@@ -106,6 +106,12 @@ func checkMailboxes(e *env) {
 	e.must("RENAME")(e.c.Rename(ctx, e.box("With Space"), e.box("Renamed Box")))
 	e.must("SUBSCRIBE")(e.c.Subscribe(ctx, e.box("Work")))
 	names := e.listNames("*")
+	if q, ok := e.quirk(); ok && strings.Contains(q, `"Inbox"`) {
+		if !names["Inbox"] {
+			e.errorf("LIST has no \"Inbox\", which the differences table says it sends: %v", names)
+		}
+		names["INBOX"] = true // INBOX is case-insensitive (RFC 3501, 5.1)
+	}
 	for _, want := range []string{"INBOX", e.box("Work"), e.box("Entwürfe"), e.box("Renamed Box")} {
 		if !names[want] {
 			e.errorf("LIST lacks %q: %v", want, names)
@@ -299,7 +305,7 @@ func checkCopy(e *env) {
 
 func checkMove(e *env) {
 	ctx := e.ctx()
-	e.must("CREATE")(e.c.Create(ctx, e.box("Archive")))
+	e.must("CREATE")(e.c.Create(ctx, e.box("Moved")))
 	e.appendN(e.c, "INBOX", 4, testDate)
 	e.must("SELECT")(e.c.Select(ctx, "INBOX", false))
 	uids, err := e.c.UIDSearchNumbers(ctx, "", "ALL")
@@ -308,7 +314,7 @@ func checkMove(e *env) {
 	}
 	e.must("STORE")(e.c.Store(ctx, "1", "+FLAGS.SILENT", `(\Deleted)`))
 	e.c.Unsolicited()
-	e.must("UID MOVE")(e.c.UID(ctx, "MOVE", fmt.Sprint(uids[3]), e.box("Archive")))
+	e.must("UID MOVE")(e.c.UID(ctx, "MOVE", fmt.Sprint(uids[3]), e.box("Moved")))
 	if got := (imap.Result{Data: e.c.Response("EXPUNGE").Data}).Texts(); fmt.Sprint(got) != "[4]" {
 		e.errorf("EXPUNGE responses of UID MOVE = %q, want [4]", got)
 	}
@@ -316,22 +322,22 @@ func checkMove(e *env) {
 	if got := res.Texts(); fmt.Sprint(got) != "[1]" {
 		e.errorf("EXPUNGE result %q, want [1] (only its own)", got)
 	}
-	if st, err := e.c.StatusMailbox(ctx, e.box("Archive"), "(MESSAGES)"); err != nil || st.Messages != 1 {
+	if st, err := e.c.StatusMailbox(ctx, e.box("Moved"), "(MESSAGES)"); err != nil || st.Messages != 1 {
 		e.errorf("STATUS Archive = %+v, %v", st, err)
 	}
 }
 
 func checkMoveRefused(e *env) {
 	ctx := e.ctx()
-	e.must("CREATE")(e.c.Create(ctx, e.box("Archive")))
+	e.must("CREATE")(e.c.Create(ctx, e.box("Moved")))
 	e.appendN(e.c, "INBOX", 2, testDate)
 	e.must("SELECT")(e.c.Select(ctx, "INBOX", false))
-	_, err := e.c.UID(ctx, "MOVE", "1:*", e.box("Archive"))
+	_, err := e.c.UID(ctx, "MOVE", "1:*", e.box("Moved"))
 	e.refused("UID MOVE", err)
 	if e.c.State() != imap.StateSelected {
 		e.errorf("state after the refused MOVE = %v", e.c.State())
 	}
-	if st, err := e.c.StatusMailbox(ctx, e.box("Archive"), "(MESSAGES)"); err != nil || st.Messages != 0 {
+	if st, err := e.c.StatusMailbox(ctx, e.box("Moved"), "(MESSAGES)"); err != nil || st.Messages != 0 {
 		e.errorf("STATUS Archive after the refused MOVE = %+v, %v", st, err)
 	}
 }

@@ -6,7 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/imapkit/imap/internal/courier"
+	"github.com/imapkit/imap/internal/cyrus"
 	"github.com/imapkit/imap/internal/dovecot"
+	"github.com/imapkit/imap/internal/mox"
 )
 
 // server is what the checks need of a running server, whichever harness
@@ -36,6 +39,9 @@ type harness struct {
 // the compatibility table's columns.
 var harnesses = []harness{
 	{"Dovecot", startDovecot},
+	{"Cyrus", startCyrus},
+	{"Courier", startCourier},
+	{"mox", startMox},
 }
 
 func startDovecot(t *testing.T) *server {
@@ -45,5 +51,32 @@ func startDovecot(t *testing.T) *server {
 		addr: s.Addr, tlsAddr: s.TLSAddr, pool: s.CertPool,
 		newUser: s.NewUser,
 		logs:    func() string { return s.Logs() },
+	}
+}
+
+func startCourier(t *testing.T) *server {
+	s := courier.StartT(t)
+	return &server{
+		name: "Courier", version: s.Version(),
+		addr: s.Addr, tlsAddr: s.TLSAddr, pool: s.CertPool,
+		newUser: s.NewUser, logs: s.Logs,
+	}
+}
+
+func startCyrus(t *testing.T) *server {
+	s := cyrus.StartT(t)
+	return &server{
+		name: "Cyrus", version: s.Version(),
+		addr: s.Addr, tlsAddr: s.TLSAddr, pool: s.CertPool,
+		newUser: s.NewUser, logs: s.Logs,
+	}
+}
+
+func startMox(t *testing.T) *server {
+	s := mox.StartT(t)
+	return &server{
+		name: "mox", version: s.Version(),
+		addr: s.Addr, tlsAddr: s.TLSAddr, pool: s.CertPool,
+		newUser: s.NewUser, logs: s.Logs,
 	}
 }
