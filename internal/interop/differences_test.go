@@ -23,17 +23,17 @@ var profiles = map[string]profile{
 	"Cyrus":   {},
 	"mox": {
 		quirks: map[string]string{
-			"mailboxes": `LIST names the inbox "Inbox" (INBOX is case-insensitive)`,
-			"idle-push": "v0.0.15 drops a connection that selects a mailbox after another connection's APPEND it was not yet told of (\"uid already present\"); the client reports the abort, and a NOOP before SELECT avoids it",
+			"mailboxes":     `LIST names the inbox "Inbox" (INBOX is case-insensitive)`,
+			"idle-push":     "v0.0.15 drops a connection that selects a mailbox after another connection's APPEND it was not yet told of (\"uid already present\"); the client reports the abort, and a NOOP before SELECT avoids it",
 			"list-only-own": "sends LIST during SELECT; the client keeps it out of the next LIST's result",
 		},
 	},
 	"Courier": {
 		lacks: []string{"MOVE", "UNSELECT", "CONDSTORE"},
 		quirks: map[string]string{
-			"select": "SELECT sends no UIDNEXT (STATUS does); the watcher takes the highest UID it finds",
+			"select":         "SELECT sends no UIDNEXT (STATUS does); the watcher takes the highest UID it finds",
 			"watch-cut-link": "without CONDSTORE a flag change made while the link was down is not reported (new mail and expunges are)",
-			"mailboxes": "the personal namespace is \"INBOX.\" with delimiter \".\": CREATE Foo is refused, INBOX.Foo works",
+			"mailboxes":      "the personal namespace is \"INBOX.\" with delimiter \".\": CREATE Foo is refused, INBOX.Foo works",
 		},
 	},
 }
