@@ -1,4 +1,4 @@
-# make test: every test, on a fresh Debian machine too (installs Dovecot when
+# make test: every test, on a fresh Debian machine too (installs Dovecot, Cyrus, Courier and mox when
 # missing; needs root for that). .ci/run calls it.
 # make bench: regenerate docs/benchmarks.md.  make demo: the main job, zero setup.
 
