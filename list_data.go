@@ -9,6 +9,11 @@ type ListEntry struct {
 	Delim string   // hierarchy delimiter, "" for NIL (a flat name)
 	Name  string   // the name, decoded from modified UTF-7 (see ParseList)
 	Raw   string   // the name as sent, unquoted: what to pass back to the server
+
+	// OldName is the name before a rename, from the OLDNAME extended data
+	// item (RFC 5258), which NOTIFY's MailboxName event sends with the new
+	// name (RFC 5465); decoded like Name. "" when the response has none.
+	OldName string
 }
 
 // HasAttr reports whether e has the name attribute attr (matched without
@@ -24,7 +29,8 @@ func (e ListEntry) HasAttr(attr string) bool {
 
 // ParseList parses the data of a LIST or LSUB result. The name may be an
 // atom, a quoted string or a literal; a NIL delimiter gives Delim "".
-// Extended data (RFC 5258 CHILDINFO, OLDNAME, ...) is skipped.
+// Of the extended data (RFC 5258), OLDNAME gives OldName; the rest
+// (CHILDINFO, ...) is skipped.
 //
 // Name is Raw decoded from modified UTF-7 (RFC 3501 section 5.1.3). A name
 // that is not valid modified UTF-7, or that holds non-ASCII bytes (as
@@ -83,7 +89,13 @@ func (s *scanner) listEntry(e *ListEntry, utf8 bool) error {
 		return err
 	}
 	e.Name = decodeName(e.Raw, utf8)
-	// Extended data: skip.
+	s.skipSP()
+	if s.peek() == '(' {
+		if err := s.listExtended(e, utf8); err != nil {
+			return err
+		}
+	}
+	// Anything else a server adds: skip.
 	for {
 		s.skipSP()
 		if s.atEnd() {
@@ -93,6 +105,43 @@ func (s *scanner) listEntry(e *ListEntry, utf8 bool) error {
 			return err
 		}
 	}
+}
+
+// listExtended parses the extended data of a LIST response (RFC 5258
+// mbox-list-extended): tag and value pairs, of which OLDNAME's, a list
+// holding the name before a rename, sets e.OldName.
+func (s *scanner) listExtended(e *ListEntry, utf8 bool) error {
+	if err := s.open(); err != nil {
+		return err
+	}
+	for !s.close() {
+		tag, _, err := s.astring()
+		if err != nil {
+			return err
+		}
+		s.skipSP()
+		if !eqFold(tag, "OLDNAME") || s.peek() != '(' {
+			if err := s.skipValue(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.open(); err != nil {
+			return err
+		}
+		s.skipSP()
+		raw, err := s.mailboxName()
+		if err != nil {
+			return err
+		}
+		e.OldName = decodeName(raw, utf8)
+		for !s.close() { // nothing more is defined: skip it
+			if err := s.skipValue(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // mailboxName parses a mailbox name: an astring.

@@ -40,7 +40,15 @@ func TestParseList(t *testing.T) {
 		{"escaped backslash delimiter", frame(`* LIST () "\\" a\b` + "\r\n"),
 			[]ListEntry{{Delim: `\`, Name: `a\b`, Raw: `a\b`}}},
 		{"special use and extended data", frame(`* LIST (\Sent \HasNoChildren \Subscribed) "." "Sent Items" ("CHILDINFO" ("SUBSCRIBED") "OLDNAME" ("Sent"))` + "\r\n"),
-			[]ListEntry{{Attrs: []string{`\Sent`, `\HasNoChildren`, `\Subscribed`}, Delim: ".", Name: "Sent Items", Raw: "Sent Items"}}},
+			[]ListEntry{{Attrs: []string{`\Sent`, `\HasNoChildren`, `\Subscribed`}, Delim: ".", Name: "Sent Items", Raw: "Sent Items", OldName: "Sent"}}},
+		// NOTIFY's MailboxName event for a rename (Dovecot 2.3), and one
+		// with a literal and modified UTF-7 for the old name.
+		{"rename by notify", frame(`* LIST () "/" Ren2 ("OLDNAME" (Ren))` + "\r\n"),
+			[]ListEntry{{Delim: "/", Name: "Ren2", Raw: "Ren2", OldName: "Ren"}}},
+		{"old name literal", frame("* LIST () \"/\" New (oldname ({10}\r\n&ZeVnLIqe-))\r\n"),
+			[]ListEntry{{Delim: "/", Name: "New", Raw: "New", OldName: "日本語"}}},
+		{"other extended data only", frame(`* LIST () "/" Box ("CHILDINFO" ("SUBSCRIBED"))` + "\r\n"),
+			[]ListEntry{{Delim: "/", Name: "Box", Raw: "Box"}}},
 		{"invalid modified UTF-7 kept", frame(`* LIST () "/" "A&B"` + "\r\n"), []ListEntry{{Delim: "/", Name: "A&B", Raw: "A&B"}}},
 		{"UTF-8 name kept", frame(`* LIST () "/" "Entwürfe"` + "\r\n"), []ListEntry{{Delim: "/", Name: "Entwürfe", Raw: "Entwürfe"}}},
 		{"brackets in name", frame(`* LIST (\HasNoChildren) "/" [Gmail]/Sent` + "\r\n"),
