@@ -204,7 +204,11 @@ func TestDovecotStateFile(t *testing.T) {
 
 // TestDovecotMailboxReset deletes and recreates a watched mailbox: the
 // watcher reports MailboxReset with the new UIDVALIDITY, and then new mail
-// under it.
+// under it. A watcher that looks in between the DELETE and the CREATE
+// rightly finds the mailbox deleted (TestDovecotMailboxDeleted), so the
+// test keeps it from looking then: the reconnect after Dovecot ends the
+// connection of the selected mailbox waits a second, and the STATUS poll
+// that checks Box has just run.
 func TestDovecotMailboxReset(t *testing.T) {
 	srv := dovecot.StartT(t)
 	for _, tc := range []struct {
@@ -228,12 +232,22 @@ func TestDovecotMailboxReset(t *testing.T) {
 			if tc.noNotify {
 				opts.MaxConnections = 1 // Box is polled with STATUS
 			}
-			r := startWatcher(t, acct.dialer(srv.Addr), opts, false)
+			if tc.name == "selected" {
+				opts.MinBackoff, opts.MaxBackoff = time.Second, time.Second
+			}
+			px := newProxy(t, srv.Addr)
+			r := startWatcher(t, acct.dialer(px.Addr()), opts, false)
 			evs := r.waitFor("baseline", count(watch.EventResynced, "Box", 1))
 			old := ofKind(evs, watch.EventResynced, "Box")[0].UIDValidity
 			m.append("Box") // 3
 			r.waitFor("New 3", has(watch.EventNew, "Box", 3))
 
+			if tc.noNotify {
+				// Right after a poll: the next is PollInterval away.
+				for n := px.Commands("STATUS"); px.Commands("STATUS") == n; {
+					time.Sleep(time.Millisecond)
+				}
+			}
 			if _, err := m.c.Delete(t.Context(), "Box"); err != nil {
 				t.Fatal(err)
 			}

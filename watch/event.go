@@ -13,6 +13,7 @@
 package watch
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -25,19 +26,23 @@ type Kind int
 
 // The kinds of events.
 const (
-	EventNew          Kind = iota + 1 // a message arrived: UID, and Envelope on request
-	EventExpunge                      // a message was removed: UID
-	EventFlags                        // a message's flags changed: UID, Flags, ModSeq
-	EventMailboxReset                 // UIDVALIDITY changed: earlier UIDs mean nothing now
-	EventAlert                        // the server sent [ALERT] text, to show to the user
-	EventDisconnected                 // the connection was lost: Err says why
-	EventReconnected                  // a connection was re-established
-	EventResynced                     // a mailbox was synchronized after (re)connecting; Text "baseline…" on a first run
-	EventStateError                   // a position could not be saved: Err says why (nothing is lost; see Event.Ack)
-	EventAuthFailed                   // the server refused credentials that worked before: Err says why; retried with backoff
+	EventNew            Kind = iota + 1 // a message arrived: UID, and Envelope on request
+	EventExpunge                        // a message was removed: UID
+	EventFlags                          // a message's flags changed: UID, Flags, ModSeq
+	EventMailboxReset                   // UIDVALIDITY changed: earlier UIDs mean nothing now
+	EventAlert                          // the server sent [ALERT] text, to show to the user
+	EventDisconnected                   // the connection was lost: Err says why
+	EventReconnected                    // a connection was re-established
+	EventResynced                       // a mailbox was synchronized after (re)connecting; Text "baseline…" on a first run
+	EventStateError                     // a position could not be saved: Err says why (nothing is lost; see Event.Ack)
+	EventAuthFailed                     // the server refused credentials that worked before: Err says why; retried with backoff
+	EventMailboxCreated                 // a mailbox appeared (Options.AllMailboxes): watched from its first message
+	EventMailboxRenamed                 // a watched mailbox was renamed (Options.AllMailboxes): OldMailbox to Mailbox
+	EventMailboxDeleted                 // a watched mailbox is gone from the server: no longer watched
 )
 
-var kindNames = [...]string{"", "new", "expunge", "flags", "reset", "alert", "disconnected", "reconnected", "resynced", "state_error", "auth_failed"}
+var kindNames = [...]string{"", "new", "expunge", "flags", "reset", "alert", "disconnected", "reconnected", "resynced", "state_error", "auth_failed",
+	"mailbox_created", "mailbox_renamed", "mailbox_deleted"}
 
 // ParseKind returns the Kind named s ("new", "expunge", ...), as String
 // writes it.
@@ -69,6 +74,7 @@ type Event struct {
 	Time        time.Time
 	Account     string
 	Mailbox     string
+	OldMailbox  string // MailboxRenamed: the name before
 	UIDValidity uint32
 	UID         uint32         // New, Expunge, Flags
 	Flags       []string       // Flags (and New when known)
@@ -98,8 +104,12 @@ type Event struct {
 // server keeps the changes) but keeps its connection alive.
 //
 // Events that report on the watcher itself (Disconnected, Reconnected,
-// Resynced, Alert, StateError) move no position; acknowledging them does
-// nothing. Positions are written to the Store within 20 ms of an
+// Resynced, Alert, StateError, AuthFailed) move no position; acknowledging
+// them does nothing. Those of a mailbox as a whole (MailboxReset, and
+// MailboxCreated, MailboxRenamed and MailboxDeleted) are changes like the
+// others: until one is acknowledged, nothing else of that mailbox is
+// handed over, and the saved state is the one from before it, so that a
+// restart reports it again (see Options.AllMailboxes). Positions are written to the Store within 20 ms of an
 // acknowledgement (at once after Run returned); a write that fails is
 // reported as a StateError event and tried again with the next one.
 func (ev Event) Ack() {
@@ -126,3 +136,10 @@ func (e *MailboxError) Error() string {
 
 // Unwrap returns the server's refusal.
 func (e *MailboxError) Unwrap() error { return e.Err }
+
+// ErrMailboxesDeleted is what Run returns, wrapped with their names, when
+// every mailbox of Options.Mailboxes was deleted on the server (each
+// reported by a MailboxDeleted event, which the consumer still gets from
+// Next after Run returned): nothing is left to watch. With
+// Options.AllMailboxes, Run goes on whatever is deleted.
+var ErrMailboxesDeleted = errors.New("every watched mailbox was deleted on the server")

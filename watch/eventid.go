@@ -10,7 +10,8 @@ import (
 
 // eventID names a change: a hash of the account, the mailbox, the
 // UIDVALIDITY, the UID, the kind and what tells two changes of one message
-// apart (the MODSEQ of a flag change, or without CONDSTORE its flags). The
+// apart (the MODSEQ of a flag change, or without CONDSTORE its flags); for
+// a rename, the old name too. The
 // same change reported twice — after a reconnect, after a restart — gets
 // the same ID, so that a consumer (or JetStream's duplicate window) can
 // recognise the repeat. 32 hex digits: 128 bits, safe in HTTP headers and
@@ -40,8 +41,11 @@ func eventID(ev *Event) string {
 			slices.Sort(flags)
 			field("flags " + strings.Join(flags, " "))
 		}
-	case EventMailboxReset:
-		// The new UIDVALIDITY (above) names the reset.
+	case EventMailboxReset, EventMailboxCreated, EventMailboxDeleted:
+		// The UIDVALIDITY (above) tells this mailbox from an earlier or
+		// later one of the same name.
+	case EventMailboxRenamed:
+		field(ev.OldMailbox)
 	case EventAlert:
 		field(ev.Text)
 	default:

@@ -2,6 +2,7 @@ package watch_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -182,6 +183,26 @@ func (m *mailer) expunge(mailbox string, uids ...uint32) {
 	m.must("EXPUNGE", res, err)
 }
 
+// delete deletes mailbox (leaving it first if the mailer has it selected).
+func (m *mailer) delete(mailbox string) {
+	m.t.Helper()
+	if m.sel == mailbox {
+		m.unselect()
+	}
+	res, err := m.c.Delete(context.Background(), mailbox)
+	m.must("DELETE "+mailbox, res, err)
+}
+
+// rename renames a mailbox.
+func (m *mailer) rename(from, to string) {
+	m.t.Helper()
+	if m.sel == from {
+		m.unselect()
+	}
+	res, err := m.c.Rename(context.Background(), from, to)
+	m.must("RENAME "+from+" "+to, res, err)
+}
+
 // unselect leaves the mailbox so that it can be deleted.
 func (m *mailer) unselect() {
 	m.t.Helper()
@@ -200,10 +221,11 @@ type run struct {
 	done   chan error // Run's result
 	closed chan struct{}
 
-	mu      sync.Mutex
-	evs     []watch.Event
-	unacked []watch.Event // taken while gated: acknowledged when the gate opens
-	gate    chan struct{} // closed when the consumer may acknowledge
+	mu       sync.Mutex
+	evs      []watch.Event
+	unacked  []watch.Event // taken while gated: acknowledged when the gate opens
+	gate     chan struct{} // closed when the consumer may acknowledge
+	accepted error         // what Run returned by itself, as the test expected (see result)
 }
 
 // startWatcher runs a Watcher and collects its events, acknowledging each
@@ -273,7 +295,10 @@ func (r *run) stop() {
 	start := time.Now()
 	select {
 	case err := <-r.done:
-		if err != nil {
+		r.mu.Lock()
+		accepted := r.accepted
+		r.mu.Unlock()
+		if err != nil && err != accepted {
 			r.t.Errorf("Run returned %v", err)
 		}
 		r.done <- err // for later calls
@@ -287,6 +312,28 @@ func (r *run) stop() {
 	case <-r.closed:
 	case <-time.After(time.Second):
 		r.t.Fatalf("Events did not end when Run returned")
+	}
+}
+
+// result waits, at most d, for Run to return by itself, and then for
+// Events to end; it returns Run's error, which stop then accepts.
+func (r *run) result(d time.Duration) error {
+	r.t.Helper()
+	select {
+	case err := <-r.done:
+		r.mu.Lock()
+		r.accepted = err
+		r.mu.Unlock()
+		r.done <- err
+		select {
+		case <-r.closed:
+		case <-time.After(time.Second):
+			r.t.Fatalf("Events did not end when Run returned")
+		}
+		return err
+	case <-time.After(d):
+		r.t.Fatalf("Run did not return within %v", d)
+		return nil
 	}
 }
 
@@ -325,6 +372,9 @@ func (r *run) waitForWithin(d time.Duration, what string, cond func([]watch.Even
 // describe renders an event for logs.
 func describe(ev watch.Event) string {
 	s := fmt.Sprintf("%s %s", ev.Kind, ev.Mailbox)
+	if ev.OldMailbox != "" {
+		s += " old=" + ev.OldMailbox
+	}
 	if ev.UIDValidity != 0 {
 		s += fmt.Sprintf(" uidvalidity=%d", ev.UIDValidity)
 	}
@@ -504,6 +554,44 @@ func openState(t *testing.T, path string) *watch.StateFile {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+// savedMailboxes returns the mailboxes of account in the state file at
+// path, and whether the entry says it holds them all.
+func savedMailboxes(t *testing.T, path, account string) (map[string]watch.MailboxState, bool) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Accounts map[string]watch.AccountState `json:"accounts"`
+	}
+	if err := json.Unmarshal(b, &file); err != nil {
+		t.Fatalf("state file %s: %v", path, err)
+	}
+	st := file.Accounts[account]
+	out := map[string]watch.MailboxState{}
+	for name, mb := range st.Mailboxes {
+		out[name] = *mb
+	}
+	return out, st.AllMailboxes
+}
+
+// waitSaved waits until the state file's mailboxes of account satisfy cond.
+func waitSaved(t *testing.T, path, account, what string, cond func(map[string]watch.MailboxState, bool) bool) map[string]watch.MailboxState {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mbs, all := savedMailboxes(t, path, account)
+		if cond(mbs, all) {
+			return mbs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state file: no %s within 5 s: %v (all_mailboxes %v)", what, mbs, all)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func fastOptions(mailboxes ...string) *watch.Options {

@@ -35,11 +35,18 @@ type ledger struct {
 	// was full, one per UID (an expunge replaces a flag change; a flag
 	// change replaces an older one). Bounded by the mailbox size.
 	outbox map[uint32]Event
-	// reset is an unacknowledged MailboxReset: until it is acknowledged
-	// nothing else of the mailbox is handed over, and what is saved is
-	// before, the position from before the reset.
-	reset  *pending
-	before *MailboxState
+	// barrier is the last unacknowledged event of the mailbox as a whole:
+	// MailboxReset, or the mailbox created, renamed or deleted. Until it
+	// is acknowledged nothing else of the mailbox is handed over, and what
+	// is saved is before, under the name beforeName (nothing when before
+	// is nil): the state from before the first of them, so that a restart
+	// finds the change again and reports it again.
+	barrier    *pending
+	before     *MailboxState
+	beforeName string
+	// gone: the mailbox was deleted. Nothing is saved of it once its
+	// MailboxDeleted is acknowledged.
+	gone bool
 }
 
 type position struct {
@@ -70,9 +77,23 @@ func (l *ledger) load(st *MailboxState) error {
 	return nil
 }
 
+// uidValidity is the UIDVALIDITY of the position.
+func (l *ledger) uidValidity() uint32 {
+	l.w.mu.Lock()
+	defer l.w.mu.Unlock()
+	return l.pos.uidValidity
+}
+
+// lastUID is the highest UID reported as new (or the baseline).
+func (l *ledger) lastUID() uint32 {
+	l.w.mu.Lock()
+	defer l.w.mu.Unlock()
+	return l.pos.last
+}
+
 // room reports whether an event may be handed over now.
 func (l *ledger) room() bool {
-	return l.reset == nil && l.unacked < l.w.opts.Window
+	return l.barrier == nil && l.unacked < l.w.opts.Window
 }
 
 // hasRoom is room for callers that do not hold w.mu.
@@ -86,7 +107,7 @@ func (l *ledger) hasRoom() bool {
 func (l *ledger) roomLeft() int {
 	l.w.mu.Lock()
 	defer l.w.mu.Unlock()
-	if l.reset != nil {
+	if l.barrier != nil {
 		return 0
 	}
 	return max(0, l.w.opts.Window-l.unacked)
@@ -141,16 +162,56 @@ func (l *ledger) record(ev Event) {
 // changed, and hands over the reset, which bars everything else of the
 // mailbox until it is acknowledged.
 func (l *ledger) startOver(ev Event, base position, present uidSet) {
+	l.bar(ev, func() { l.pos, l.present, l.outbox = base, present, nil })
+}
+
+// created books a mailbox created while watched (or while away): known
+// from its start, so that every message in it is reported as new. Nothing
+// is saved of it until its MailboxCreated is acknowledged.
+func (l *ledger) created(ev Event, uidValidity uint32) {
+	l.bar(ev, func() {
+		l.known, l.pos, l.present, l.outbox = true, position{uidValidity: uidValidity}, nil, nil
+	})
+}
+
+// renamed gives the mailbox its new name, which it is saved under once the
+// MailboxRenamed is acknowledged.
+func (l *ledger) renamed(ev Event, name string) {
+	l.bar(ev, func() {
+		if l.w.loaded != nil {
+			delete(l.w.loaded.Mailboxes, l.name) // saved under beforeName until acknowledged
+		}
+		l.name = name
+	})
+}
+
+// deleted ends the book of a mailbox deleted on the server: what waited
+// for room is dropped (the deletion says it all), and once the
+// MailboxDeleted is acknowledged, nothing is saved of it.
+func (l *ledger) deleted(ev Event) {
+	l.bar(ev, func() {
+		if l.w.loaded != nil {
+			delete(l.w.loaded.Mailboxes, l.name)
+		}
+		l.gone, l.outbox = true, nil
+	})
+}
+
+// bar applies change and hands over ev, an event of the mailbox as a
+// whole, which bars everything else of the mailbox until it is
+// acknowledged; meanwhile what is saved is what was before the first
+// unacknowledged one.
+func (l *ledger) bar(ev Event, change func()) {
 	w := l.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if l.reset == nil {
-		l.before = l.savedLocked()
+	if l.barrier == nil {
+		l.beforeName, l.before = l.savedLocked()
 	}
-	l.pos, l.present, l.outbox = base, present, nil
+	change()
 	w.stamp(&ev)
 	l.handOver(ev)
-	l.reset = l.inflight[len(l.inflight)-1]
+	l.barrier = l.inflight[len(l.inflight)-1]
 }
 
 // setBaseline sets the position of a mailbox seen for the first time.
@@ -186,8 +247,11 @@ func (l *ledger) ack(p *pending) {
 		n++
 	}
 	l.inflight = slices.Delete(l.inflight, 0, n)
-	if p == l.reset {
-		l.reset, l.before = nil, nil
+	if p == l.barrier {
+		l.barrier, l.before, l.beforeName = nil, nil, ""
+		if l.gone {
+			w.forgetLocked(l)
+		}
 	}
 	if len(l.outbox) > 0 {
 		// Only then: drain's frame is large, and this runs on the
@@ -215,14 +279,15 @@ func (l *ledger) drain() {
 	}
 }
 
-// savedLocked is the position that may be saved: what was told, less
-// what is not acknowledged. Nil when there is none. With w.mu held.
-func (l *ledger) savedLocked() *MailboxState {
-	if !l.known {
-		return nil
+// savedLocked is the position that may be saved, and the name to save it
+// under: what was told, less what is not acknowledged. Nil when there is
+// none. With w.mu held.
+func (l *ledger) savedLocked() (string, *MailboxState) {
+	if l.barrier != nil {
+		return l.beforeName, l.before
 	}
-	if l.reset != nil {
-		return l.before
+	if !l.known || l.gone {
+		return "", nil
 	}
 	last, modseq := l.pos.last, l.pos.modseq
 	var owed []uint32 // expunges not acknowledged: their UIDs stay known
@@ -253,7 +318,7 @@ func (l *ledger) savedLocked() *MailboxState {
 			uids.add(u)
 		}
 	}
-	return &MailboxState{UIDValidity: l.pos.uidValidity, LastUID: last, HighestModSeq: modseq, UIDs: uids.String()}
+	return l.name, &MailboxState{UIDValidity: l.pos.uidValidity, LastUID: last, HighestModSeq: modseq, UIDs: uids.String()}
 }
 
 // busy reports whether events of the mailbox are unacknowledged or wait

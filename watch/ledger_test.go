@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 )
@@ -85,7 +86,8 @@ func (f *ledgerFixture) take() []Event {
 func (f *ledgerFixture) saved() MailboxState {
 	f.w.mu.Lock()
 	defer f.w.mu.Unlock()
-	return *f.l.savedLocked()
+	_, st := f.l.savedLocked()
+	return *st
 }
 
 func (f *ledgerFixture) want(what string, want MailboxState) {
@@ -240,5 +242,88 @@ func TestLedgerSavesCoalesce(t *testing.T) {
 	}
 	if f.store.saves > 5 {
 		t.Errorf("%d writes for 300 acknowledgements made at once", f.store.saves)
+	}
+}
+
+// TestLedgerMailboxEvents: an event of a mailbox as a whole — created,
+// renamed, deleted — bars the mailbox like a reset, and until it is
+// acknowledged the state saved is the one from before, so that a restart
+// finds the change again: a created mailbox is not saved, a renamed one is
+// saved under its old name, a deleted one keeps its position. Once it is
+// acknowledged, the created one is saved from its first message, the
+// renamed one under its new name with its position, and nothing is left
+// of the deleted one.
+func TestLedgerMailboxEvents(t *testing.T) {
+	before := MailboxState{UIDValidity: 7, LastUID: 10, UIDs: "1:10"}
+	for _, tc := range []struct {
+		name         string
+		change       func(w *Watcher, inbox *ledger) *ledger // returns the ledger the event is of
+		pending, out map[string]MailboxState                 // the entry saved before and after the acknowledgement
+	}{
+		{
+			name: "created",
+			change: func(w *Watcher, _ *ledger) *ledger {
+				l, err := w.addLedger("Made")
+				if err != nil {
+					t.Fatal(err)
+				}
+				l.created(Event{Kind: EventMailboxCreated, Mailbox: "Made", UIDValidity: 9}, 9)
+				return l
+			},
+			pending: map[string]MailboxState{"INBOX": before},
+			out:     map[string]MailboxState{"INBOX": before, "Made": {UIDValidity: 9}},
+		},
+		{
+			name: "renamed",
+			change: func(_ *Watcher, inbox *ledger) *ledger {
+				inbox.renamed(Event{Kind: EventMailboxRenamed, Mailbox: "Archive", OldMailbox: "INBOX", UIDValidity: 7}, "Archive")
+				return inbox
+			},
+			pending: map[string]MailboxState{"INBOX": before},
+			out:     map[string]MailboxState{"Archive": before},
+		},
+		{
+			name: "deleted",
+			change: func(_ *Watcher, inbox *ledger) *ledger {
+				inbox.deleted(Event{Kind: EventMailboxDeleted, Mailbox: "INBOX", UIDValidity: 7})
+				return inbox
+			},
+			pending: map[string]MailboxState{"INBOX": before},
+			out:     map[string]MailboxState{},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newLedgerFixture(t, 10, before)
+			saved := func(what string, want map[string]MailboxState) {
+				t.Helper()
+				f.w.mu.Lock()
+				st := f.w.snapshotLocked()
+				f.w.mu.Unlock()
+				got := map[string]MailboxState{}
+				for name, mb := range st.Mailboxes {
+					got[name] = *mb
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: saved %v, want %v", what, got, want)
+				}
+			}
+			l := tc.change(f.w, f.l)
+			evs := f.take()
+			if len(evs) != 1 || evs[0].ID == "" {
+				t.Fatalf("events %v, want the one change with an ID", describeEvents(evs))
+			}
+			if l.offerNew(Event{Kind: EventNew, Mailbox: l.name, UIDValidity: 9, UID: 11}) {
+				t.Error("New accepted while the change is unacknowledged")
+			}
+			saved("unacknowledged", tc.pending)
+			evs[0].Ack()
+			saved("acknowledged", tc.out)
+			f.w.mu.Lock()
+			n := len(f.w.ledgers)
+			f.w.mu.Unlock()
+			if want := len(tc.out); n != want {
+				t.Errorf("%d ledgers left, want %d", n, want)
+			}
+		})
 	}
 }

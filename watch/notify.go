@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/imapkit/imap"
@@ -12,10 +13,18 @@ import (
 // (Dovecot sends MESSAGES, UIDNEXT, UNSEEN and, with CONDSTORE,
 // HIGHESTMODSEQ; UIDVALIDITY when it changed); each mailbox whose STATUS
 // differs from what its last sync saw is then resynced (catchUpNotify).
+// Mailboxes created, deleted or renamed come as untagged LIST (the
+// MailboxName event; see listChanged). With AllMailboxes, the filter is
+// the personal namespace, where mailboxes come and go.
 //
 // NOTIFY is set before the first sync, so that a change made between a
 // mailbox's sync and the start of IDLE still produces a STATUS.
 func (s *session) setNotify(ctx context.Context, c *imap.Client) error {
+	if s.all {
+		_, err := c.Xatom(ctx, "NOTIFY", "SET", "(SELECTED (MessageNew MessageExpunge FlagChange))",
+			"(personal (MessageNew MessageExpunge FlagChange MailboxName))")
+		return err
+	}
 	var names []string
 	for _, b := range s.extras {
 		q, err := imap.Quote(mailboxWire(c, b.name))
@@ -28,8 +37,11 @@ func (s *session) setNotify(ctx context.Context, c *imap.Client) error {
 	// SELECTED too: a sync selects each mailbox in turn, and without it a
 	// server may say nothing of mail arriving in the mailbox being synced
 	// (mox sends neither EXISTS nor STATUS then), which would be missed
-	// until the next change there.
-	_, err := c.Xatom(ctx, "NOTIFY", "SET", "(SELECTED "+events+")", "(MAILBOXES ("+strings.Join(names, " ")+") "+events+")")
+	// until the next change there. MailboxName for the personal namespace
+	// as well as the watched mailboxes: the rename of a watched mailbox is
+	// announced under its new name, which MAILBOXES does not match.
+	_, err := c.Xatom(ctx, "NOTIFY", "SET", "(SELECTED "+events+")",
+		"(MAILBOXES ("+strings.Join(names, " ")+") (MessageNew MessageExpunge FlagChange MailboxName))", "(personal (MailboxName))")
 	return err
 }
 
@@ -38,8 +50,16 @@ func (s *session) setNotify(ctx context.Context, c *imap.Client) error {
 func (s *session) catchUpNotify(ctx context.Context, c *imap.Client) error {
 	for range maxCatchUpRounds {
 		s.handleCached(c)
+		if s.listDue {
+			if err := s.reconcile(ctx, c); err != nil {
+				return err
+			}
+		}
 		worked := false
-		for _, b := range s.extras {
+		for _, b := range slices.Clone(s.extras) {
+			if b.dropped {
+				continue
+			}
 			if b.pendingNew {
 				// New mail in a mailbox while it was selected for a sync.
 				b.pendingNew, b.dirty = false, true

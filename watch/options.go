@@ -31,6 +31,10 @@ const (
 	DefaultMaxBackoff   = 5 * time.Minute
 	DefaultWindow       = 100
 	DefaultConnections  = 5
+	DefaultListInterval = time.Minute
+	// MinListInterval is the shortest Options.ListInterval: LIST "*" asks
+	// the server for every mailbox of the account.
+	MinListInterval = time.Second
 )
 
 // Options configures a Watcher. A nil *Options is a zero Options; zero
@@ -43,8 +47,41 @@ type Options struct {
 	// positions, and an entry saved for another server or user is refused
 	// (unless Rebaseline), since its UIDs would mean nothing here.
 	Server, User string
-	// Mailboxes to watch (default INBOX).
+	// Mailboxes to watch (default INBOX). A mailbox deleted on the server
+	// is reported (EventMailboxDeleted) and no longer watched — renamed
+	// away too, since the name is what was asked for — and Run returns
+	// ErrMailboxesDeleted once none is left.
 	Mailboxes []string
+
+	// AllMailboxes follows every mailbox of the account instead of
+	// Mailboxes (which it ignores): every one LIST "" "*" shows but those
+	// that cannot be selected (\Noselect, \NonExistent). A mailbox
+	// created while watched is reported (EventMailboxCreated) and watched
+	// from its first message: mail delivered into it right after it was
+	// created is reported as new, as is everything moved into it. A
+	// renamed one is reported (EventMailboxRenamed) and goes on under its
+	// new name from its position (a new UIDVALIDITY then resets it), a
+	// deleted one is reported (EventMailboxDeleted); Run goes on whatever
+	// is deleted.
+	//
+	// A server with NOTIFY says at once when a mailbox is created,
+	// renamed or deleted (its MailboxName event: one connection for the
+	// whole account). Without it (or with NoNotify) one connection idles
+	// on INBOX, checks the other mailboxes with STATUS every PollInterval
+	// and the list with LIST every ListInterval (MaxConnections does not
+	// apply). A rename is then told from a deletion and a creation by the
+	// UIDVALIDITY, which servers keep on a rename.
+	//
+	// With a Store, what happened to the list while the watcher was away
+	// is reported at the next start: the saved state says it covered every
+	// mailbox, so one it does not hold was created since. The first run,
+	// or the first one after a run with Mailboxes, starts every mailbox
+	// from a baseline instead.
+	AllMailboxes bool
+	// ListInterval is how often LIST looks for created, renamed and deleted
+	// mailboxes under AllMailboxes without NOTIFY (default 1 minute, at
+	// least MinListInterval).
+	ListInterval time.Duration
 
 	// IdleRestart re-issues IDLE this often (default 9 minutes, at most 29).
 	IdleRestart time.Duration
@@ -141,6 +178,10 @@ func (o *Options) setDefaults() {
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = DefaultConnections
 	}
+	if o.ListInterval <= 0 {
+		o.ListInterval = DefaultListInterval
+	}
+	o.ListInterval = max(o.ListInterval, MinListInterval)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,8 +17,10 @@ func (s *session) serve(ctx context.Context, c *imap.Client) error {
 	if err := work(func() error { return s.setup(ctx, c) }); err != nil {
 		return err // or errOnceDone
 	}
-	idle := c.Has("IDLE") && (s.notify || !s.w.opts.Poll)
 	for {
+		// IDLE needs a selected mailbox, or NOTIFY: with AllMailboxes, an
+		// account whose every mailbox is gone polls.
+		idle := c.Has("IDLE") && (s.notify || !s.w.opts.Poll && s.primary != nil)
 		var idler *imap.Idler
 		err := work(func() (err error) {
 			if s.notify {
@@ -55,21 +58,35 @@ func (s *session) serve(ctx context.Context, c *imap.Client) error {
 // change found was handed over.
 func (s *session) setup(ctx context.Context, c *imap.Client) error {
 	s.enable(ctx, c)
+	if s.all {
+		// One connection either way: NOTIFY if this server has it.
+		s.notify = !s.w.opts.NoNotify && !s.w.opts.Poll && c.Has("NOTIFY") && c.Has("IDLE")
+	}
 	if s.notify && !s.w.opts.Once {
 		if err := s.setNotify(ctx, c); err != nil {
 			return err
 		}
 	}
-	for _, b := range s.extras {
+	if s.all {
+		if err := s.reconcile(ctx, c); err != nil {
+			return err
+		}
+	}
+	s.arrange()
+	for _, b := range slices.Clone(s.extras) {
 		if err := s.sync(ctx, c, b); err != nil {
 			return err
 		}
 	}
 	s.extrasAt = time.Now()
-	if s.primary != nil {
-		if err := s.sync(ctx, c, s.primary); err != nil {
+	for p := s.primary; p != nil; p = s.primary {
+		if err := s.sync(ctx, c, p); err != nil {
 			return err
 		}
+		if !p.dropped {
+			break
+		}
+		// Deleted: the next in line, already synced, is selected now.
 	}
 	if s.w.opts.Once {
 		return s.finishOnce(ctx, c)
@@ -95,8 +112,8 @@ func (s *session) enable(ctx context.Context, c *imap.Client) {
 func (s *session) finishOnce(ctx context.Context, c *imap.Client) error {
 	for {
 		waiting := false
-		for _, b := range s.boxes {
-			if !b.hasUnreported() {
+		for _, b := range slices.Clone(s.boxes) {
+			if b.dropped || !b.hasUnreported() {
 				continue
 			}
 			waiting = true
@@ -149,6 +166,9 @@ func (s *session) startIdle(ctx context.Context, c *imap.Client) (*imap.Idler, e
 	d := s.w.opts.IdleRestart
 	if len(s.extras) > 0 && !s.notify {
 		d = min(d, s.w.opts.PollInterval)
+	}
+	if s.all && !s.notify {
+		d = min(d, max(time.Until(s.listAt.Add(s.w.opts.ListInterval)), time.Millisecond))
 	}
 	return c.Idle(ctx, d)
 }
@@ -211,6 +231,9 @@ func (s *session) probe(ctx context.Context, c *imap.Client) error {
 // window and room appears.
 func (s *session) pollWait(ctx context.Context) error {
 	end := time.Now().Add(s.w.opts.PollInterval)
+	if next := s.listAt.Add(s.w.opts.ListInterval); s.all && !s.notify && next.Before(end) {
+		end = next
+	}
 	for {
 		left := time.Until(end)
 		if left <= 0 {
@@ -255,8 +278,12 @@ func (b *box) blocked() bool {
 }
 
 // needsCommand reports whether IDLE should end: a mailbox must be
-// resynced, or has new messages to fetch and room to report them.
+// resynced, or has new messages to fetch and room to report them, or the
+// list of mailboxes changed (AllMailboxes).
 func (s *session) needsCommand() bool {
+	if s.listDue {
+		return true
+	}
 	for _, b := range s.boxes {
 		if b.dirty {
 			return true
@@ -274,9 +301,14 @@ func (s *session) needsCommand() bool {
 // nothing is left to do, so that nothing announced during its commands
 // waits for the end of the next IDLE.
 func (s *session) catchUp(ctx context.Context, c *imap.Client) error {
+	if s.all && (s.listDue || time.Since(s.listAt) >= s.w.opts.ListInterval) {
+		if err := s.reconcile(ctx, c); err != nil {
+			return err
+		}
+	}
 	if len(s.extras) > 0 && time.Since(s.extrasAt) >= s.w.opts.PollInterval {
 		s.extrasAt = time.Now()
-		for _, b := range s.extras {
+		for _, b := range slices.Clone(s.extras) {
 			changed, err := s.statusChanged(ctx, c, b)
 			if err != nil {
 				return err
@@ -288,8 +320,16 @@ func (s *session) catchUp(ctx context.Context, c *imap.Client) error {
 	}
 	for range maxCatchUpRounds {
 		s.handleCached(c)
+		if s.listDue {
+			if err := s.reconcile(ctx, c); err != nil {
+				return err
+			}
+		}
 		worked := false
-		for _, b := range s.extras {
+		for _, b := range slices.Clone(s.extras) {
+			if b.dropped {
+				continue
+			}
 			if b.dirty || b.hasUnreported() && b.l.hasRoom() {
 				if err := s.sync(ctx, c, b); err != nil {
 					return err
@@ -299,6 +339,7 @@ func (s *session) catchUp(ctx context.Context, c *imap.Client) error {
 		}
 		p := s.primary
 		switch {
+		case p == nil: // AllMailboxes, and the account has none left
 		case s.selected != p || c.State() != imap.StateSelected || p.dirty:
 			if err := s.sync(ctx, c, p); err != nil {
 				return err
@@ -337,7 +378,7 @@ func (s *session) statusChanged(ctx context.Context, c *imap.Client, b *box) (bo
 	}
 	res, err := c.Status(ctx, b.name, items+")")
 	if err != nil {
-		return false, err
+		return false, s.selectFailed(ctx, c, b, err)
 	}
 	sts, err := imap.ParseStatus(res.Data)
 	if err != nil {
@@ -452,6 +493,8 @@ func (s *session) handle(r imap.Response) {
 		if text != "" {
 			s.emitAlert(p, text)
 		}
+	case "LIST":
+		s.listChanged(r) // NOTIFY's MailboxName event
 	default:
 		if p == nil {
 			return

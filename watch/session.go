@@ -15,8 +15,9 @@ import (
 // workers (see work).
 type session struct {
 	w         *Watcher
-	mailboxes []string
+	mailboxes []string // as planned; the first labels the connection's events
 	notify    bool
+	all       bool // Options.AllMailboxes: the mailboxes come from LIST (mailboxes.go)
 
 	boxes    []*box        // in the order of mailboxes
 	primary  *box          // the mailbox kept selected and idled on
@@ -27,6 +28,13 @@ type session struct {
 	extrasAt time.Time
 	// conn is the connection now, for the shutdown of a cancelled run.
 	conn atomic.Pointer[imap.Client]
+
+	// With AllMailboxes (mailboxes.go):
+	listAt       time.Time         // when LIST last looked for created, renamed and deleted mailboxes
+	listDue      bool              // NOTIFY said a mailbox was created, renamed or deleted: LIST now
+	listedOK     bool              // a LIST of this run gave every mailbox a box: one not seen since was created
+	oldNames     map[string]string // new name → old name, from NOTIFY's OLDNAME since the last LIST
+	unselectable map[string]bool   // listed, but the server refuses to select them: not watched
 }
 
 // box is a watched mailbox: what the connection knows of it (view) and
@@ -41,6 +49,12 @@ type box struct {
 	newModSeq    uint64    // highest MODSEQ of New events since the last commit
 	noAt         time.Time // last resync caused by an untagged NO
 	status       statusSeen
+	// dropped: deleted on the server (or renamed away from a name of
+	// Options.Mailboxes), reported, and no longer watched.
+	dropped bool
+	// movedTo is the new name NOTIFY gave for a rename of the mailbox: the
+	// text of its deletion, without AllMailboxes.
+	movedTo string
 }
 
 // statusSeen is what the last sync showed of a mailbox, to tell whether a
@@ -66,21 +80,41 @@ const (
 var (
 	errProbe    = errors.New("no data from the server: probing")
 	errOnceDone = errors.New("once: done")
+	// errNoMailboxes ends a session whose every mailbox was deleted.
+	errNoMailboxes = errors.New("every mailbox of the connection was deleted")
 )
 
 // newSession prepares the session of one connection.
 func (w *Watcher) newSession(g group) *session {
-	s := &session{w: w, mailboxes: g.mailboxes, notify: g.notify, boxes: make([]*box, 0, len(g.mailboxes))}
+	s := &session{w: w, mailboxes: g.mailboxes, notify: g.notify, all: g.all, boxes: make([]*box, 0, len(g.mailboxes))}
+	if s.all {
+		s.mailboxes = []string{w.label()}
+	}
 	for _, name := range g.mailboxes {
-		b := &box{view: view{name: name}, l: w.ledger(name)}
-		s.boxes = append(s.boxes, b)
-		if s.primary == nil && !s.notify {
-			s.primary = b
-		} else {
+		s.boxes = append(s.boxes, &box{view: view{name: name}, l: w.ledger(name)})
+	}
+	s.arrange()
+	return s
+}
+
+// arrange picks the mailbox kept selected and idled on — none with NOTIFY;
+// INBOX with AllMailboxes, where mail arrives; else the first — and makes
+// the others extras, after every change of the session's mailboxes.
+func (s *session) arrange() {
+	s.primary, s.extras = nil, nil
+	if !s.notify && len(s.boxes) > 0 {
+		s.primary = s.boxes[0]
+		if s.all {
+			if inbox := s.lookup("INBOX"); inbox != nil {
+				s.primary = inbox
+			}
+		}
+	}
+	for _, b := range s.boxes {
+		if b != s.primary {
 			s.extras = append(s.extras, b)
 		}
 	}
-	return s
 }
 
 // run serves the session's mailboxes until ctx is done. It returns an
@@ -113,6 +147,8 @@ func (s *session) run(ctx context.Context) error {
 			work(func() error { s.connected(&o); return nil })
 			if err = s.serveConn(ctx, c); err == errOnceDone {
 				return nil
+			} else if err == errNoMailboxes {
+				return err
 			}
 		} else if fatal(err, o.everConnected) && ctx.Err() == nil {
 			return err // a refused first login, say
@@ -194,7 +230,7 @@ func (s *session) wait(ctx context.Context, err error, o *outage) error {
 }
 
 // serveConn serves one connection and closes it, logging out when the
-// work is done (Once) or ctx was cancelled.
+// work is done (Once, or no mailbox is left) or ctx was cancelled.
 func (s *session) serveConn(ctx context.Context, c *imap.Client) error {
 	s.conn.Store(c)
 	defer s.conn.Store(nil)
@@ -204,7 +240,7 @@ func (s *session) serveConn(ctx context.Context, c *imap.Client) error {
 	}
 	err := s.serve(ctx, c)
 	work(func() error {
-		if err == errOnceDone || ctx.Err() != nil {
+		if err == errOnceDone || err == errNoMailboxes || ctx.Err() != nil {
 			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.w.opts.ProbeTimeout)
 			c.Logout(lctx)
 			cancel()

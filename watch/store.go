@@ -27,6 +27,11 @@ type AccountState struct {
 	// older format); the next save fills them in.
 	Server string `json:"server,omitempty"`
 	User   string `json:"user,omitempty"`
+	// AllMailboxes says that Mailboxes holds every mailbox of the account
+	// (Options.AllMailboxes): one the server has and Mailboxes does not
+	// was created since. Without it, such a mailbox starts from a
+	// baseline.
+	AllMailboxes bool `json:"all_mailboxes,omitempty"`
 	// Mailboxes maps a mailbox name to its position.
 	Mailboxes map[string]*MailboxState `json:"mailboxes"`
 }
@@ -51,7 +56,7 @@ func (st *AccountState) clone() *AccountState {
 	if st == nil {
 		return nil
 	}
-	cp := &AccountState{Server: st.Server, User: st.User, Mailboxes: make(map[string]*MailboxState, len(st.Mailboxes))}
+	cp := &AccountState{Server: st.Server, User: st.User, AllMailboxes: st.AllMailboxes, Mailboxes: make(map[string]*MailboxState, len(st.Mailboxes))}
 	for name, mb := range st.Mailboxes {
 		if mb != nil {
 			m := *mb

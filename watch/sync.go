@@ -2,7 +2,6 @@ package watch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -15,17 +14,15 @@ import (
 // flags changed since (CONDSTORE) as Flags, and every UID above the last
 // one reported as New. The first sync of a mailbox with no saved position
 // only records a baseline: mail that was there before the watch started is
-// not "new".
+// not "new". A mailbox found deleted is dropped (see selectFailed), and
+// sync returns nil.
 func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 	// What arrived for the mailbox selected until now still concerns it;
 	// SELECT would clear it from the cache.
 	s.handleCached(c)
 	s.selected = nil
 	if _, err := c.Select(ctx, b.name, true); err != nil {
-		if !b.everSelected && errors.Is(err, imap.ErrCommand) && !temporary(err) {
-			return &MailboxError{Mailbox: b.name, Err: err}
-		}
-		return err
+		return s.selectFailed(ctx, c, b, err) // deleted, maybe
 	}
 	b.everSelected = true
 	s.selected = b

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imapkit/imap"
 )
@@ -184,6 +185,46 @@ func TestEventID(t *testing.T) {
 	}
 	if flags(0, `\Seen`) == flags(0, `\Seen`, `\Flagged`) {
 		t.Error("without MODSEQ, different flags got the same ID")
+	}
+}
+
+// TestEventIDMailboxes: the creation, rename and deletion of a mailbox are
+// changes, named by the mailbox and its UIDVALIDITY (and the old name of a
+// rename), not by when they were seen: reported again after a restart,
+// they get the same ID. Another mailbox of the same name (another
+// UIDVALIDITY) gets another.
+func TestEventIDMailboxes(t *testing.T) {
+	at := time.Date(2025, 3, 4, 8, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name     string
+		ev       Event
+		same     func(*Event) // seen again: the same ID
+		differ   func(*Event) // another change: another ID
+		whatDiff string
+	}{
+		{"created", Event{Kind: EventMailboxCreated, Mailbox: "Made", UIDValidity: 9},
+			func(ev *Event) { ev.Time = at.Add(time.Hour); ev.Text = "x" }, func(ev *Event) { ev.UIDValidity = 10 }, "uidvalidity"},
+		{"deleted", Event{Kind: EventMailboxDeleted, Mailbox: "Box", UIDValidity: 9},
+			func(ev *Event) { ev.Time = at.Add(time.Hour); ev.Text = `renamed to "X"` }, func(ev *Event) { ev.UIDValidity = 10 }, "uidvalidity"},
+		{"deleted, not created", Event{Kind: EventMailboxDeleted, Mailbox: "Made", UIDValidity: 9},
+			func(ev *Event) {}, func(ev *Event) { ev.Kind = EventMailboxCreated }, "kind"},
+		{"renamed", Event{Kind: EventMailboxRenamed, Mailbox: "Archive", OldMailbox: "Lists", UIDValidity: 9},
+			func(ev *Event) { ev.Time = at.Add(time.Hour) }, func(ev *Event) { ev.OldMailbox = "Old" }, "old name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.ev.Account, tc.ev.Time = "work", at
+			id := eventID(&tc.ev)
+			again := tc.ev
+			tc.same(&again)
+			if eventID(&again) != id {
+				t.Error("seen again, it got another ID")
+			}
+			other := tc.ev
+			tc.differ(&other)
+			if eventID(&other) == id {
+				t.Errorf("another %s, same ID", tc.whatDiff)
+			}
+		})
 	}
 }
 

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,8 +26,12 @@ type Watcher struct {
 	opts Options
 
 	mu      sync.Mutex
-	ledgers []*ledger // in the order of Options.Mailboxes
-	queue   []Event   // handed over, not yet taken by Next
+	ledgers []*ledger // in the order of Options.Mailboxes, then of their creation (AllMailboxes)
+	// listed (AllMailboxes): a LIST gave every mailbox of the account a
+	// ledger, so the saved state may say it covers them all (see
+	// allSavedLocked).
+	listed  bool
+	queue   []Event // handed over, not yet taken by Next
 	qhead   int
 	ready   chan struct{} // a token when the queue may have grown; closed when Run has returned
 	stopped bool
@@ -65,11 +72,12 @@ func New(dial Dialer, opts *Options) (*Watcher, error) {
 		o = *opts
 	}
 	o.setDefaults()
-	w := &Watcher{dial: dial, opts: o, ledgers: make([]*ledger, 0, len(o.Mailboxes)),
-		ready: make(chan struct{}, 1)}
-	for _, name := range o.Mailboxes {
-		if w.ledger(name) == nil {
-			w.ledgers = append(w.ledgers, &ledger{w: w, name: name})
+	w := &Watcher{dial: dial, opts: o, ready: make(chan struct{}, 1)}
+	if !o.AllMailboxes { // with AllMailboxes, the session's LIST makes them
+		for _, name := range o.Mailboxes {
+			if w.ledger(name) == nil {
+				w.ledgers = append(w.ledgers, &ledger{w: w, name: name})
+			}
 		}
 	}
 	if o.Store == nil {
@@ -106,11 +114,14 @@ func New(dial Dialer, opts *Options) (*Watcher, error) {
 // Run watches until ctx is done (returning nil) or a setup step fails for
 // good: the server refuses the first login (an imap.ErrCommand, such as
 // wrong credentials), a mailbox cannot be selected the first time it is
-// tried (a *MailboxError: it does not exist, say), or its saved position
-// cannot be right (a *StateError). Other failures are not returned: they
-// are reported as Disconnected events and followed by reconnects. With
-// Options.Once, Run returns nil once every mailbox is synced and every
-// change found was handed over, and returns any failure before that.
+// tried (a *MailboxError: it does not exist, say, and was never watched),
+// or its saved position cannot be right (a *StateError). It also returns
+// when every mailbox of Options.Mailboxes was deleted on the server (an
+// error wrapping ErrMailboxesDeleted). Other failures are not returned:
+// they are reported as Disconnected events and followed by reconnects.
+// With Options.Once, Run returns nil once every mailbox is synced and
+// every change found was handed over, and returns any failure before
+// that.
 //
 // When Run returns, the positions acknowledged so far are written, and Next
 // returns what is left in the queue and then ErrClosed. Run may be called
@@ -129,15 +140,30 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	if len(groups) == 1 {
 		// On the caller's goroutine: one goroutine per account.
-		return w.newSession(groups[0]).run(ctx)
+		err = w.newSession(groups[0]).run(ctx)
+	} else {
+		err = w.runGroups(ctx, groups)
 	}
-	return w.runGroups(ctx, groups)
+	if err == errNoMailboxes {
+		return w.deletedError()
+	}
+	return err
+}
+
+// deletedError is what Run returns once every watched mailbox was deleted.
+func (w *Watcher) deletedError() error {
+	names := make([]string, len(w.opts.Mailboxes))
+	for i, name := range w.opts.Mailboxes {
+		names[i] = strconv.Quote(name)
+	}
+	return fmt.Errorf("watch: %s: %w: nothing is left to watch", strings.Join(names, ", "), ErrMailboxesDeleted)
 }
 
 // runGroups runs a session per group, each on a goroutine of its own, and
 // returns the first error (which stops the others: they would fail the
-// same way). Apart from Run, whose frame stays small: it is under the
-// parked frames of a single session.
+// same way). A session whose every mailbox was deleted ends alone; when
+// all have, runGroups returns errNoMailboxes. Apart from Run, whose frame
+// stays small: it is under the parked frames of a single session.
 func (w *Watcher) runGroups(ctx context.Context, groups []group) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -145,12 +171,17 @@ func (w *Watcher) runGroups(ctx context.Context, groups []group) error {
 		wg       sync.WaitGroup
 		errOnce  sync.Once
 		firstErr error
+		emptied  atomic.Int32
 	)
 	for _, g := range groups {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := w.newSession(g).run(ctx); err != nil {
+			err := w.newSession(g).run(ctx)
+			switch {
+			case err == errNoMailboxes:
+				emptied.Add(1) // the others go on
+			case err != nil:
 				errOnce.Do(func() {
 					firstErr = err
 					cancel() // the other sessions would fail the same way
@@ -159,17 +190,78 @@ func (w *Watcher) runGroups(ctx context.Context, groups []group) error {
 		}()
 	}
 	wg.Wait()
+	if firstErr == nil && int(emptied.Load()) == len(groups) {
+		return errNoMailboxes
+	}
 	return firstErr
 }
 
 // ledger returns the ledger of a watched mailbox, nil for another.
 func (w *Watcher) ledger(name string) *ledger {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for _, l := range w.ledgers {
-		if l.name == name {
+		if l.name == name && !l.gone {
 			return l
 		}
 	}
 	return nil
+}
+
+// addLedger books a mailbox found by LIST (AllMailboxes), with its saved
+// position if the Store has one.
+func (w *Watcher) addLedger(name string) (*ledger, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	l := &ledger{w: w, name: name}
+	if w.loaded != nil {
+		if mb := w.loaded.Mailboxes[name]; mb != nil {
+			if err := l.load(mb); err != nil {
+				return nil, &StateError{Account: w.opts.Account, Mailbox: name, Problem: "its UID set " + strconv.Quote(mb.UIDs) + " is not valid: " + err.Error()}
+			}
+		}
+	}
+	w.ledgers = append(w.ledgers, l)
+	return l, nil
+}
+
+// forget drops the ledger of a mailbox that is no longer watched and has
+// nothing to save.
+func (w *Watcher) forget(l *ledger) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.forgetLocked(l)
+}
+
+// forgetLocked drops the ledger of a deleted mailbox once its deletion is
+// acknowledged. With w.mu held.
+func (w *Watcher) forgetLocked(l *ledger) {
+	w.ledgers = slices.DeleteFunc(w.ledgers, func(x *ledger) bool { return x == l })
+}
+
+// savedNames returns the mailboxes of the loaded state, sorted.
+func (w *Watcher) savedNames() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.loaded == nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(w.loaded.Mailboxes))
+}
+
+// savedAll reports whether the loaded state covered every mailbox of the
+// account (AccountState.AllMailboxes).
+func (w *Watcher) savedAll() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.loaded != nil && w.loaded.AllMailboxes
+}
+
+// setListed notes that every mailbox LIST showed has a ledger.
+func (w *Watcher) setListed() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.listed = true
 }
 
 // start marks the Watcher as running: Run may be called once.
@@ -197,12 +289,18 @@ func (w *Watcher) finish() {
 type group struct {
 	mailboxes []string
 	notify    bool
+	all       bool // AllMailboxes: the session lists them itself
 }
 
 // plan decides how many connections to use: one with NOTIFY when the
 // server has it and several mailboxes are watched, otherwise one per
-// mailbox up to the budget, the last connection polling the rest.
+// mailbox up to the budget, the last connection polling the rest. With
+// AllMailboxes, one: it learns at each connection whether the server has
+// NOTIFY.
 func (w *Watcher) plan(ctx context.Context) ([]group, error) {
+	if w.opts.AllMailboxes {
+		return []group{{all: true}}, nil
+	}
 	boxes := w.opts.Mailboxes
 	if len(boxes) == 1 {
 		return []group{{mailboxes: boxes}}, nil
@@ -278,7 +376,7 @@ func (w *Watcher) saveNow() bool {
 		w.opts.Logger.Error("watch: cannot save positions", "account", w.opts.Account, "error", err)
 		if msg := err.Error(); msg != w.saveErr {
 			w.saveErr = msg
-			w.notice(Event{Kind: EventStateError, Mailbox: w.opts.Mailboxes[0], Err: err,
+			w.notice(Event{Kind: EventStateError, Mailbox: w.label(), Err: err,
 				Text: "positions not saved: events since the last save will be reported again after a restart"})
 		}
 		return false
@@ -291,14 +389,44 @@ func (w *Watcher) saveNow() bool {
 // snapshotLocked is the account's entry as it may be saved now. With w.mu
 // held.
 func (w *Watcher) snapshotLocked() *AccountState {
-	st := &AccountState{Server: w.opts.Server, User: w.opts.User, Mailboxes: map[string]*MailboxState{}}
+	st := &AccountState{Server: w.opts.Server, User: w.opts.User, AllMailboxes: w.allSavedLocked(),
+		Mailboxes: map[string]*MailboxState{}}
 	if w.loaded != nil {
 		maps.Copy(st.Mailboxes, w.loaded.clone().Mailboxes)
 	}
-	for _, l := range w.ledgers {
-		if mb := l.savedLocked(); mb != nil {
-			st.Mailboxes[l.name] = mb
+	for _, l := range w.ledgers { // a later ledger of a name wins: a mailbox created after one was deleted
+		if name, mb := l.savedLocked(); mb != nil {
+			st.Mailboxes[name] = mb
 		}
 	}
 	return st
+}
+
+// allSavedLocked reports whether the entry saved now holds every mailbox
+// of the account: with AllMailboxes, once every mailbox LIST showed has a
+// position (a mailbox on its first run has none until its baseline, and
+// one created while away must not then be taken for a baseline); until
+// the first LIST, what was loaded. With w.mu held.
+func (w *Watcher) allSavedLocked() bool {
+	if !w.opts.AllMailboxes {
+		return false
+	}
+	if !w.listed {
+		return w.loaded != nil && w.loaded.AllMailboxes
+	}
+	for _, l := range w.ledgers {
+		if !l.known && !l.gone {
+			return false
+		}
+	}
+	return true
+}
+
+// label is the mailbox named by events of the whole connection
+// (disconnected, say): the first watched, INBOX with AllMailboxes.
+func (w *Watcher) label() string {
+	if w.opts.AllMailboxes {
+		return "INBOX"
+	}
+	return w.opts.Mailboxes[0]
 }
