@@ -22,6 +22,7 @@ type Event struct {
 	Time        string   `json:"time"`
 	Account     string   `json:"account"`
 	Mailbox     string   `json:"mailbox"`
+	OldMailbox  string   `json:"old_mailbox,omitempty"` // mailbox_renamed: the name before
 	UIDValidity uint32   `json:"uidvalidity,omitempty"`
 	UID         uint32   `json:"uid,omitempty"`
 	Flags       []string `json:"flags,omitempty"`
@@ -54,6 +55,7 @@ func FromWatch(ev watch.Event) Event {
 		Time:        ev.Time.UTC().Format(time.RFC3339Nano),
 		Account:     ev.Account,
 		Mailbox:     ev.Mailbox,
+		OldMailbox:  ev.OldMailbox,
 		UIDValidity: ev.UIDValidity,
 		UID:         ev.UID,
 		Flags:       slices.Clone(ev.Flags), // nil stays nil, [] stays []

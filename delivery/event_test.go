@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,11 +57,45 @@ func TestFromWatch(t *testing.T) {
 }
 
 func TestFromWatchKinds(t *testing.T) {
-	for k := watch.EventNew; k <= watch.EventStateError; k++ {
+	for k := watch.EventNew; k <= watch.EventMailboxDeleted; k++ {
 		got := FromWatch(watch.Event{Kind: k}).Kind
 		if back, ok := watch.ParseKind(got); !ok || back != k {
 			t.Errorf("kind %d: FromWatch gives %q, which ParseKind does not give back", k, got)
 		}
+	}
+}
+
+// TestFromWatchMailboxes: the events of a mailbox created, renamed or
+// deleted name it, and a rename its old name too ("old_mailbox"), in JSON,
+// in a hook's environment (IMAPKIT_OLD_MAILBOX) and in the text line.
+func TestFromWatchMailboxes(t *testing.T) {
+	at := time.Date(2025, 3, 4, 8, 6, 10, 0, time.UTC)
+	for _, tc := range []struct {
+		in               watch.Event
+		json, env, words string
+	}{
+		{watch.Event{ID: "x", Kind: watch.EventMailboxCreated, Time: at, Account: "work", Mailbox: "Made", UIDValidity: 9},
+			`{"id":"x","event":"mailbox_created","time":"2025-03-04T08:06:10Z","account":"work","mailbox":"Made","uidvalidity":9}`,
+			"IMAPKIT_OLD_MAILBOX=", "mailbox_created work/Made"},
+		{watch.Event{ID: "x", Kind: watch.EventMailboxRenamed, Time: at, Account: "work", Mailbox: "Archive", OldMailbox: "Lists", UIDValidity: 9},
+			`{"id":"x","event":"mailbox_renamed","time":"2025-03-04T08:06:10Z","account":"work","mailbox":"Archive","old_mailbox":"Lists","uidvalidity":9}`,
+			"IMAPKIT_OLD_MAILBOX=Lists", "mailbox_renamed work/Archive from=Lists"},
+		{watch.Event{ID: "x", Kind: watch.EventMailboxDeleted, Time: at, Account: "work", Mailbox: "Box", UIDValidity: 9, Text: `renamed to "Elsewhere"`},
+			`{"id":"x","event":"mailbox_deleted","time":"2025-03-04T08:06:10Z","account":"work","mailbox":"Box","uidvalidity":9,"text":"renamed to \"Elsewhere\""}`,
+			"IMAPKIT_MAILBOX=Box", `mailbox_deleted work/Box renamed to "Elsewhere"`},
+	} {
+		t.Run(tc.in.Kind.String(), func(t *testing.T) {
+			ev := FromWatch(tc.in)
+			if b, err := marshal(ev); err != nil || string(b) != tc.json {
+				t.Errorf("JSON\n%s, %v\nwant\n%s", b, err, tc.json)
+			}
+			if env := hookEnv(ev, 1); !slices.Contains(env, tc.env) || !slices.Contains(env, "IMAPKIT_EVENT="+tc.in.Kind.String()) {
+				t.Errorf("hook environment %q lacks %q", env, tc.env)
+			}
+			if line, _ := ev.textLine(); !strings.Contains(strings.Join(strings.Fields(string(line)), " "), tc.words) {
+				t.Errorf("text line %q lacks %q", line, tc.words)
+			}
+		})
 	}
 }
 

@@ -29,9 +29,11 @@ const maxHookLine = 4096
 // batch of events. The hook reads every event of the batch as a JSON line
 // on its stdin, and finds the last one in environment variables:
 // IMAPKIT_EVENT (the kind), IMAPKIT_EVENT_ID, IMAPKIT_ACCOUNT,
-// IMAPKIT_MAILBOX, IMAPKIT_UIDVALIDITY, IMAPKIT_UID, IMAPKIT_FLAGS
-// (space-separated), IMAPKIT_FROM, IMAPKIT_SUBJECT, IMAPKIT_MESSAGE_ID, and
-// IMAPKIT_COUNT, the number of events in the batch.
+// IMAPKIT_MAILBOX, IMAPKIT_OLD_MAILBOX (the name before, for
+// mailbox_renamed; else empty), IMAPKIT_UIDVALIDITY, IMAPKIT_UID,
+// IMAPKIT_FLAGS (space-separated), IMAPKIT_FROM, IMAPKIT_SUBJECT,
+// IMAPKIT_MESSAGE_ID, and IMAPKIT_COUNT, the number of events in the
+// batch.
 //
 // The hook succeeds by exiting with status 0. It runs in a process group of
 // its own, and when the ctx of Deliver ends (a try's timeout, a shutdown)
@@ -129,6 +131,7 @@ func hookEnv(ev Event, count int) []string {
 		{"IMAPKIT_EVENT_ID", ev.ID},
 		{"IMAPKIT_ACCOUNT", ev.Account},
 		{"IMAPKIT_MAILBOX", ev.Mailbox},
+		{"IMAPKIT_OLD_MAILBOX", ev.OldMailbox},
 		{"IMAPKIT_UIDVALIDITY", strconv.FormatUint(uint64(ev.UIDValidity), 10)},
 		{"IMAPKIT_UID", strconv.FormatUint(uint64(ev.UID), 10)},
 		{"IMAPKIT_FLAGS", strings.Join(ev.Flags, " ")},

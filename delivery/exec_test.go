@@ -62,6 +62,7 @@ func TestExecEnvAndStdin(t *testing.T) {
 				"IMAPKIT_FROM=ada@example.org",
 				"IMAPKIT_MAILBOX=INBOX",
 				"IMAPKIT_MESSAGE_ID=<m@x>",
+				"IMAPKIT_OLD_MAILBOX=",
 				"IMAPKIT_SUBJECT=Build passed ok",
 				"IMAPKIT_UID=4242",
 				"IMAPKIT_UIDVALIDITY=7",

@@ -16,6 +16,9 @@ func (ev Event) textLine() ([]byte, error) {
 		clock = t.Local().Format("15:04:05")
 	}
 	fmt.Fprintf(&b, "%s %-12s %s", clock, ev.Kind, ev.where())
+	if ev.OldMailbox != "" {
+		b.WriteString(" from=" + ev.OldMailbox)
+	}
 	if ev.UID != 0 {
 		fmt.Fprintf(&b, " uid=%d", ev.UID)
 	}

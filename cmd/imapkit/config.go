@@ -27,17 +27,20 @@ type accountConfig struct {
 	TokenFile    string   `json:"oauth2_token_file"`
 	CAFile       string   `json:"ca_file"`
 	Mailboxes    []string `json:"mailboxes"`
+	AllMailboxes bool     `json:"all_mailboxes"`
 }
 
 type fileConfig struct {
 	Accounts []accountConfig `json:"accounts"`
 }
 
-// account is an account to watch: its name and how to connect.
+// account is an account to watch: its name, how to connect, and what to
+// watch: mailboxes, or every mailbox.
 type account struct {
-	name      string
-	conn      connFlags
-	mailboxes []string
+	name         string
+	conn         connFlags
+	mailboxes    []string
+	allMailboxes bool
 }
 
 // server names what the account connects to, for the saved state: an
@@ -72,7 +75,10 @@ func loadConfig(path string, base connFlags) ([]account, error) {
 		if err := f.check(); err != nil {
 			return nil, fmt.Errorf("config %s: account %d (%s): %w", path, i+1, ac.Name, err)
 		}
-		a := account{name: accountName(ac.Name, f), conn: f, mailboxes: ac.Mailboxes}
+		if ac.AllMailboxes && len(ac.Mailboxes) > 0 {
+			return nil, fmt.Errorf("config %s: account %d (%s): all_mailboxes with mailboxes: it follows every mailbox, or give the ones to watch", path, i+1, ac.Name)
+		}
+		a := account{name: accountName(ac.Name, f), conn: f, mailboxes: ac.Mailboxes, allMailboxes: ac.AllMailboxes}
 		if j, dup := seen[a.name]; dup {
 			return nil, fmt.Errorf("config %s: accounts %d and %d are both named %q: names must differ (they key the saved positions)", path, j+1, i+1, a.name)
 		}

@@ -28,6 +28,8 @@ func TestConfigErrors(t *testing.T) {
 		{"unclosed", "{\"accounts\": [\n  {\"name\": \"a\"}\n", `:3:1: unexpected end of the file`},
 		{"two values", "{\"accounts\": [{\"stream\": \"x\"}]}\n{}\n", `:2:1: unexpected text after the JSON value`},
 		{"empty", "", `: the file is empty`},
+		{"all mailboxes and mailboxes", `{"accounts": [{"name": "a", "stream": "x", "all_mailboxes": true, "mailboxes": ["INBOX"]}]}`,
+			`: account 1 (a): all_mailboxes with mailboxes: it follows every mailbox, or give the ones to watch`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -69,7 +69,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&sf.execTimeout, "exec-timeout", 60*time.Second, "kill a hook running longer than this, and retry")
 	fs.IntVar(&sf.execRetries, "exec-retries", 5, "retries of a failed hook before the event goes to IMAPKIT_DEAD")
 	fs.DurationVar(&sf.backoff, "retry-backoff", time.Second, "delay before the first retry of a hook or webhook (doubling, up to 5m)")
-	fs.StringVar(&sf.events, "events", "", "comma-separated `KINDS` that reach hooks and webhooks (default new,expunge,flags,reset,alert)")
+	fs.StringVar(&sf.events, "events", "", eventsHelp)
 	if err := serveUsage.parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}

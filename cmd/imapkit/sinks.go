@@ -17,7 +17,22 @@ import (
 // defaultHookKinds are the kinds hooks and webhooks get unless --events
 // says otherwise: changes to act on, not the watcher's own comings and
 // goings.
-var defaultHookKinds = []string{"new", "expunge", "flags", "reset", "alert"}
+var defaultHookKinds = []string{"new", "expunge", "flags", "reset", "alert", "mailbox_created", "mailbox_renamed", "mailbox_deleted"}
+
+// eventsHelp is the help of --events, for watch and serve.
+var eventsHelp = "comma-separated `KINDS` that reach hooks and webhooks (default " + strings.Join(defaultHookKinds, ",") + ")"
+
+// allKinds lists every kind of event, for messages.
+func allKinds() string {
+	var names []string
+	for k := watch.Kind(1); ; k++ {
+		name := k.String()
+		if _, ok := watch.ParseKind(name); !ok {
+			return strings.Join(names, ", ")
+		}
+		names = append(names, name)
+	}
+}
 
 // sinkFlags are the flags that say where events go.
 type sinkFlags struct {
@@ -46,7 +61,7 @@ func (s *sinkFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.webhookTO, "webhook-timeout", 30*time.Second, "bound on each webhook call")
 	fs.IntVar(&s.webhookTries, "webhook-retries", 5, "retries of a failed webhook call before the event goes to the dead-letter file")
 	fs.DurationVar(&s.backoff, "retry-backoff", time.Second, "delay before the first retry of a hook or webhook; it doubles, with jitter, up to 5m")
-	fs.StringVar(&s.events, "events", "", "comma-separated `KINDS` that reach hooks and webhooks (default new,expunge,flags,reset,alert); when given, stdout too")
+	fs.StringVar(&s.events, "events", "", eventsHelp+"; when given, stdout too")
 	fs.StringVar(&s.deadLetter, "dead-letter", "", "append events that still fail after the retries to `FILE` as JSON lines (default: beside --state, else stderr)")
 }
 
@@ -59,7 +74,7 @@ func parseKinds(list string) (map[string]bool, error) {
 			continue
 		}
 		if _, ok := watch.ParseKind(k); !ok {
-			return nil, fmt.Errorf("--events: unknown kind %q (kinds: new, expunge, flags, reset, alert, disconnected, reconnected, resynced, state_error, auth_failed)", k)
+			return nil, fmt.Errorf("--events: unknown kind %q (kinds: %s)", k, allKinds())
 		}
 		kinds[k] = true
 	}

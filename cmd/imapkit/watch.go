@@ -31,7 +31,11 @@ var watchUsage = cmdUsage{
 	about: `Watch mailboxes for new mail, flag changes and expunges, reconnecting and
 resyncing so that nothing is missed or reported twice. Events go to stdout
 (text or --json), to a hook (--exec) and to webhooks; with --state a restart
-reports what happened while it was away. Several accounts: --config.`,
+reports what happened while it was away. Several accounts: --config.
+A watched mailbox deleted on the server is reported (mailbox_deleted) and no
+longer watched. --all-mailboxes follows every mailbox of the account, and
+reports those created (watched from their first message), renamed and
+deleted.`,
 	examples: []string{
 		`imapkit watch --server imap.example.org:993 --user alice --password-cmd "pass show mail" \`,
 		`    --mailbox INBOX --mailbox Lists --state ~/.cache/imapkit.state --json`,
@@ -40,12 +44,13 @@ reports what happened while it was away. Several accounts: --config.`,
 		`    --webhook https://hooks.example.org/mail --webhook-secret-file hook.secret`,
 		`imapkit watch --server outlook.office365.com:993 --user you@example.com --oauth2-token-file outlook.json`,
 		`imapkit watch --stream "doveadm exec imap -u alice" --state state.json --once`,
+		`imapkit watch --stream "doveadm exec imap -u alice" --all-mailboxes --state state.json --json`,
 	},
 }
 
 // perAccountFlags are the flags of watch that a --config file's accounts
 // say for themselves.
-var perAccountFlags = []string{"server", "tls", "starttls", "plaintext", "stream", "user", "password-env", "password-file", "password-cmd", "oauth2-token-file", "ca-file", "mailbox"}
+var perAccountFlags = []string{"server", "tls", "starttls", "plaintext", "stream", "user", "password-env", "password-file", "password-cmd", "oauth2-token-file", "ca-file", "mailbox", "all-mailboxes"}
 
 func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
@@ -54,7 +59,9 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var sf sinkFlags
 	sf.register(fs)
 	var mailboxes stringList
-	fs.Var(&mailboxes, "mailbox", "mailbox to watch (repeatable; default INBOX)")
+	fs.Var(&mailboxes, "mailbox", "mailbox to watch (repeatable; default INBOX); one deleted on the server is reported and no longer watched")
+	allMailboxes := fs.Bool("all-mailboxes", false, "follow every mailbox of the account (LIST), instead of --mailbox: those created are reported and watched from their first message, those renamed or deleted are reported")
+	listInterval := fs.Duration("list-interval", watch.DefaultListInterval, fmt.Sprintf("with --all-mailboxes on a server without NOTIFY, look for created, renamed and deleted mailboxes this often (at least %v)", watch.MinListInterval))
 	config := fs.String("config", "", "JSON `FILE` describing several accounts (see README)")
 	stateFile := fs.String("state", "", "keep the positions of every account in `FILE`: a restart reports what it missed and what was not acknowledged")
 	rebaseline := fs.Bool("rebaseline", false, "accept a state file that holds nothing, or positions that cannot be right, and start those from the mail there now")
@@ -80,6 +87,10 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return watchUsage.fail(stderr, "--inactivity %v: want a positive duration", *inactivity)
 	case *poll <= 0:
 		return watchUsage.fail(stderr, "--poll %v: want a positive duration", *poll)
+	case *listInterval < watch.MinListInterval:
+		return watchUsage.fail(stderr, "--list-interval %v: want at least %v (LIST asks the server for every mailbox)", *listInterval, watch.MinListInterval)
+	case *allMailboxes && len(mailboxes) > 0:
+		return watchUsage.fail(stderr, "--all-mailboxes with --mailbox: it follows every mailbox, or give the ones to watch")
 	case *grace < 0:
 		return watchUsage.fail(stderr, "--grace %v: want 0 (kill at once) or more", *grace)
 	case *window < 1:
@@ -102,7 +113,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := cf.check(); err != nil {
 			return watchUsage.fail(stderr, "%v", err)
 		}
-		accounts = []account{{name: accountName("", cf), conn: cf, mailboxes: mailboxes}}
+		accounts = []account{{name: accountName("", cf), conn: cf, mailboxes: mailboxes, allMailboxes: *allMailboxes}}
 	}
 	routes, err := sf.routes(stdout, stderr)
 	if err != nil {
@@ -134,8 +145,8 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("account %s: %w", a.name, err)
 		}
 		opts := &watch.Options{
-			Account: a.name, Server: a.server(), User: a.conn.user, Mailboxes: a.mailboxes,
-			IdleRestart: *restart, Inactivity: *inactivity, PollInterval: *poll, Envelope: *envelope,
+			Account: a.name, Server: a.server(), User: a.conn.user, Mailboxes: a.mailboxes, AllMailboxes: a.allMailboxes,
+			IdleRestart: *restart, Inactivity: *inactivity, PollInterval: *poll, ListInterval: *listInterval, Envelope: *envelope,
 			Once: *once, ProbeTimeout: a.conn.timeout, Window: *window, Rebaseline: *rebaseline,
 			Logger: logger.With("account", a.name),
 		}
