@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -472,7 +476,10 @@ func TestDovecotExpungeRace(t *testing.T) {
 
 // TestRunErrors: Run gives up only when retrying cannot help — the server
 // refuses the first login — or, with Once, when it cannot connect at all.
-// Otherwise a server that cannot be reached is retried until cancelled.
+// Otherwise a server that cannot be reached is retried until cancelled:
+// one Disconnected event for the outage, however many attempts, and a
+// warning per attempt in the log with its number and the delay before the
+// next, doubling from MinBackoff to MaxBackoff (±25%).
 func TestRunErrors(t *testing.T) {
 	srv := dovecot.StartT(t)
 	acct := newAccount(t, srv)
@@ -494,6 +501,8 @@ func TestRunErrors(t *testing.T) {
 			t.Parallel()
 			opts := fastOptions(tc.mailboxes...)
 			opts.Once = tc.once
+			var log logBuffer
+			opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
 			w, err := watch.New(tc.dial, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -521,8 +530,46 @@ func TestRunErrors(t *testing.T) {
 			if n := len(ofKind(evs, watch.EventDisconnected, "")); n != 1 {
 				t.Errorf("%d Disconnected events for one outage, want 1", n)
 			}
+			attempts := failedAttempts(t, log.String())
+			// 50, 100, 200, 400, 500 ms... (±25%) in 3 s: at least 5.
+			if len(attempts) < 5 {
+				t.Fatalf("%d attempts logged in 3 s with a backoff from 50 ms to 500 ms:\n%s", len(attempts), log.String())
+			}
+			for i, next := range attempts {
+				want := min(opts.MinBackoff<<i, opts.MaxBackoff)
+				// The log rounds to the millisecond.
+				if next < want-want/4-time.Millisecond || next > want+want/4+time.Millisecond {
+					t.Errorf("attempt %d: next attempt in %v, want %v ±25%%", i+1, next, want)
+				}
+			}
 		})
 	}
+}
+
+// failedAttempts reads the "connection failed" warnings of a watcher's log
+// (slog's text format): the delay before the next attempt, of attempts 1,
+// 2, ... in order.
+func failedAttempts(t *testing.T, log string) []time.Duration {
+	t.Helper()
+	var delays []time.Duration
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, `msg="watch: connection failed"`) {
+			continue
+		}
+		m := regexp.MustCompile(` attempt=(\d+) next_attempt_in=(\S+)`).FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("no attempt and delay in %q", line)
+		}
+		if n, _ := strconv.Atoi(m[1]); n != len(delays)+1 {
+			t.Fatalf("attempt %s logged after %d others: %q", m[1], len(delays), line)
+		}
+		d, err := time.ParseDuration(m[2])
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		delays = append(delays, d)
+	}
+	return delays
 }
 
 // freeAddr returns a loopback address where nothing listens.

@@ -594,6 +594,24 @@ func waitSaved(t *testing.T, path, account, what string, cond func(map[string]wa
 	}
 }
 
+// logBuffer collects a watcher's log, for tests that read it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func fastOptions(mailboxes ...string) *watch.Options {
 	return &watch.Options{
 		Account:      "acct",

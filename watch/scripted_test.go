@@ -3,6 +3,7 @@ package watch_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
 	"sync"
@@ -116,6 +117,7 @@ func TestScripted(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		window int
+		caps   string // "": IDLE; "-": none (the watcher polls with NOOP)
 		script script
 		want   []string // the events after the baseline, as "kind uid"
 	}{
@@ -206,9 +208,54 @@ func TestScripted(t *testing.T) {
 			},
 			want: []string{"flags 1 [\\Seen]", "new 3 [\\Flagged]"},
 		},
+		// A server without IDLE, polled with NOOP, sends changes with the
+		// answer to any command: nothing may be lost or reported twice.
+		{
+			name: "pushed during NOOP",
+			caps: "-",
+			script: script{
+				"EXAMINE INBOX":  examine,
+				"UID SEARCH ALL": {{"* SEARCH 1 2"}},
+				"NOOP":           {{"* 3 EXISTS", "* 1 FETCH (FLAGS (\\Seen))"}, {"* 2 EXPUNGE"}, {}},
+				"FETCH 3:3":      {{"* 3 FETCH (UID 3 FLAGS ())"}},
+			},
+			want: []string{"flags 1 [\\Seen]", "new 3 []", "expunge 2"},
+		},
+		{
+			name: "pushed with the answer to a FETCH",
+			caps: "-",
+			script: script{
+				"EXAMINE INBOX":  examine,
+				"UID SEARCH ALL": {{"* SEARCH 1 2"}},
+				"NOOP":           {{"* 3 EXISTS"}, {}},
+				// A fourth message arrives, and the first goes, as the
+				// third is fetched: the fourth is now number 3.
+				"FETCH 3:3": {{"* 3 FETCH (UID 3 FLAGS ())", "* 4 EXISTS", "* 1 EXPUNGE"}, {"* 3 FETCH (UID 4 FLAGS ())"}},
+			},
+			want: []string{"new 3", "expunge 1", "new 4"},
+		},
+		{
+			name: "flags of a new message pushed before it is fetched",
+			caps: "-",
+			script: script{
+				"EXAMINE INBOX":  examine,
+				"UID SEARCH ALL": {{"* SEARCH 1 2"}},
+				"NOOP":           {{"* 3 EXISTS", "* 3 FETCH (FLAGS (\\Flagged))"}, {}},
+				"FETCH 3:3":      {{"* 3 FETCH (UID 3 FLAGS (\\Flagged))"}},
+			},
+			want: []string{"new 3 [\\Flagged]"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newScripted(t, tc.script)
+			var srv *imaptest.Server
+			switch tc.caps {
+			case "":
+				srv = newScripted(t, tc.script)
+			case "-":
+				srv = newScriptedCaps(t, "", tc.script)
+			default:
+				srv = newScriptedCaps(t, tc.caps, tc.script)
+			}
 			opts := fastOptions()
 			opts.Inactivity = time.Minute
 			opts.Envelope = false
@@ -218,6 +265,9 @@ func TestScripted(t *testing.T) {
 			evs := r.waitFor(strings.Join(tc.want, ", "), func(evs []watch.Event) bool {
 				return len(evs) >= 1+len(tc.want)
 			})
+			if tc.caps == "-" {
+				time.Sleep(3 * opts.PollInterval) // polls that would report anything twice
+			}
 			r.stop()
 			evs = r.events()
 			var got []string
@@ -439,5 +489,58 @@ func TestGmailAttributes(t *testing.T) {
 				t.Errorf("no FETCH asked for the X-GM items: %q", srv.Commands())
 			}
 		})
+	}
+}
+
+// TestScriptedNoUIDNext: a server whose SELECT answer has no UIDNEXT
+// (Courier's, for one) is watched all the same. The baseline is the
+// highest UID present, new mail is reported, the saved position advances,
+// a restart reports only what came since, and the debug log says what was
+// assumed.
+func TestScriptedNoUIDNext(t *testing.T) {
+	srv := newScripted(t, script{
+		"EXAMINE INBOX": {
+			{"* 2 EXISTS", "* OK [UIDVALIDITY 7] UIDs valid"},
+			{"* 4 EXISTS", "* OK [UIDVALIDITY 7] UIDs valid"}, // at the restart
+		},
+		"UID SEARCH ALL": {{"* SEARCH 1 2"}, {"* SEARCH 1 2 3 4"}},
+		"IDLE":           {{"* 3 EXISTS"}, {}},
+		"FETCH 3:3":      {{"* 3 FETCH (UID 3 FLAGS ())"}},
+		"UID FETCH 4":    {{"* 4 FETCH (UID 4 FLAGS ())"}},
+	})
+	state := t.TempDir() + "/state.json"
+	var log logBuffer
+	opts := fastOptions()
+	opts.Inactivity = time.Minute
+	opts.Envelope = false
+	opts.Store = openState(t, state)
+	opts.Logger = slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	first := startWatcher(t, scriptedDialer(srv.Addr), opts, false)
+	evs := first.waitFor("new 3", has(watch.EventNew, "INBOX", 3))
+	waitSaved(t, state, "acct", "last UID 3", func(mbs map[string]watch.MailboxState, _ bool) bool {
+		return mbs["INBOX"].LastUID == 3 && mbs["INBOX"].UIDs == "1:3"
+	})
+	first.stop()
+	if base := ofKind(evs, watch.EventResynced, "INBOX"); len(base) != 1 || !strings.HasPrefix(base[0].Text, "baseline") {
+		t.Errorf("resyncs %v, want one baseline", base)
+	}
+	checkExactlyOnce(t, evs, "INBOX", []uint32{3})
+	if !strings.Contains(log.String(), "the server sent no UIDNEXT: taking the highest UID present as the last one given") ||
+		!strings.Contains(log.String(), "highest_uid=2") {
+		t.Errorf("the debug log does not say what was assumed:\n%s", log.String())
+	}
+
+	second := startWatcher(t, scriptedDialer(srv.Addr), opts, false)
+	evs = second.waitFor("new 4", has(watch.EventNew, "INBOX", 4))
+	waitSaved(t, state, "acct", "last UID 4", func(mbs map[string]watch.MailboxState, _ bool) bool {
+		return mbs["INBOX"].LastUID == 4
+	})
+	second.stop()
+	checkExactlyOnce(t, evs, "INBOX", []uint32{4})
+	for _, ev := range ofKind(evs, watch.EventResynced, "INBOX") {
+		if ev.Text != "" {
+			t.Errorf("the restart resynced with %q, want a plain resync from the saved position", ev.Text)
+		}
 	}
 }

@@ -58,6 +58,13 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 	if n := len(current); n > 0 {
 		base.last = max(base.last, current[n-1])
 	}
+	if md.UIDNext == 0 {
+		// Courier, for one, sends none. New mail is still found by EXISTS
+		// and by UIDs above the last one reported; what is lost is the
+		// check of a saved position against the server.
+		s.w.opts.Logger.Debug("watch: the server sent no UIDNEXT: taking the highest UID present as the last one given, and not checking the saved position against it",
+			"account", s.w.opts.Account, "mailbox", b.name, "highest_uid", base.last, "saved_last_uid", l.pos.last)
+	}
 	switch {
 	case known && l.pos.uidValidity != md.UIDValidity:
 		// The mailbox was recreated: earlier UIDs mean nothing now, and the

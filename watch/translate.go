@@ -67,7 +67,7 @@ func (v *view) apply(r imap.Response) []Event {
 		}
 		uid := v.uids[seq-1]
 		v.uids = slices.Delete(v.uids, int(seq-1), int(seq))
-		v.exists = uint32(len(v.uids))
+		v.oneLess()
 		return v.expunged(nil, uid)
 	case "VANISHED":
 		_, uids, err := parseVanished(text)
@@ -79,10 +79,10 @@ func (v *view) apply(r imap.Response) []Event {
 		for _, uid := range uids {
 			if i := indexOf(v.uids, uid); i >= 0 {
 				v.uids = slices.Delete(v.uids, i, i+1)
+				v.oneLess()
 				evs = v.expunged(evs, uid)
 			}
 		}
-		v.exists = uint32(len(v.uids))
 		return evs
 	case "FETCH":
 		msg, err := imap.ParseFetchResponse(r)
@@ -101,6 +101,16 @@ func (v *view) apply(r imap.Response) []Event {
 		}
 	}
 	return nil
+}
+
+// oneLess counts a known message expunged: one fewer on the server, where
+// an EXISTS may have announced messages not fetched yet — still to fetch,
+// one place lower.
+func (v *view) oneLess() {
+	if v.exists > 0 {
+		v.exists--
+	}
+	v.exists = max(v.exists, uint32(len(v.uids)))
 }
 
 // confused marks the view as no longer following the server: resync.

@@ -39,12 +39,19 @@ func TestViewApply(t *testing.T) {
 		responses []imap.Response
 		want      []string // events
 		wantUIDs  []uint32
-		pending   bool // pendingNew afterwards
-		confused  bool // dirty and stale afterwards
+		exists    uint32 // afterwards, when not len(wantUIDs)
+		pending   bool   // pendingNew afterwards
+		confused  bool   // dirty and stale afterwards
 		modseq    uint64
 	}{
 		{name: "exists more: new mail to fetch", uids: []uint32{1, 2}, last: 2,
-			responses: []imap.Response{resp("EXISTS", "3")}, wantUIDs: []uint32{1, 2}, pending: true},
+			responses: []imap.Response{resp("EXISTS", "3")}, wantUIDs: []uint32{1, 2}, exists: 3, pending: true},
+		{name: "exists more, then an expunge: the new mail is still to fetch", uids: []uint32{1, 2, 3}, last: 3,
+			responses: []imap.Response{resp("EXISTS", "4"), resp("EXPUNGE", "1")},
+			want:      []string{"expunge 1"}, wantUIDs: []uint32{2, 3}, exists: 3, pending: true},
+		{name: "exists more, then vanished", uids: []uint32{1, 2, 3}, last: 3,
+			responses: []imap.Response{resp("EXISTS", "5"), resp("VANISHED", "1,3")},
+			want:      []string{"expunge 1", "expunge 3"}, wantUIDs: []uint32{2}, exists: 3, pending: true},
 		{name: "exists same: nothing", uids: []uint32{1, 2}, last: 2,
 			responses: []imap.Response{resp("EXISTS", "2")}, wantUIDs: []uint32{1, 2}},
 		{name: "exists fewer without expunge: resync", uids: []uint32{1, 2}, last: 2,
@@ -100,6 +107,9 @@ func TestViewApply(t *testing.T) {
 			}
 			if !slices.Equal(v.uids, tc.wantUIDs) {
 				t.Errorf("uids %v, want %v", v.uids, tc.wantUIDs)
+			}
+			if want := max(tc.exists, uint32(len(tc.wantUIDs))); v.exists != want && !tc.confused {
+				t.Errorf("exists %d, want %d", v.exists, want)
 			}
 			if v.pendingNew != tc.pending {
 				t.Errorf("pendingNew %v, want %v", v.pendingNew, tc.pending)
