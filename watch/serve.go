@@ -309,6 +309,9 @@ func (s *session) catchUp(ctx context.Context, c *imap.Client) error {
 	if len(s.extras) > 0 && time.Since(s.extrasAt) >= s.w.opts.PollInterval {
 		s.extrasAt = time.Now()
 		for _, b := range slices.Clone(s.extras) {
+			if b.dropped {
+				continue // by a LIST after an earlier STATUS was refused
+			}
 			changed, err := s.statusChanged(ctx, c, b)
 			if err != nil {
 				return err
