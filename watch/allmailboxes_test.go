@@ -2,10 +2,13 @@ package watch_test
 
 import (
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/imapkit/imap/internal/dovecot"
+	"github.com/imapkit/imap/internal/imaptest"
 	"github.com/imapkit/imap/watch"
 )
 
@@ -224,5 +227,82 @@ func TestDovecotAllMailboxesWhileAway(t *testing.T) {
 				return all && !old && !lists && len(mbs) == 3
 			})
 		})
+	}
+}
+
+// TestScriptedCreatedStatus: the STATUS that learns a created mailbox's
+// UIDVALIDITY may come with NOTIFY's own STATUS of it (MESSAGES, UIDNEXT,
+// UNSEEN, no UIDVALIDITY) in its answer, first. The UIDVALIDITY is taken
+// from the STATUS that has it: the mailbox is created with it (a stable
+// event ID), and its first SELECT finds no reset.
+func TestScriptedCreatedStatus(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		lists    int
+		selected string
+	)
+	srv := imaptest.NewServer(t, imaptest.Config{
+		Commands: map[string]imaptest.CommandFunc{
+			"LIST": func(s *imaptest.Session, tag, _ string) {
+				mu.Lock()
+				lists++
+				n := lists
+				mu.Unlock()
+				lines := []string{`* LIST (\HasNoChildren) "/" INBOX`}
+				if n > 1 {
+					lines = append(lines, `* LIST (\HasNoChildren) "/" Fresh`)
+				}
+				_ = s.Send(append(lines, tag+" OK LIST completed")...)
+			},
+			"STATUS": func(s *imaptest.Session, tag, args string) {
+				if !strings.HasPrefix(args, "Fresh ") {
+					_ = s.Send(tag + " NO unexpected " + args)
+					return
+				}
+				_ = s.Send("* STATUS Fresh (MESSAGES 1 UIDNEXT 2 UNSEEN 1)", // NOTIFY's
+					"* STATUS Fresh (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 9)", tag+" OK STATUS completed")
+			},
+			"EXAMINE": func(s *imaptest.Session, tag, args string) {
+				mu.Lock()
+				selected = imaptest.FirstArg(args)
+				mu.Unlock()
+				if selected == "Fresh" {
+					_ = s.Send("* 1 EXISTS", "* OK [UIDVALIDITY 9] UIDs valid", "* OK [UIDNEXT 2] next", tag+" OK [READ-ONLY] done")
+				} else {
+					_ = s.Send("* 2 EXISTS", "* OK [UIDVALIDITY 7] UIDs valid", "* OK [UIDNEXT 3] next", tag+" OK [READ-ONLY] done")
+				}
+				s.SetSelected(true)
+			},
+			"UID": func(s *imaptest.Session, tag, args string) {
+				mu.Lock()
+				box := selected
+				mu.Unlock()
+				switch {
+				case args == "SEARCH ALL" && box == "Fresh":
+					_ = s.Send("* SEARCH 1", tag+" OK done")
+				case args == "SEARCH ALL":
+					_ = s.Send("* SEARCH 1 2", tag+" OK done")
+				case strings.HasPrefix(args, "FETCH 1 ") && box == "Fresh":
+					_ = s.Send("* 1 FETCH (UID 1 FLAGS ())", tag+" OK done")
+				default:
+					_ = s.Send(tag + " BAD unexpected " + args)
+				}
+			},
+		},
+	})
+	opts := fastOptions()
+	opts.AllMailboxes = true
+	opts.Envelope = false
+	opts.ListInterval = time.Second
+	r := startWatcher(t, scriptedDialer(srv.Addr), opts, false)
+	evs := r.waitFor("Fresh created, and its message", func(evs []watch.Event) bool {
+		return count(watch.EventMailboxCreated, "Fresh", 1)(evs) && has(watch.EventNew, "Fresh", 1)(evs)
+	})
+	r.stop()
+	if c := ofKind(evs, watch.EventMailboxCreated, "Fresh")[0]; c.UIDValidity != 9 {
+		t.Errorf("got %s, want UIDVALIDITY 9", describe(c))
+	}
+	if n := len(ofKind(evs, watch.EventMailboxReset, "")); n != 0 {
+		t.Errorf("%d resets", n)
 	}
 }

@@ -84,6 +84,13 @@ func (l *ledger) uidValidity() uint32 {
 	return l.pos.uidValidity
 }
 
+// setUIDValidity gives a position created without one its UIDVALIDITY.
+func (l *ledger) setUIDValidity(uv uint32) {
+	l.w.mu.Lock()
+	defer l.w.mu.Unlock()
+	l.pos.uidValidity = uv
+}
+
 // lastUID is the highest UID reported as new (or the baseline).
 func (l *ledger) lastUID() uint32 {
 	l.w.mu.Lock()

@@ -272,13 +272,17 @@ func (s *session) reconcile(ctx context.Context, c *imap.Client) error {
 		f := found{name: e.name}
 		if created || len(gone) > 0 {
 			// Its UIDVALIDITY tells a rename, and starts a created one.
-			st, err := s.statusOf(ctx, c, e.name)
-			if errors.Is(err, imap.ErrCommand) && !temporary(err) {
+			var err error
+			f, err = s.statusOf(ctx, c, e.name)
+			var ie *imap.Error
+			switch {
+			case errors.Is(err, imap.ErrCommand) && !temporary(err):
 				continue // gone again already, or not ours to open: the next LIST tells
-			} else if err != nil {
+			case err != nil && !errors.As(err, &ie):
+				f = found{name: e.name} // no UIDVALIDITY: no rename, and the first SELECT gives it
+			case err != nil:
 				return err
 			}
-			f.uidValidity, f.uidNext = st.UIDValidity, st.UIDNext
 		}
 		fresh = append(fresh, f)
 	}
@@ -389,20 +393,31 @@ func (s *session) rename(b *box, to found) {
 }
 
 // statusOf asks for the UIDVALIDITY and UIDNEXT of a mailbox that is not
-// watched.
-func (s *session) statusOf(ctx context.Context, c *imap.Client, name string) (imap.StatusData, error) {
+// watched. NOTIFY's own STATUS of the mailbox (MESSAGES, UIDNEXT, UNSEEN)
+// may come with the answer: each item is taken from where it is.
+func (s *session) statusOf(ctx context.Context, c *imap.Client, name string) (found, error) {
 	res, err := c.Status(ctx, name, "(UIDVALIDITY UIDNEXT)")
 	if err != nil {
-		return imap.StatusData{}, err
+		return found{}, err
 	}
 	sts, err := imap.ParseStatus(res.Data)
 	if err != nil {
-		return imap.StatusData{}, fmt.Errorf("watch: STATUS %q: %w", name, err)
+		return found{}, fmt.Errorf("watch: STATUS %q: %w", name, err)
 	}
+	f := found{name: name}
 	for _, st := range sts {
-		if sameName(st.Mailbox, name) {
-			return st, nil
+		if !sameName(st.Mailbox, name) {
+			continue
+		}
+		if st.Has(imap.StatusUIDValidity) {
+			f.uidValidity = st.UIDValidity
+		}
+		if st.Has(imap.StatusUIDNext) {
+			f.uidNext = st.UIDNext
 		}
 	}
-	return imap.StatusData{}, fmt.Errorf("watch: STATUS %q: the server sent no STATUS for it", name)
+	if f.uidValidity == 0 {
+		return found{}, fmt.Errorf("watch: STATUS %q: the server sent no UIDVALIDITY for it", name)
+	}
+	return f, nil
 }

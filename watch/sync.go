@@ -43,6 +43,9 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 
 	l := b.l
 	known := l.known
+	if known && l.uidValidity() == 0 {
+		l.setUIDValidity(md.UIDValidity) // created, before STATUS could tell its UIDVALIDITY
+	}
 	if known && l.pos.uidValidity == md.UIDValidity && md.UIDNext > 0 && l.pos.last >= md.UIDNext {
 		problem := fmt.Sprintf("last_uid is %d, but the server has given UIDs only up to %d (UIDNEXT %d)", l.pos.last, md.UIDNext-1, md.UIDNext)
 		if !s.w.opts.Rebaseline {
