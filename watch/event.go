@@ -122,8 +122,11 @@ func (ev Event) Ack() {
 // selected the first time it is tried — it does not exist, say, or the
 // account may not read it — and the server did not call the failure
 // temporary. Such a mistake in the options would otherwise end in
-// reconnects for ever. A mailbox that was selected once and later fails is
-// waited out instead, with Disconnected and Reconnected events.
+// reconnects for ever. A mailbox that was watched before (selected once,
+// or with a saved position) and is no longer on the server (LIST does not
+// show it) is reported deleted instead (EventMailboxDeleted); one that is
+// still there and fails is waited out, with Disconnected and Reconnected
+// events.
 type MailboxError struct {
 	Mailbox string
 	Err     error // the server's refusal, an *imap.Error
