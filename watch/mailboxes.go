@@ -199,6 +199,19 @@ func (s *session) noteList(e listEntry) {
 	}
 }
 
+// selectedList takes the LIST responses that came with the SELECT of b.
+// An IMAP4rev2 server answers SELECT with a LIST of the mailbox (RFC 9051
+// 6.3.2; mox does, naming the inbox "Inbox"): that one is no MailboxName
+// event — taken for one, it would have the mailbox synced again and again.
+// Any other is.
+func (s *session) selectedList(c *imap.Client, b *box) {
+	for _, e := range selectableOrNot(c, c.Response("LIST").Data) {
+		if !sameName(e.name, b.name) {
+			s.noteList(e)
+		}
+	}
+}
+
 // selectableOrNot parses LIST data like selectable, keeping every entry:
 // a MailboxName event of a deletion is \NonExistent.
 func selectableOrNot(c *imap.Client, data []imap.Datum) []listEntry {

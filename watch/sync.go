@@ -30,6 +30,7 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 	for _, typ := range []string{"EXISTS", "RECENT", "EXPUNGE", "FETCH", "VANISHED"} {
 		c.Response(typ)
 	}
+	s.selectedList(c, b)
 	b.pendingNew, b.dirty, b.stale = false, false, false
 	b.ghosts = nil
 	current, err := s.searchAll(ctx, c, b)
