@@ -84,11 +84,12 @@ func (l *ledger) uidValidity() uint32 {
 	return l.pos.uidValidity
 }
 
-// setUIDValidity gives a position created without one its UIDVALIDITY.
+// setUIDValidity gives a position that holds no UID a new UIDVALIDITY,
+// and forgets the mod-sequence of the old one.
 func (l *ledger) setUIDValidity(uv uint32) {
 	l.w.mu.Lock()
 	defer l.w.mu.Unlock()
-	l.pos.uidValidity = uv
+	l.pos.uidValidity, l.pos.modseq = uv, 0
 }
 
 // lastUID is the highest UID reported as new (or the baseline).

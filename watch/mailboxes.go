@@ -143,6 +143,39 @@ func (s *session) selectFailed(ctx context.Context, c *imap.Client, b *box, err 
 	return err
 }
 
+// checkPrimary looks for the mailbox the session keeps selected with
+// LIST, when IDLE ends and ListInterval has passed since it was last found
+// there (a SELECT finds it too): a server may say nothing to a connection
+// whose selected mailbox another deletes (Cyrus and Courier go on
+// answering NOOP and IDLE as if it were there). One gone is dropped as if
+// its SELECT had been refused. The other mailboxes need no such look:
+// their STATUS polls are refused.
+func (s *session) checkPrimary(ctx context.Context, c *imap.Client) error {
+	s.primaryAt = time.Now()
+	p := s.primary
+	if p == nil || !p.everSelected {
+		return nil
+	}
+	there, err := s.exists(ctx, c, p.name)
+	if errors.Is(err, imap.ErrCommand) {
+		// A server that will not LIST it: its next SELECT will tell.
+		s.w.opts.Logger.Debug("watch: LIST of the selected mailbox refused", "account", s.w.opts.Account, "mailbox", p.name, "error", err)
+		return nil
+	}
+	if err != nil || there {
+		return err
+	}
+	text := ""
+	if p.movedTo != "" {
+		text = "renamed to " + strconv.Quote(p.movedTo)
+	}
+	s.drop(p, text)
+	if len(s.boxes) == 0 {
+		return errNoMailboxes
+	}
+	return nil
+}
+
 // remove takes b out of the session.
 func (s *session) remove(b *box) {
 	b.dropped = true

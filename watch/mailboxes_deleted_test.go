@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -302,5 +303,57 @@ func TestScriptedMailboxGone(t *testing.T) {
 				t.Errorf("Run returned only at the test's deadline")
 			}
 		})
+	}
+}
+
+// TestScriptedSilentDelete: Cyrus and Courier say nothing to a connection
+// whose selected mailbox another deletes; IDLE and NOOP go on as before.
+// The watcher looks for it with LIST when IDLE ends, every ListInterval,
+// and finds it gone.
+func TestScriptedSilentDelete(t *testing.T) {
+	var mu sync.Mutex
+	deleted := false
+	srv := imaptest.NewServer(t, imaptest.Config{
+		Capabilities: "IDLE",
+		Commands: map[string]imaptest.CommandFunc{
+			"EXAMINE": func(s *imaptest.Session, tag, _ string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if deleted {
+					_ = s.Send(tag + " NO Mailbox does not exist")
+					return
+				}
+				_ = s.Send("* 0 EXISTS", "* OK [UIDVALIDITY 7] x", "* OK [UIDNEXT 1] x", tag+" OK [READ-ONLY] done")
+			},
+			"UID": func(s *imaptest.Session, tag, _ string) { _ = s.Send("* SEARCH", tag+" OK done") },
+			"LIST": func(s *imaptest.Session, tag, _ string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if !deleted {
+					_ = s.Send(`* LIST () "/" Box`)
+				}
+				_ = s.Send(tag + " OK LIST completed")
+			},
+			"IDLE": func(s *imaptest.Session, tag, _ string) {
+				_ = s.Send("+ idling")
+				if line, err := s.ReadLine(); err == nil && strings.EqualFold(line, "DONE") {
+					_ = s.Send(tag + " OK IDLE completed")
+				}
+			},
+		},
+	})
+	opts := fastOptions("Box")
+	opts.Inactivity = time.Second // a silent link is probed: IDLE ends
+	opts.ListInterval = time.Second
+	r := startWatcher(t, scriptedDialer(srv.Addr), opts, false)
+	r.waitFor("baseline", count(watch.EventResynced, "Box", 1))
+	mu.Lock()
+	deleted = true
+	mu.Unlock()
+	if err := r.result(10 * time.Second); !errors.Is(err, watch.ErrMailboxesDeleted) {
+		t.Fatalf("Run = %v, want ErrMailboxesDeleted", err)
+	}
+	if n := len(ofKind(r.events(), watch.EventMailboxDeleted, "Box")); n != 1 {
+		t.Errorf("%d MailboxDeleted events, want 1", n)
 	}
 }

@@ -70,7 +70,8 @@ type Options struct {
 	// on INBOX, checks the other mailboxes with STATUS every PollInterval
 	// and the list with LIST every ListInterval (MaxConnections does not
 	// apply). A rename is then told from a deletion and a creation by the
-	// UIDVALIDITY, which servers keep on a rename.
+	// UIDVALIDITY, which servers keep on a rename (but Courier: there it
+	// is reported as the deletion of one and the creation of the other).
 	//
 	// With a Store, what happened to the list while the watcher was away
 	// is reported at the next start: the saved state says it covered every
@@ -80,7 +81,10 @@ type Options struct {
 	AllMailboxes bool
 	// ListInterval is how often LIST looks for created, renamed and deleted
 	// mailboxes under AllMailboxes without NOTIFY (default 1 minute, at
-	// least MinListInterval).
+	// least MinListInterval). Without AllMailboxes, it is how often, at
+	// most, a connection that ends IDLE without NOTIFY looks with LIST for
+	// the mailbox it keeps selected: some servers (Cyrus, Courier) say
+	// nothing to a connection whose selected mailbox is deleted.
 	ListInterval time.Duration
 
 	// IdleRestart re-issues IDLE this often (default 9 minutes, at most 29).

@@ -544,3 +544,42 @@ func TestScriptedNoUIDNext(t *testing.T) {
 		}
 	}
 }
+
+// TestScriptedEmptyUIDValidity: Courier gives an empty folder a new
+// UIDVALIDITY at every SELECT, until its first message. A mailbox whose
+// position holds no UID (nothing was ever there) has nothing to reset: the
+// new UIDVALIDITY is taken, and the message found at the next start is
+// reported as new — a reset would have made it part of a new baseline,
+// and skipped it.
+func TestScriptedEmptyUIDValidity(t *testing.T) {
+	srv := newScripted(t, script{
+		"EXAMINE INBOX": {
+			{"* 0 EXISTS", "* OK [UIDVALIDITY 100] Ok"},
+			{"* 1 EXISTS", "* OK [UIDVALIDITY 101] Ok"}, // at the restart
+		},
+		"UID SEARCH ALL": {{"* SEARCH"}, {"* SEARCH 1"}},
+		"IDLE":           {{}},
+		"UID FETCH 1":    {{"* 1 FETCH (UID 1 FLAGS ())"}},
+	})
+	state := t.TempDir() + "/state.json"
+	opts := fastOptions()
+	opts.Inactivity = time.Minute
+	opts.Envelope = false
+	opts.Store = openState(t, state)
+	first := startWatcher(t, scriptedDialer(srv.Addr), opts, false)
+	first.waitFor("baseline", count(watch.EventResynced, "INBOX", 1))
+	first.stop()
+
+	second := startWatcher(t, scriptedDialer(srv.Addr), opts, false)
+	evs := second.waitFor("new 1", has(watch.EventNew, "INBOX", 1))
+	second.stop()
+	if n := len(ofKind(evs, watch.EventMailboxReset, "")); n != 0 {
+		t.Errorf("%d resets of a mailbox that had no message", n)
+	}
+	if ev := ofKind(evs, watch.EventNew, "INBOX")[0]; ev.UIDValidity != 101 {
+		t.Errorf("got %s, want UIDVALIDITY 101", describe(ev))
+	}
+	if mbs, _ := savedMailboxes(t, state, "acct"); mbs["INBOX"].UIDValidity != 101 || mbs["INBOX"].LastUID != 1 {
+		t.Errorf("saved %+v, want UIDVALIDITY 101 and last UID 1", mbs["INBOX"])
+	}
+}

@@ -306,6 +306,11 @@ func (s *session) catchUp(ctx context.Context, c *imap.Client) error {
 			return err
 		}
 	}
+	if !s.all && !s.notify && time.Since(s.primaryAt) >= s.w.opts.ListInterval {
+		if err := s.checkPrimary(ctx, c); err != nil {
+			return err
+		}
+	}
 	if len(s.extras) > 0 && time.Since(s.extrasAt) >= s.w.opts.PollInterval {
 		s.extrasAt = time.Now()
 		for _, b := range slices.Clone(s.extras) {

@@ -28,6 +28,9 @@ type session struct {
 	extrasAt time.Time
 	// conn is the connection now, for the shutdown of a cancelled run.
 	conn atomic.Pointer[imap.Client]
+	// primaryAt is when the primary was last found on the server (SELECT,
+	// or LIST: see checkPrimary).
+	primaryAt time.Time
 
 	// With AllMailboxes (mailboxes.go):
 	listAt       time.Time         // when LIST last looked for created, renamed and deleted mailboxes

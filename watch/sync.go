@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/imapkit/imap"
 )
@@ -26,6 +27,9 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 	}
 	b.everSelected = true
 	s.selected = b
+	if b == s.primary {
+		s.primaryAt = time.Now()
+	}
 	md := imap.ParseMailboxData(c.Cached)
 	for _, typ := range []string{"EXISTS", "RECENT", "EXPUNGE", "FETCH", "VANISHED"} {
 		c.Response(typ)
@@ -44,8 +48,17 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 
 	l := b.l
 	known := l.known
-	if known && l.uidValidity() == 0 {
-		l.setUIDValidity(md.UIDValidity) // created, before STATUS could tell its UIDVALIDITY
+	if uv := l.uidValidity(); known && uv != md.UIDValidity && (uv == 0 || l.lastUID() == 0) {
+		// Created before STATUS could tell its UIDVALIDITY; or no UID of
+		// the old one was ever given, so a reset would mean nothing, and
+		// what is there now is new. (Courier gives an empty folder a new
+		// UIDVALIDITY at every SELECT, and keeps the one it has when the
+		// first message arrives: a reset would skip that message.)
+		if uv != 0 {
+			s.w.opts.Logger.Debug("watch: UIDVALIDITY changed on a mailbox that had no message: nothing to reset",
+				"account", s.w.opts.Account, "mailbox", b.name, "old", uv, "new", md.UIDValidity)
+		}
+		l.setUIDValidity(md.UIDValidity)
 	}
 	if known && l.pos.uidValidity == md.UIDValidity && md.UIDNext > 0 && l.pos.last >= md.UIDNext {
 		problem := fmt.Sprintf("last_uid is %d, but the server has given UIDs only up to %d (UIDNEXT %d)", l.pos.last, md.UIDNext-1, md.UIDNext)
