@@ -34,6 +34,8 @@ var profiles = map[string]profile{
 			"select":         "SELECT sends no UIDNEXT (STATUS does); the watcher takes the highest UID it finds",
 			"watch-cut-link": "without CONDSTORE a flag change made while the link was down is not reported (new mail and expunges are)",
 			"mailboxes":      "the personal namespace is \"INBOX.\" with delimiter \".\": CREATE Foo is refused, INBOX.Foo works",
+			"watch-all-mailboxes": "RENAME gives the mailbox a new UIDVALIDITY (and an empty one gets a new UIDVALIDITY at every SELECT): " +
+				"without NOTIFY the rename is reported as mailbox_deleted and mailbox_created, its mail as new",
 		},
 	},
 }

@@ -23,6 +23,8 @@ func watchChecks() []*check {
 		{name: "watch-mailboxes", what: "watch: three mailboxes at once (one NOTIFY connection where offered)", run: checkWatchMailboxes},
 		{name: "watch-once-state", what: "watch --once with a state file: baseline, then exactly what arrived between runs", run: checkWatchOnce},
 		{name: "watch-cut-link", what: "watch: a cut link gives one disconnected event; what changed while away is reported after reconnecting", run: checkWatchCutLink},
+		{name: "watch-deleted", what: "watch: a watched mailbox another client deletes is reported once (mailbox_deleted) and no longer watched; the others go on", run: checkWatchDeleted},
+		{name: "watch-all-mailboxes", what: "watch with AllMailboxes: a mailbox created (and mail delivered into it at once), renamed (with its old name, and its position) and deleted is reported", run: checkWatchAllMailboxes},
 	}
 }
 
@@ -313,5 +315,84 @@ func checkWatchCutLink(e *env) {
 	}
 	if f := ofKind(evs, watch.EventFlags, "INBOX"); !flagsLost && f[0].UID != before[0] {
 		e.errorf("flags events %s, want UID %d", describe(f), before[0])
+	}
+}
+
+func checkWatchDeleted(e *env) {
+	box := e.box("Doomed")
+	other := e.dial()
+	e.must("CREATE")(other.Create(e.ctx(), box))
+	opts := e.watchOptions("INBOX", box)
+	// Cyrus and Courier say nothing to the connection that has the mailbox
+	// selected: it looks with LIST as IDLE ends (every Inactivity here).
+	opts.ListInterval = time.Second
+	r := e.startWatch(e.srv.addr, opts)
+	r.waitFor("resynced "+box, counted(watch.EventResynced, box, 1))
+	r.waitFor("resynced INBOX", counted(watch.EventResynced, "INBOX", 1))
+	e.must("DELETE")(other.Delete(e.ctx(), box))
+	r.waitFor("mailbox_deleted", counted(watch.EventMailboxDeleted, box, 1))
+	e.appendN(other, "INBOX", 1, testDate)
+	evs := r.waitFor("new in INBOX", counted(watch.EventNew, "INBOX", 1))
+	if n := len(ofKind(evs, watch.EventMailboxDeleted, "")); n != 1 {
+		e.errorf("%d mailbox_deleted events, want 1:\n%s", n, describe(evs))
+	}
+}
+
+func checkWatchAllMailboxes(e *env) {
+	lists, kept, fresh := e.box("Lists"), e.box("Kept"), e.box("Fresh") // mox has an Archive
+	other := e.dial()
+	e.must("CREATE")(other.Create(e.ctx(), lists))
+	e.appendN(other, lists, 1, testDate)
+	opts := e.watchOptions()
+	// Without NOTIFY, the list and the other mailboxes are polled.
+	opts.AllMailboxes, opts.ListInterval, opts.PollInterval = true, time.Second, time.Second
+	r := e.startWatch(e.srv.addr, opts)
+	r.waitFor("resynced "+lists, counted(watch.EventResynced, lists, 1))
+	r.waitFor("resynced INBOX", counted(watch.EventResynced, "INBOX", 1))
+
+	e.must("CREATE")(other.Create(e.ctx(), fresh))
+	e.appendN(other, fresh, 2, testDate) // right after the creation
+	evs := r.waitFor("mailbox_created and its mail", func(evs []watch.Event) bool {
+		return counted(watch.EventMailboxCreated, fresh, 1)(evs) && counted(watch.EventNew, fresh, 2)(evs)
+	})
+	e.exactlyOnce(evs, fresh, e.uidsOf(e.dial(), fresh))
+
+	e.must("RENAME")(other.Rename(e.ctx(), lists, kept))
+	// A server that gives the renamed mailbox a new UIDVALIDITY (the
+	// differences table says which) made it another mailbox, as far as a
+	// client without NOTIFY can tell.
+	q, _ := e.quirk()
+	renamedAnew := strings.Contains(q, "new UIDVALIDITY")
+	if renamedAnew {
+		r.waitFor("mailbox_deleted and mailbox_created", func(evs []watch.Event) bool {
+			return counted(watch.EventMailboxDeleted, lists, 1)(evs) && counted(watch.EventMailboxCreated, kept, 1)(evs)
+		})
+	} else {
+		evs = r.waitFor("mailbox_renamed", counted(watch.EventMailboxRenamed, kept, 1))
+		if ren := ofKind(evs, watch.EventMailboxRenamed, kept)[0]; ren.OldMailbox != lists {
+			e.errorf("renamed from %q, want %q", ren.OldMailbox, lists)
+		}
+	}
+	e.appendN(other, kept, 1, testDate)
+	want := e.uidsOf(e.dial(), kept)
+	if !renamedAnew {
+		want = want[1:] // the first was there before the watch, and kept its UID
+	}
+	evs = r.waitFor("new in "+kept, counted(watch.EventNew, kept, len(want)))
+	e.exactlyOnce(evs, kept, want)
+
+	e.must("DELETE")(other.Delete(e.ctx(), fresh))
+	evs = r.waitFor("mailbox_deleted", counted(watch.EventMailboxDeleted, fresh, 1))
+	counts := map[watch.Kind]int{watch.EventMailboxCreated: 1, watch.EventMailboxRenamed: 1, watch.EventMailboxDeleted: 1}
+	if renamedAnew {
+		counts = map[watch.Kind]int{watch.EventMailboxCreated: 2, watch.EventMailboxRenamed: 0, watch.EventMailboxDeleted: 2}
+	}
+	for kind, want := range counts {
+		if n := len(ofKind(evs, kind, "")); n != want {
+			e.errorf("%d %s events, want %d:\n%s", n, kind, want, describe(evs))
+		}
+	}
+	if n := len(ofKind(evs, watch.EventMailboxReset, "")); n != 0 {
+		e.errorf("%d reset events:\n%s", n, describe(evs))
 	}
 }
