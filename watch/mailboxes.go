@@ -17,7 +17,9 @@ import (
 // A session learns of it when a SELECT or STATUS is refused (a deleted
 // mailbox — and Dovecot ends the connection of one that was selected, so
 // the next SELECT is refused), from NOTIFY's MailboxName event (an
-// untagged LIST), and with AllMailboxes from a LIST every ListInterval.
+// untagged LIST), from a LIST of the mailbox it keeps selected (Cyrus and
+// Courier say nothing of its deletion: checkPrimary), and with
+// AllMailboxes from a LIST of every mailbox every ListInterval.
 
 // listEntry is a mailbox LIST showed, with the name it had before a rename
 // when the server said (OLDNAME).

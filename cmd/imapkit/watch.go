@@ -61,7 +61,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var mailboxes stringList
 	fs.Var(&mailboxes, "mailbox", "mailbox to watch (repeatable; default INBOX); one deleted on the server is reported and no longer watched")
 	allMailboxes := fs.Bool("all-mailboxes", false, "follow every mailbox of the account (LIST), instead of --mailbox: those created are reported and watched from their first message, those renamed or deleted are reported")
-	listInterval := fs.Duration("list-interval", watch.DefaultListInterval, fmt.Sprintf("with --all-mailboxes on a server without NOTIFY, look for created, renamed and deleted mailboxes this often (at least %v)", watch.MinListInterval))
+	listInterval := fs.Duration("list-interval", watch.DefaultListInterval, fmt.Sprintf("on a server without NOTIFY, look for created, renamed and deleted mailboxes (--all-mailboxes) and for the watched ones, with LIST, this often (at least %v)", watch.MinListInterval))
 	config := fs.String("config", "", "JSON `FILE` describing several accounts (see README)")
 	stateFile := fs.String("state", "", "keep the positions of every account in `FILE`: a restart reports what it missed and what was not acknowledged")
 	rebaseline := fs.Bool("rebaseline", false, "accept a state file that holds nothing, or positions that cannot be right, and start those from the mail there now")
