@@ -509,6 +509,7 @@ func (s *session) handle(r imap.Response) {
 		}
 		for _, ev := range p.apply(r) {
 			p.l.record(ev)
+			p.noteEvent(ev)
 		}
 		if p.modseq > 0 {
 			// Sent after changes: everything up to this mod-sequence was

@@ -58,6 +58,9 @@ type box struct {
 	// movedTo is the new name NOTIFY gave for a rename of the mailbox: the
 	// text of its deletion, without AllMailboxes.
 	movedTo string
+	// flags: the reported messages' flags, on a server without CONDSTORE
+	// (see flagSnapshot); nil otherwise.
+	flags flagSnapshot
 }
 
 // statusSeen is what the last sync showed of a mailbox, to tell whether a

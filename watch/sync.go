@@ -12,7 +12,8 @@ import (
 
 // sync selects b (read-only) and reconciles it with what was reported: a
 // changed UIDVALIDITY resets it, UIDs gone since are reported as expunged,
-// flags changed since (CONDSTORE) as Flags, and every UID above the last
+// flags changed since (CONDSTORE, or compared with flagSnapshot) as Flags,
+// and every UID above the last
 // one reported as New. The first sync of a mailbox with no saved position
 // only records a baseline: mail that was there before the watch started is
 // not "new". A mailbox found deleted is dropped (see selectFailed), and
@@ -91,7 +92,8 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 		l.startOver(Event{Kind: EventMailboxReset, Mailbox: b.name, UIDValidity: md.UIDValidity,
 			Text: "UIDVALIDITY changed from " + strconv.FormatUint(uint64(prev), 10)}, base, fromSorted(current))
 		b.announce = false
-		return nil
+		b.flags = nil
+		return s.resyncFlags(ctx, c, b, false)
 	case !known:
 		b.last = base.last
 		l.setBaseline(base, fromSorted(current))
@@ -102,7 +104,7 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 		}
 		s.w.notice(Event{Kind: EventResynced, Mailbox: b.name, UIDValidity: md.UIDValidity, Text: text})
 		b.announce = false
-		return nil
+		return s.resyncFlags(ctx, c, b, false)
 	}
 	b.last = l.pos.last
 
@@ -117,6 +119,7 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 	s.w.mu.Unlock()
 	for _, uid := range gone {
 		l.record(Event{Kind: EventExpunge, Mailbox: b.name, UIDValidity: md.UIDValidity, UID: uid})
+		b.forgetFlags(uid)
 	}
 	// Flags changed while we were away.
 	since := l.pos.modseq
@@ -132,6 +135,9 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 			}
 			l.record(Event{Kind: EventFlags, Mailbox: b.name, UIDValidity: md.UIDValidity, UID: m.UID, Flags: cleanFlags(m.Flags), ModSeq: m.ModSeq})
 		}
+	}
+	if err := s.resyncFlags(ctx, c, b, true); err != nil {
+		return err
 	}
 	if !b.dirty && md.HighestModSeq > 0 {
 		l.advanceModSeq(md.HighestModSeq)
@@ -341,6 +347,7 @@ func (s *session) offerNew(b *box, msgs []*imap.Message) bool {
 		}
 		b.last = m.UID
 		b.newModSeq = max(b.newModSeq, m.ModSeq)
+		b.noteEvent(ev)
 	}
 	return true
 }
@@ -353,6 +360,7 @@ func (s *session) fetched(b *box, msg *imap.Message) {
 	}
 	if ev, ok := b.flagsChanged(msg); ok {
 		b.l.record(ev)
+		b.noteEvent(ev)
 		if !b.dirty && msg.ModSeq > 0 {
 			b.l.advanceModSeq(msg.ModSeq)
 		}

@@ -32,7 +32,7 @@ var profiles = map[string]profile{
 		lacks: []string{"MOVE", "UNSELECT", "CONDSTORE"},
 		quirks: map[string]string{
 			"select":         "SELECT sends no UIDNEXT (STATUS does); the watcher takes the highest UID it finds",
-			"watch-cut-link": "without CONDSTORE a flag change made while the link was down is not reported (new mail and expunges are)",
+			"watch-cut-link": "without CONDSTORE the watcher finds the flags changed while away by comparing every message's flags with those it saw (kept in memory, up to 50,000 messages a mailbox)",
 			"mailboxes":      "the personal namespace is \"INBOX.\" with delimiter \".\": CREATE Foo is refused, INBOX.Foo works",
 			"watch-all-mailboxes": "RENAME gives the mailbox a new UIDVALIDITY (and an empty one gets a new UIDVALIDITY at every SELECT): " +
 				"without NOTIFY the rename is reported as mailbox_deleted and mailbox_created, its mail as new",

@@ -296,12 +296,9 @@ func checkWatchCutLink(e *env) {
 	link.Restore()
 
 	after := e.uidsOf(other, "INBOX")
-	// Without CONDSTORE nothing tells which flags changed while away
-	// (the differences table says so for such servers).
-	_, flagsLost := e.quirk()
 	evs := r.waitFor("what changed while away", func(evs []watch.Event) bool {
 		return len(ofKind(evs, watch.EventNew, "INBOX")) >= 2 && len(ofKind(evs, watch.EventExpunge, "INBOX")) >= 1 &&
-			(flagsLost || len(ofKind(evs, watch.EventFlags, "INBOX")) >= 1)
+			len(ofKind(evs, watch.EventFlags, "INBOX")) >= 1
 	})
 	e.exactlyOnce(evs, "INBOX", after[len(after)-2:])
 	if n := len(ofKind(evs, watch.EventDisconnected, "")); n != 1 {
@@ -313,7 +310,7 @@ func checkWatchCutLink(e *env) {
 	if x := ofKind(evs, watch.EventExpunge, "INBOX"); len(x) != 1 || x[0].UID != before[1] {
 		e.errorf("expunge events %s, want UID %d", describe(x), before[1])
 	}
-	if f := ofKind(evs, watch.EventFlags, "INBOX"); !flagsLost && f[0].UID != before[0] {
+	if f := ofKind(evs, watch.EventFlags, "INBOX"); len(f) != 1 || f[0].UID != before[0] {
 		e.errorf("flags events %s, want UID %d", describe(f), before[0])
 	}
 }
