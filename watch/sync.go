@@ -13,8 +13,7 @@ import (
 // sync selects b (read-only) and reconciles it with what was reported: a
 // changed UIDVALIDITY resets it, UIDs gone since are reported as expunged,
 // flags changed since (CONDSTORE, or compared with flagSnapshot) as Flags,
-// and every UID above the last
-// one reported as New. The first sync of a mailbox with no saved position
+// and every UID above the last one reported as New. The first sync of a mailbox with no saved position
 // only records a baseline: mail that was there before the watch started is
 // not "new". A mailbox found deleted is dropped (see selectFailed), and
 // sync returns nil.
