@@ -109,7 +109,8 @@ func (w *Watcher) backoff(n int, hint time.Duration) time.Duration {
 	return d - d/4 + rand.N(d/2+1)
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -1,11 +1,13 @@
 package watch
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -55,5 +57,63 @@ func TestFatal(t *testing.T) {
 				t.Errorf("fatal after connecting once = %v, want %v", got, tc.later)
 			}
 		})
+	}
+}
+
+// TestBackoffSchedule runs the default reconnect schedule against a server
+// that is never reachable, on a fake clock: the delays double from
+// MinBackoff (1 s) to MaxBackoff (5 minutes) within ±25% and stay there,
+// the outage is one Disconnected event however many attempts, and the
+// half hour of waiting takes no time.
+func TestBackoffSchedule(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	dial := func(ctx context.Context) (*imap.Client, error) { return nil, refused }
+	w, err := New(dial, &Options{Account: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const attempts = 14
+	var waited []time.Duration
+	w.sleep = func(ctx context.Context, d time.Duration) error {
+		waited = append(waited, d) // Run's goroutine only
+		if len(waited) == attempts {
+			cancel()
+			return ctx.Err()
+		}
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var evs []Event
+	for ev := range w.Events() {
+		evs = append(evs, ev)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil after cancellation", err)
+	}
+	if len(waited) != attempts {
+		t.Fatalf("%d waits, want %d", len(waited), attempts)
+	}
+	var total time.Duration
+	for i, d := range waited {
+		want := min(DefaultMinBackoff<<i, DefaultMaxBackoff)
+		if d < want-want/4 || d > want+want/4 {
+			t.Errorf("wait %d: %v, want %v ±25%%", i+1, d, want)
+		}
+		total += d
+	}
+	if total < 20*time.Minute {
+		t.Errorf("the schedule waited %v in all; want the 5-minute cap reached and held", total)
+	}
+	disconnected := 0
+	for _, ev := range evs {
+		if ev.Kind == EventDisconnected {
+			disconnected++
+		}
+	}
+	if disconnected != 1 {
+		t.Errorf("%d Disconnected events for one outage, want 1: %+v", disconnected, evs)
 	}
 }

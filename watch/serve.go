@@ -130,7 +130,7 @@ func (s *session) finishOnce(ctx context.Context, c *imap.Client) error {
 		if !waiting {
 			return errOnceDone
 		}
-		if err := sleep(ctx, roomPoll); err != nil {
+		if err := sleepCtx(ctx, roomPoll); err != nil {
 			return err
 		}
 	}
@@ -245,7 +245,7 @@ func (s *session) pollWait(ctx context.Context) error {
 			}
 			left = min(left, roomPoll)
 		}
-		if err := sleep(ctx, left); err != nil {
+		if err := sleepCtx(ctx, left); err != nil {
 			return err
 		}
 	}

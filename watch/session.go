@@ -232,7 +232,7 @@ func (s *session) wait(ctx context.Context, err error, o *outage) error {
 		return nil
 	})
 	o.failures++
-	return sleep(ctx, delay)
+	return s.w.sleep(ctx, delay)
 }
 
 // serveConn serves one connection and closes it, logging out when the

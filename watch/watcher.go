@@ -38,6 +38,11 @@ type Watcher struct {
 	saving  *time.Timer // a write of the positions is due
 	started bool
 
+	// sleep waits between reconnect attempts: sleepCtx, but in tests,
+	// where a fake lets hours of backoff pass at once. (Network deadlines
+	// are not the watcher's to fake: reads keep real time.)
+	sleep func(ctx context.Context, d time.Duration) error
+
 	saveMu  sync.Mutex    // one write of the positions at a time
 	loaded  *AccountState // the Store's entry, for mailboxes not watched now
 	written *AccountState // what was last written
@@ -72,7 +77,7 @@ func New(dial Dialer, opts *Options) (*Watcher, error) {
 		o = *opts
 	}
 	o.setDefaults()
-	w := &Watcher{dial: dial, opts: o, ready: make(chan struct{}, 1)}
+	w := &Watcher{dial: dial, opts: o, ready: make(chan struct{}, 1), sleep: sleepCtx}
 	if !o.AllMailboxes { // with AllMailboxes, the session's LIST makes them
 		for _, name := range o.Mailboxes {
 			if w.ledger(name) == nil {
