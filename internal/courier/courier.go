@@ -98,21 +98,7 @@ type Server struct {
 // and its subtests finish.
 func StartT(t testing.TB) *Server {
 	t.Helper()
-	if testing.Short() {
-		// -short is the edit-test loop: what needs no Courier, fast. CI
-		// runs without it, where a missing Courier fails the test.
-		t.Skip("needs Courier-IMAP: skipped with -short")
-	}
-	s, err := Start()
-	if err != nil {
-		t.Fatalf("courier.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("courier: stopping server in %s: %v", s.Dir, err)
-		}
-	})
-	return s
+	return testserver.StartT(t, "Courier-IMAP", Start)
 }
 
 // Start starts a private Courier-IMAP instance and waits until both of its
@@ -164,22 +150,12 @@ func (s *Server) prepare() error {
 	if err1 != nil || err2 != nil {
 		return fmt.Errorf("courier: courier user has uid %q, gid %q", u.Uid, u.Gid)
 	}
-	parent := tempParent()
-	removeStale(parent)
-	dir, err := os.MkdirTemp(parent, dirPrefix)
+	// Traversable by the courier user and uid 65534.
+	dir, err := testserver.MakeDir("courier")
 	if err != nil {
-		return fmt.Errorf("courier: creating temp dir: %w", err)
+		return err
 	}
 	s.Dir = dir
-	// Record who owns the directory, so that a later Start can remove it
-	// should this process die without calling Stop.
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return fmt.Errorf("courier: %w", err)
-	}
-	// MkdirTemp makes 0700; the courier user and uid 65534 must traverse.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return fmt.Errorf("courier: %w", err)
-	}
 	s.logFile = filepath.Join(dir, "courier.log")
 	etc := filepath.Join(dir, "etc")
 	for _, d := range []string{etc, filepath.Join(dir, "run"), filepath.Join(dir, "home")} {

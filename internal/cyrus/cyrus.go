@@ -100,21 +100,7 @@ type Server struct {
 // its subtests finish.
 func StartT(t testing.TB) *Server {
 	t.Helper()
-	if testing.Short() {
-		// -short is the edit-test loop: what needs no Cyrus, fast. CI
-		// runs without it, where a missing Cyrus fails the test.
-		t.Skip("needs Cyrus IMAP: skipped with -short")
-	}
-	s, err := Start()
-	if err != nil {
-		t.Fatalf("cyrus.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("cyrus: stopping server in %s: %v", s.Dir, err)
-		}
-	})
-	return s
+	return testserver.StartT(t, "Cyrus IMAP", Start)
 }
 
 // Start starts a private Cyrus instance and waits until both of its
@@ -180,7 +166,9 @@ func nobody() (uid, gid int, err error) {
 
 // prepare creates the directory tree, the certificate and imapd.conf.
 func (s *Server) prepare() error {
-	dir, err := makeDir()
+	// Short (Dir/config/socket holds Unix sockets) and traversable by
+	// nobody.
+	dir, err := testserver.MakeDir("cyrus")
 	s.Dir = dir // for Start to remove, even on error
 	if err != nil {
 		return err

@@ -181,11 +181,6 @@ func StartT(t testing.TB) *Server {
 // the test instead: the quick loop runs what needs no Dovecot.
 func StartTConfig(t testing.TB, cfg Config) *Server {
 	t.Helper()
-	if testing.Short() {
-		// -short is the edit-test loop: what needs no Dovecot, fast.
-		// CI runs without it, where a missing Dovecot fails the test.
-		t.Skip("needs Dovecot: skipped with -short")
-	}
 	if cfg.IdleCheckInterval == 0 {
 		// Test packages run at once, each with servers of its own, and
 		// may together use up the dovecot user's inotify instances: then
@@ -193,16 +188,7 @@ func StartTConfig(t testing.TB, cfg Config) *Server {
 		// tests' waits meaningful either way.
 		cfg.IdleCheckInterval = 2 * time.Second
 	}
-	s, err := Start(cfg)
-	if err != nil {
-		t.Fatalf("dovecot.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("dovecot: stopping server in %s: %v", s.Dir, err)
-		}
-	})
-	return s
+	return testserver.StartT(t, "Dovecot", func() (*Server, error) { return Start(cfg) })
 }
 
 // Start starts a private Dovecot instance and waits until both of its
@@ -306,27 +292,13 @@ func imapBinary(dovecot string) (string, error) {
 
 // prepare creates the directory tree, certificate and passwd-file.
 func (s *Server) prepare() error {
-	// Unix socket paths under base_dir are limited to 108 bytes, so keep
-	// the directory short even when TMPDIR is long.
-	parent := os.TempDir()
-	if len(parent) > 40 {
-		parent = "/tmp"
-	}
-	removeStale(parent)
-	dir, err := os.MkdirTemp(parent, dirPrefix)
+	// Short (base_dir holds Unix sockets) and traversable by the dovecot
+	// and dovenull users.
+	dir, err := testserver.MakeDir("dovecot")
 	if err != nil {
-		return fmt.Errorf("dovecot: creating temp dir: %w", err)
+		return err
 	}
 	s.Dir = dir
-	// Record who owns the directory, so that a later Start can remove it
-	// should this process die without calling Stop.
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return fmt.Errorf("dovecot: %w", err)
-	}
-	// MkdirTemp makes 0700; the dovecot and dovenull users must traverse.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return fmt.Errorf("dovecot: %w", err)
-	}
 	s.ConfigFile = filepath.Join(dir, "dovecot.conf")
 	s.mailDir = filepath.Join(dir, "mail")
 	s.passwd = filepath.Join(dir, "passwd")
@@ -379,34 +351,6 @@ func (s *Server) prepare() error {
 		}
 	}
 	return nil
-}
-
-// dirPrefix starts the name of every server's temporary directory.
-const dirPrefix = "imapkit-dovecot-"
-
-// ownerFile, in a server's directory, holds the pid of the process that
-// started the server.
-const ownerFile = "owner.pid"
-
-// removeStale removes the directories of servers whose owning process has
-// died without stopping them (a crashed or killed test binary; the kernel
-// has then killed the Dovecot master). Directories without an owner file
-// may be in the middle of being created and are left alone.
-func removeStale(parent string) {
-	dirs, _ := filepath.Glob(filepath.Join(parent, dirPrefix+"*"))
-	for _, dir := range dirs {
-		data, err := os.ReadFile(filepath.Join(dir, ownerFile))
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil || pid <= 0 {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			os.RemoveAll(dir)
-		}
-	}
 }
 
 // freePort returns a free loopback port, the error naming who asked.

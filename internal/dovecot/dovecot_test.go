@@ -441,41 +441,6 @@ func TestConfigKnobs(t *testing.T) {
 	}
 }
 
-func TestRemoveStale(t *testing.T) {
-	t.Parallel()
-	parent := t.TempDir()
-	mk := func(name, owner string) string {
-		dir := parent + "/" + name
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if owner != "" {
-			if err := os.WriteFile(dir+"/"+ownerFile, []byte(owner), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return dir
-	}
-	// A child that has exited and been reaped gives a pid that is dead.
-	cmd := exec.Command("true")
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	dead := mk(dirPrefix+"dead", fmt.Sprint(cmd.Process.Pid))
-	alive := mk(dirPrefix+"alive", fmt.Sprint(os.Getpid()))
-	creating := mk(dirPrefix+"creating", "")
-	other := mk("other", fmt.Sprint(cmd.Process.Pid))
-	removeStale(parent)
-	if _, err := os.Stat(dead); !os.IsNotExist(err) {
-		t.Errorf("stale %s not removed: %v", dead, err)
-	}
-	for _, dir := range []string{alive, creating, other} {
-		if _, err := os.Stat(dir); err != nil {
-			t.Errorf("%s removed: %v", dir, err)
-		}
-	}
-}
-
 func TestAuthenticate(t *testing.T) {
 	t.Parallel()
 	s := StartT(t)

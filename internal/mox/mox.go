@@ -140,21 +140,7 @@ type Server struct {
 // its subtests finish.
 func StartT(t testing.TB) *Server {
 	t.Helper()
-	if testing.Short() {
-		// -short is the edit-test loop: what needs no mox, fast. CI runs
-		// without it, where a missing mox fails the test.
-		t.Skip("needs mox: skipped with -short")
-	}
-	s, err := Start()
-	if err != nil {
-		t.Fatalf("mox.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("mox: stopping server in %s: %v", s.Dir, err)
-		}
-	})
-	return s
+	return testserver.StartT(t, "mox", Start)
 }
 
 // Start starts a private mox instance and waits until its IMAP, IMAPS and
@@ -190,25 +176,14 @@ func Start() (*Server, error) {
 
 // prepare creates Dir, the certificate and the initial configuration.
 func (s *Server) prepare() error {
-	// The control socket Dir/ctl is a Unix socket, whose path is limited
-	// to 108 bytes: keep the directory short even when TMPDIR is long.
-	parent := os.TempDir()
-	if len(parent) > 60 {
-		parent = "/tmp"
-	}
-	removeStale(parent)
-	dir, err := os.MkdirTemp(parent, dirPrefix)
+	// Short: the control socket Dir/ctl is a Unix socket.
+	dir, err := testserver.MakeDir("mox")
 	if err != nil {
-		return fmt.Errorf("mox: creating temp dir: %w", err)
+		return err
 	}
 	s.Dir = dir
 	s.configFile = filepath.Join(dir, "mox.conf")
 	s.logFile = filepath.Join(dir, "mox.log")
-	// Record who owns the directory, so that a later Start can remove it
-	// should this process die without calling Stop.
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return fmt.Errorf("mox: %w", err)
-	}
 	certPEM, keyPEM, err := testserver.SelfSignedCert("imapkit mox test server")
 	if err != nil {
 		return fmt.Errorf("mox: generating certificate: %w", err)

@@ -6,8 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -207,33 +205,6 @@ func TestMissingBinary(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "scripts/deps-mox.sh") {
 		t.Errorf("error does not say to run scripts/deps-mox.sh: %v", err)
-	}
-}
-
-func TestRemoveStale(t *testing.T) {
-	parent := t.TempDir()
-	mk := func(name, owner string) string {
-		dir := filepath.Join(parent, dirPrefix+name)
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if owner != "" {
-			if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(owner), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return dir
-	}
-	// A pid above pid_max (at most 2^22) belongs to no process.
-	dead := mk("dead", "99999999")
-	alive := mk("alive", strconv.Itoa(os.Getpid()))
-	unowned := mk("unowned", "")
-	removeStale(parent)
-	for dir, want := range map[string]bool{dead: false, alive: true, unowned: true} {
-		_, err := os.Stat(dir)
-		if got := err == nil; got != want {
-			t.Errorf("%s exists = %v, want %v", filepath.Base(dir), got, want)
-		}
 	}
 }
 
