@@ -37,7 +37,6 @@
 package courier
 
 import (
-	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -288,30 +287,17 @@ func (s *Server) waitReady(ports [2]int, deadline time.Time) error {
 
 // probe connects to addr and checks the greeting.
 func (s *Server) probe(addr string, useTLS bool, deadline time.Time) error {
-	d := net.Dialer{Deadline: deadline, Timeout: 2 * time.Second}
-	c, err := d.Dial("tcp", addr)
+	var cfg *tls.Config
+	if useTLS {
+		cfg = &tls.Config{RootCAs: s.CertPool, ServerName: "localhost"}
+	}
+	line, err := testserver.Greeting(addr, cfg, deadline, "z LOGOUT\r\n")
 	if err != nil {
 		return err
-	}
-	// Closed through the TLS layer, if any, so that couriertls sees a
-	// close_notify rather than logging an unexpected shutdown.
-	defer func() { c.Close() }()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if useTLS {
-		tc := tls.Client(c, &tls.Config{RootCAs: s.CertPool, ServerName: "localhost"})
-		if err := tc.Handshake(); err != nil {
-			return fmt.Errorf("TLS handshake with %s: %w", addr, err)
-		}
-		c = tc
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("reading greeting from %s: %w", addr, err)
 	}
 	if !strings.HasPrefix(line, "* OK") || !strings.Contains(line, "Courier-IMAP ready") {
 		return fmt.Errorf("unexpected greeting from %s (want * OK ... Courier-IMAP ready): %q", addr, line)
 	}
-	c.Write([]byte("z LOGOUT\r\n"))
 	return nil
 }
 

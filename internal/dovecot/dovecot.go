@@ -23,7 +23,6 @@
 package dovecot
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/tls"
@@ -621,28 +620,17 @@ func (s *Server) waitReady(deadline time.Time) error {
 
 // probe connects to addr and checks the greeting.
 func (s *Server) probe(addr string, useTLS bool, deadline time.Time) error {
-	d := net.Dialer{Deadline: deadline, Timeout: 2 * time.Second}
-	c, err := d.Dial("tcp", addr)
+	var cfg *tls.Config
+	if useTLS {
+		cfg = &tls.Config{RootCAs: s.CertPool, ServerName: "localhost"}
+	}
+	line, err := testserver.Greeting(addr, cfg, deadline, "z LOGOUT\r\n")
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if useTLS {
-		tc := tls.Client(c, &tls.Config{RootCAs: s.CertPool, ServerName: "localhost"})
-		if err := tc.Handshake(); err != nil {
-			return fmt.Errorf("TLS handshake with %s: %w", addr, err)
-		}
-		c = tc
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("reading greeting from %s: %w", addr, err)
 	}
 	if !strings.HasPrefix(line, "* OK") || !strings.Contains(line, s.greeting()) {
 		return fmt.Errorf("unexpected greeting from %s (want * OK ... %s): %q", addr, s.greeting(), line)
 	}
-	c.Write([]byte("z LOGOUT\r\n"))
 	return nil
 }
 

@@ -69,7 +69,6 @@
 package mox
 
 import (
-	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -291,36 +290,27 @@ func (s *Server) waitReady(deadline time.Time) error {
 // probe connects to addr and checks the greeting: "* OK ... mox imap" for
 // IMAP (over verified TLS for imaps), "220 localhost ..." for SMTP.
 func (s *Server) probe(addr, kind string, deadline time.Time) error {
-	d := net.Dialer{Deadline: deadline, Timeout: 2 * time.Second}
-	c, err := d.Dial("tcp", addr)
+	var cfg *tls.Config
+	if kind == "imaps" {
+		cfg = &tls.Config{RootCAs: s.CertPool, ServerName: "localhost"}
+	}
+	bye := "z LOGOUT\r\n"
+	if kind == "smtp" {
+		bye = "QUIT\r\n"
+	}
+	line, err := testserver.Greeting(addr, cfg, deadline, bye)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if kind == "imaps" {
-		tc := tls.Client(c, &tls.Config{RootCAs: s.CertPool, ServerName: "localhost"})
-		if err := tc.Handshake(); err != nil {
-			return fmt.Errorf("TLS handshake with %s: %w", addr, err)
-		}
-		c = tc
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("reading greeting from %s: %w", addr, err)
-	}
-	line = strings.TrimRight(line, "\r\n")
 	if kind == "smtp" {
 		if !strings.HasPrefix(line, "220 ") {
 			return fmt.Errorf("unexpected SMTP greeting from %s: %q", addr, line)
 		}
-		c.Write([]byte("QUIT\r\n"))
 		return nil
 	}
 	if !strings.HasPrefix(line, "* OK ") || !strings.HasSuffix(line, " mox imap") {
 		return fmt.Errorf("unexpected greeting from %s (want * OK ... mox imap): %q", addr, line)
 	}
-	c.Write([]byte("z LOGOUT\r\n"))
 	return nil
 }
 
