@@ -37,6 +37,12 @@ func TestParseList(t *testing.T) {
 		}},
 		{"literal name", frame("* LIST (\\HasNoChildren) \"/\" {11}\r\nSome\"Thing)\r\n"),
 			[]ListEntry{{Attrs: []string{`\HasNoChildren`}, Delim: "/", Name: "Some\"Thing)", Raw: "Some\"Thing)"}}},
+		// A "~" starts an atom unless "{" follows (literal8).
+		{"tilde names", frame("* LIST () \"/\" ~work\r\n* LIST () \"/\" ~\r\n* LIST () \".\" INBOX.~old\r\n"), []ListEntry{
+			{Delim: "/", Name: "~work", Raw: "~work"},
+			{Delim: "/", Name: "~", Raw: "~"},
+			{Delim: ".", Name: "INBOX.~old", Raw: "INBOX.~old"},
+		}},
 		{"escaped backslash delimiter", frame(`* LIST () "\\" a\b` + "\r\n"),
 			[]ListEntry{{Delim: `\`, Name: `a\b`, Raw: `a\b`}}},
 		{"special use and extended data", frame(`* LIST (\Sent \HasNoChildren \Subscribed) "." "Sent Items" ("CHILDINFO" ("SUBSCRIBED") "OLDNAME" ("Sent"))` + "\r\n"),

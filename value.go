@@ -462,6 +462,18 @@ func quoteStop(t []byte, i int) int {
 	return len(t)
 }
 
+// atLiteral reports whether a literal marker starts here: "{", or "~{"
+// (a "~" alone starts an atom, such as the mailbox name ~work).
+func (s *scanner) atLiteral() bool {
+	switch s.peek() {
+	case '{':
+		return true
+	case '~':
+		return s.pos+1 < len(s.text) && s.text[s.pos+1] == '{'
+	}
+	return false
+}
+
 // literal consumes a literal marker "{N}" (or "~{N}" for binary data, or
 // "{N+}"), which must end the current datum's Text, and returns the
 // literal's bytes, moving on to the next datum.
@@ -578,10 +590,10 @@ func (s *scanner) nbytes() ([]byte, error) {
 // astring consumes an astring (RFC 3501): an atom (which may contain "]"),
 // a quoted string or a literal.
 func (s *scanner) astring() (raw []byte, esc bool, err error) {
-	switch s.peek() {
-	case '"':
+	if s.peek() == '"' {
 		return s.quoted()
-	case '{', '~':
+	}
+	if s.atLiteral() {
 		raw, err = s.literal()
 		return raw, false, err
 	}
@@ -609,11 +621,10 @@ func (s *scanner) skipValue() error {
 	case '"':
 		_, _, err := s.quoted()
 		return err
-	case '{', '~':
-		if s.peek() == '{' || (s.pos+1 < len(s.text) && s.text[s.pos+1] == '{') {
-			_, err := s.literal()
-			return err
-		}
+	}
+	if s.atLiteral() {
+		_, err := s.literal()
+		return err
 	}
 	if a := s.atom(); len(a) > 0 {
 		return nil
