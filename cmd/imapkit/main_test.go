@@ -173,6 +173,7 @@ func TestUsageAndErrors(t *testing.T) {
 		{name: "exec flags without exec", args: []string{"watch", "--stream", "exit 3", "--exec-timeout", "5s", "--exec-retries", "1"}, code: 2, stderr: "--exec-timeout, --exec-retries without --exec"},
 		{name: "webhook flags without webhook", args: []string{"watch", "--stream", "exit 3", "--exec", "true", "--webhook-retries", "1"}, code: 2, stderr: "--webhook-retries without --webhook"},
 		{name: "backoff without sinks", args: []string{"watch", "--stream", "exit 3", "--retry-backoff", "1s"}, code: 2, stderr: "--retry-backoff without --exec or --webhook"},
+		{name: "dead letter without sinks", args: []string{"watch", "--stream", "exit 3", "--dead-letter", "dl.jsonl"}, code: 2, stderr: "--dead-letter without --exec or --webhook"},
 		{name: "idle-restart over 29m", args: []string{"watch", "--stream", "exit 3", "--idle-restart", "30m"}, code: 2, stderr: "--idle-restart 30m0s: want a positive duration of at most 29m0s"},
 		{name: "idle-restart zero", args: []string{"watch", "--stream", "exit 3", "--idle-restart", "0"}, code: 2, stderr: "--idle-restart 0s"},
 		{name: "negative inactivity", args: []string{"watch", "--stream", "exit 3", "--inactivity", "-1s"}, code: 2, stderr: "--inactivity -1s"},

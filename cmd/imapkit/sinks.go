@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -98,8 +97,10 @@ func (s *sinkFlags) check(set map[string]bool) error {
 			return fmt.Errorf("%s without --webhook: there is no webhook to apply it to", strings.Join(g, ", "))
 		}
 	}
-	if s.exec == "" && len(s.webhooks) == 0 && set["retry-backoff"] {
-		return errors.New("--retry-backoff without --exec or --webhook: nothing is retried")
+	if s.exec == "" && len(s.webhooks) == 0 {
+		if g := given(set, "retry-backoff", "dead-letter"); len(g) > 0 {
+			return fmt.Errorf("%s without --exec or --webhook: nothing is retried or dead-lettered", strings.Join(g, ", "))
+		}
 	}
 	for _, d := range []struct {
 		name string
