@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imapkit/imap"
+	"github.com/imapkit/imap/watch"
 )
 
 var idleUsage = cmdUsage{
@@ -34,6 +35,7 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	burst := fs.Duration("burst", 0, "group responses arriving within `INTERVAL` of each other into one batch")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
+	restart := fs.Duration("idle-restart", watch.DefaultIdleRestart, fmt.Sprintf("end IDLE and start it again this often, before the server drops it (at most %v)", watch.MaxIdleRestart))
 	if err := idleUsage.parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
@@ -45,6 +47,8 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return idleUsage.fail(stderr, "--duration %v: want 0 (until interrupted) or more", *duration)
 	case *burst < 0:
 		return idleUsage.fail(stderr, "--burst %v: want 0 (no batching) or more", *burst)
+	case *restart <= 0 || *restart > watch.MaxIdleRestart:
+		return idleUsage.fail(stderr, "--idle-restart %v: want a positive duration of at most %v", *restart, watch.MaxIdleRestart)
 	}
 	dial, err := cf.dialer(ctx, stderr)
 	if err != nil {
@@ -58,14 +62,45 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if _, err := c.Select(ctx, *mailbox, true); err != nil {
 		return err
 	}
-	idler, err := c.Idle(ctx, *duration)
+	out := responsePrinter{w: stdout, json: *asJSON}
+	var end time.Time
+	if *duration > 0 {
+		end = time.Now().Add(*duration)
+	}
+	// One IDLE per --idle-restart period, until --duration or a signal:
+	// servers drop an IDLE that lasts too long (Gmail at about 10 min).
+	for ctx.Err() == nil {
+		period := *restart
+		if !end.IsZero() {
+			left := time.Until(end)
+			if left <= 0 {
+				break
+			}
+			period = min(period, left)
+		}
+		if err := idleOnce(ctx, c, period, *burst, out); err != nil {
+			return err
+		}
+	}
+	// A signal ends the session the same way as the duration.
+	logoutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := c.Logout(logoutCtx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// idleOnce runs one IDLE of at most period, printing what arrives, and
+// ends it with DONE. A cancelled ctx ends it early without an error.
+func idleOnce(ctx context.Context, c *imap.Client, period, burst time.Duration, out responsePrinter) error {
+	idler, err := c.Idle(ctx, period)
 	if err != nil {
 		return err
 	}
-	out := responsePrinter{w: stdout, json: *asJSON}
 	var iterErr error
-	if *burst > 0 {
-		for batch, err := range idler.Burst(*burst) {
+	if burst > 0 {
+		for batch, err := range idler.Burst(burst) {
 			if err != nil {
 				iterErr = err
 				break
@@ -85,16 +120,7 @@ func runIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if iterErr != nil && !errors.Is(iterErr, context.Canceled) {
 		return iterErr
 	}
-	if closeErr != nil {
-		return closeErr
-	}
-	// A signal ends the session the same way as the duration.
-	logoutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if _, err := c.Logout(logoutCtx); err != nil {
-		return err
-	}
-	return nil
+	return closeErr
 }
 
 // responsePrinter writes responses as text or JSON lines.

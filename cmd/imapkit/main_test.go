@@ -174,6 +174,7 @@ func TestUsageAndErrors(t *testing.T) {
 		{name: "webhook flags without webhook", args: []string{"watch", "--stream", "exit 3", "--exec", "true", "--webhook-retries", "1"}, code: 2, stderr: "--webhook-retries without --webhook"},
 		{name: "backoff without sinks", args: []string{"watch", "--stream", "exit 3", "--retry-backoff", "1s"}, code: 2, stderr: "--retry-backoff without --exec or --webhook"},
 		{name: "dead letter without sinks", args: []string{"watch", "--stream", "exit 3", "--dead-letter", "dl.jsonl"}, code: 2, stderr: "--dead-letter without --exec or --webhook"},
+		{name: "idle --idle-restart over 29m", args: []string{"idle", "--stream", "exit 3", "--idle-restart", "30m"}, code: 2, stderr: "--idle-restart 30m0s: want a positive duration of at most 29m0s"},
 		{name: "idle-restart over 29m", args: []string{"watch", "--stream", "exit 3", "--idle-restart", "30m"}, code: 2, stderr: "--idle-restart 30m0s: want a positive duration of at most 29m0s"},
 		{name: "idle-restart zero", args: []string{"watch", "--stream", "exit 3", "--idle-restart", "0"}, code: 2, stderr: "--idle-restart 0s"},
 		{name: "negative inactivity", args: []string{"watch", "--stream", "exit 3", "--inactivity", "-1s"}, code: 2, stderr: "--inactivity -1s"},
@@ -421,12 +422,15 @@ func TestWatchStreaming(t *testing.T) {
 func TestIdle(t *testing.T) {
 	srv := dovecot.StartT(t)
 	for _, tc := range []struct {
-		name string
-		args []string
-		want string
+		name  string
+		args  []string
+		want  string
+		idles int // IDLE commands the server must see; 0: one
 	}{
 		{name: "responses", want: `{"type":"EXISTS","data":["2"]}`},
 		{name: "burst", args: []string{"--burst", "300ms"}, want: `{"burst":[{"type":"EXISTS","data":["2"]}`},
+		// Restarted every 600 ms: three IDLEs in 2 s, the push still printed.
+		{name: "restart", args: []string{"--idle-restart", "600ms"}, want: `{"type":"EXISTS","data":["2"]}`, idles: 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -449,6 +453,10 @@ func TestIdle(t *testing.T) {
 				t.Errorf("stdout lacks %s:\n%s", tc.want, out)
 			}
 			jsonLines(t, out) // every line is JSON
+			want := max(tc.idles, 1)
+			if n := strings.Count(inv.stderr.String(), "+ idling"); n < want || tc.idles == 0 && n != 1 {
+				t.Errorf("%d IDLE commands went ahead, want %d", n, want)
+			}
 		})
 	}
 }
