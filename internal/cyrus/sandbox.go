@@ -86,7 +86,14 @@ func (s *Server) masterPID() int {
 		if ppid, ok := parentPID(pid); !ok || ppid != sh {
 			continue
 		}
-		if exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil && exe == master {
+		// The command line, not /proc/PID/exe: the master lives in a mount
+		// namespace of its own, and under a chroot its exe link names
+		// the path as seen from outside.
+		cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		if err != nil {
+			continue
+		}
+		if arg0, _, _ := bytes.Cut(cmdline, []byte{0}); string(arg0) == master {
 			return pid
 		}
 	}
