@@ -358,7 +358,11 @@ func (s *session) reconcile(ctx context.Context, c *imap.Client) error {
 		b.dirty = true
 		if created {
 			s.w.opts.Logger.Info("watch: mailbox created: watching it from its first message", "account", s.w.opts.Account, "mailbox", f.name)
-			l.created(Event{Kind: EventMailboxCreated, Mailbox: f.name, UIDValidity: f.uidValidity}, f.uidValidity)
+			if f.uidValidity != 0 {
+				l.created(Event{Kind: EventMailboxCreated, Mailbox: f.name, UIDValidity: f.uidValidity}, f.uidValidity)
+			} else {
+				b.createdUnannounced = true // its first SELECT tells the UIDVALIDITY (sync)
+			}
 		}
 		s.boxes = append(s.boxes, b)
 	}
@@ -457,7 +461,9 @@ func (s *session) statusOf(ctx context.Context, c *imap.Client, name string) (fo
 		if !sameName(st.Mailbox, name) {
 			continue
 		}
-		if st.Has(imap.StatusUIDValidity) {
+		// Zero is no UIDVALIDITY (RFC 3501: nz-number), but Dovecot says it
+		// of a mailbox whose creation another process has not finished.
+		if st.Has(imap.StatusUIDValidity) && st.UIDValidity != 0 {
 			f.uidValidity = st.UIDValidity
 		}
 		if st.Has(imap.StatusUIDNext) {

@@ -232,10 +232,26 @@ func TestDovecotAllMailboxesWhileAway(t *testing.T) {
 
 // TestScriptedCreatedStatus: the STATUS that learns a created mailbox's
 // UIDVALIDITY may come with NOTIFY's own STATUS of it (MESSAGES, UIDNEXT,
-// UNSEEN, no UIDVALIDITY) in its answer, first. The UIDVALIDITY is taken
-// from the STATUS that has it: the mailbox is created with it (a stable
-// event ID), and its first SELECT finds no reset.
+// UNSEEN, no UIDVALIDITY) in its answer, first; the UIDVALIDITY is taken
+// from the STATUS that has it. Or it may give none, or "UIDVALIDITY 0"
+// (Dovecot, while the process that creates the mailbox has not finished):
+// then its first SELECT tells it. Either way the creation is reported with
+// the mailbox's UIDVALIDITY (a stable event ID), before its message, and
+// the first SELECT finds no reset.
 func TestScriptedCreatedStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status []string // the answer to STATUS Fresh, before OK
+	}{
+		{name: "NOTIFY's STATUS first", status: []string{"* STATUS Fresh (MESSAGES 1 UIDNEXT 2 UNSEEN 1)", "* STATUS Fresh (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 9)"}},
+		{name: "UIDVALIDITY 0", status: []string{"* STATUS Fresh (UIDNEXT 1 UIDVALIDITY 0)"}},
+		{name: "no UIDVALIDITY", status: []string{"* STATUS Fresh (UIDNEXT 2)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { scriptedCreatedStatus(t, tc.status) })
+	}
+}
+
+func scriptedCreatedStatus(t *testing.T, status []string) {
 	var (
 		mu       sync.Mutex
 		lists    int
@@ -259,8 +275,7 @@ func TestScriptedCreatedStatus(t *testing.T) {
 					_ = s.Send(tag + " NO unexpected " + args)
 					return
 				}
-				_ = s.Send("* STATUS Fresh (MESSAGES 1 UIDNEXT 2 UNSEEN 1)", // NOTIFY's
-					"* STATUS Fresh (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 9)", tag+" OK STATUS completed")
+				_ = s.Send(append(slices.Clone(status), tag+" OK STATUS completed")...)
 			},
 			"EXAMINE": func(s *imaptest.Session, tag, args string) {
 				mu.Lock()
@@ -304,5 +319,10 @@ func TestScriptedCreatedStatus(t *testing.T) {
 	}
 	if n := len(ofKind(evs, watch.EventMailboxReset, "")); n != 0 {
 		t.Errorf("%d resets", n)
+	}
+	created := slices.IndexFunc(evs, func(ev watch.Event) bool { return ev.Kind == watch.EventMailboxCreated })
+	newOne := slices.IndexFunc(evs, func(ev watch.Event) bool { return ev.Kind == watch.EventNew && ev.Mailbox == "Fresh" })
+	if created > newOne {
+		t.Errorf("the message of Fresh came before its creation: %v", evs)
 	}
 }

@@ -177,8 +177,8 @@ func (s *session) startIdle(ctx context.Context, c *imap.Client) (*imap.Idler, e
 // duration ends, or nothing arrived for Inactivity (errProbe). A change
 // that needs a command ends the wait at once: what arrives meanwhile is
 // handled after that command, in one batch, rather than waited for. While
-// a mailbox waits for room in its window, it also returns once there is
-// room.
+// a mailbox has new messages to report, it also returns once its window
+// has room.
 func (s *session) idleWait(idler *imap.Idler) error {
 	last := time.Now()
 	for {
@@ -186,7 +186,10 @@ func (s *session) idleWait(idler *imap.Idler) error {
 		if wait <= 0 {
 			return errProbe
 		}
-		blocked := s.waitingForRoom()
+		// Not "waiting for room": the consumer's acknowledgement makes room
+		// at any moment, also between that test and this one, and the wait
+		// would then last until Inactivity.
+		blocked := s.hasNewToReport()
 		if blocked {
 			wait = min(wait, roomPoll)
 		}
@@ -239,7 +242,7 @@ func (s *session) pollWait(ctx context.Context) error {
 		if left <= 0 {
 			return nil
 		}
-		if s.waitingForRoom() {
+		if s.hasNewToReport() { // see idleWait
 			if s.needsCommand() {
 				return nil
 			}
@@ -260,21 +263,16 @@ func (s *session) poll(ctx context.Context, c *imap.Client) error {
 	return nil
 }
 
-// waitingForRoom reports whether a mailbox has new messages it could not
-// report because its window is full.
-func (s *session) waitingForRoom() bool {
+// hasNewToReport reports whether a mailbox knows of new messages it has
+// not reported: only the session changes that, unlike the room in a
+// window, which acknowledgements make on the consumer's goroutine.
+func (s *session) hasNewToReport() bool {
 	for _, b := range s.boxes {
-		if b.blocked() {
+		if b.pendingNew || b.hasUnreported() {
 			return true
 		}
 	}
 	return false
-}
-
-// blocked reports whether b knows of new messages to report and waits for
-// room in its window to do it.
-func (b *box) blocked() bool {
-	return (b.pendingNew || b.hasUnreported()) && !b.l.hasRoom()
 }
 
 // needsCommand reports whether IDLE should end: a mailbox must be

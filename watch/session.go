@@ -52,6 +52,9 @@ type box struct {
 	newModSeq    uint64    // highest MODSEQ of New events since the last commit
 	noAt         time.Time // last resync caused by an untagged NO
 	status       statusSeen
+	// createdUnannounced: found created (AllMailboxes) while STATUS could
+	// not tell its UIDVALIDITY; its first sync reports the creation.
+	createdUnannounced bool
 	// dropped: deleted on the server (or renamed away from a name of
 	// Options.Mailboxes), reported, and no longer watched.
 	dropped bool

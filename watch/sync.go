@@ -47,17 +47,19 @@ func (s *session) sync(ctx context.Context, c *imap.Client, b *box) error {
 	b.status = statusSeen{uidValidity: md.UIDValidity, uidNext: md.UIDNext, messages: uint32(len(current)), highestModSeq: md.HighestModSeq}
 
 	l := b.l
+	if b.createdUnannounced {
+		b.createdUnannounced = false
+		l.created(Event{Kind: EventMailboxCreated, Mailbox: b.name, UIDValidity: md.UIDValidity}, md.UIDValidity)
+	}
 	known := l.known
 	if uv := l.uidValidity(); known && uv != md.UIDValidity && (uv == 0 || l.lastUID() == 0) {
-		// Created before STATUS could tell its UIDVALIDITY; or no UID of
-		// the old one was ever given, so a reset would mean nothing, and
-		// what is there now is new. (Courier gives an empty folder a new
-		// UIDVALIDITY at every SELECT, and keeps the one it has when the
-		// first message arrives: a reset would skip that message.)
-		if uv != 0 {
-			s.w.opts.Logger.Debug("watch: UIDVALIDITY changed on a mailbox that had no message: nothing to reset",
-				"account", s.w.opts.Account, "mailbox", b.name, "old", uv, "new", md.UIDValidity)
-		}
+		// No UIDVALIDITY was known, or no UID of the old one was ever
+		// given: a reset would mean nothing, and what is there now is new.
+		// (Courier gives an empty folder a new UIDVALIDITY at every SELECT,
+		// and keeps the one it has when the first message arrives: a reset
+		// would skip that message.)
+		s.w.opts.Logger.Debug("watch: UIDVALIDITY changed on a mailbox that had no message: nothing to reset",
+			"account", s.w.opts.Account, "mailbox", b.name, "old", uv, "new", md.UIDValidity)
 		l.setUIDValidity(md.UIDValidity)
 	}
 	if known && l.pos.uidValidity == md.UIDValidity && md.UIDNext > 0 && l.pos.last >= md.UIDNext {
