@@ -72,6 +72,27 @@ func waitLines(t *testing.T, path string, n int, within time.Duration) []string 
 	}
 }
 
+// waitPID waits until a hook has written its process ID and a newline
+// to path (the shell creates the file before it writes), and returns it.
+func waitPID(t *testing.T, path string) int {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if s, ok := strings.CutSuffix(string(b), "\n"); ok {
+			pid, err := strconv.Atoi(s)
+			if err != nil {
+				t.Fatalf("%s holds %q, not a process ID", path, b)
+			}
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s holds %q after 20 s, not a process ID and a newline", path, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestWatchHookRetries: every 5th event's hook fails twice and then
 // succeeds: every event is delivered, nothing is dead-lettered, and --once
 // exits 0 once the last hook succeeded.
@@ -205,8 +226,7 @@ func TestWatchSignals(t *testing.T) {
 			defer cmd.Process.Kill()
 			waitOutput(t, "stdout", &stdout, "resynced")
 			appendMsg(t, other, "hung")
-			waitFile(&runLog{}, pidFile)
-			hookPID, _ := strconv.Atoi(strings.TrimSpace(readLines(t, pidFile)[0]))
+			hookPID := waitPID(t, pidFile)
 			began := time.Now()
 			for range tc.signals {
 				cmd.Process.Signal(syscall.SIGTERM)
