@@ -43,7 +43,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -80,9 +79,7 @@ type Server struct {
 	version string // "Courier-IMAP 5.0.13"
 	logFile string // what the server's processes print
 
-	cmd     *exec.Cmd     // the start script, process 1 of the namespace
-	exited  chan struct{} // closed when cmd.Wait returns
-	waitErr error         // cmd.Wait's result, valid after exited is closed
+	proc *testserver.Process // the start script, process 1 of the namespace
 
 	usersMu  sync.Mutex // guards lastUser and the userdb
 	lastUser int        // N of the last "uN" created
@@ -121,20 +118,11 @@ func Start() (*Server, error) {
 		}
 		return nil, err
 	}
-	// Ports are picked by binding to port 0 and closing again, so another
-	// process may grab one before couriertcpd binds it: retry with fresh
-	// ports.
-	const attempts = 5
-	for i := 1; ; i++ {
-		err = s.launch()
-		if err == nil {
-			return s, nil
-		}
-		if i == attempts || !errors.Is(err, errAddrInUse) {
-			os.RemoveAll(s.Dir)
-			return nil, err
-		}
+	if err := testserver.Launch(s.launch); err != nil {
+		os.RemoveAll(s.Dir)
+		return nil, err
 	}
+	return s, nil
 }
 
 // prepare creates the directory tree, the authdaemon configuration, the
@@ -194,9 +182,6 @@ func (s *Server) prepare() error {
 	return s.writeCert(etc, cuid, cgid)
 }
 
-// errAddrInUse marks a start that failed because a port was taken.
-var errAddrInUse = errors.New("address already in use")
-
 // launch picks ports, writes the start script and runs it.
 func (s *Server) launch() error {
 	var ports [2]int
@@ -224,65 +209,34 @@ func (s *Server) launch() error {
 	cmd := s.namespaceCommand(script)
 	cmd.Stdout = out
 	cmd.Stderr = out
-	if err := cmd.Start(); err != nil {
+	if s.proc, err = testserver.StartProcess(cmd); err != nil {
 		return fmt.Errorf("courier: starting %s in new namespaces: %w", script, err)
 	}
-	exited := make(chan struct{})
-	s.cmd, s.exited = cmd, exited
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(exited)
-	}()
-
-	err = s.waitReady(ports, time.Now().Add(startTimeout))
+	err = s.proc.WaitReady([]string{s.Addr, s.TLSAddr}, startTimeout, func(i int, addr string, deadline time.Time) error {
+		if err := s.probe(addr, i == 1, deadline); err != nil {
+			return err
+		}
+		// A greeting alone could come from another Courier.
+		ours, err := s.listening(ports[i])
+		switch {
+		case err != nil:
+			return testserver.Fatal(err)
+		case !ours:
+			return testserver.Fatal(fmt.Errorf("%w: another program answers on %s", testserver.ErrAddrInUse, addr))
+		}
+		return nil
+	})
 	if err == nil {
 		return nil
 	}
-	s.kill()
+	// Killing process 1 of the server's namespace kills every other
+	// process there; the kernel reaps it once they are gone.
+	s.proc.Kill()
 	logs := s.Logs()
-	if strings.Contains(logs, "Address already in use") || errors.Is(err, errAddrInUse) {
-		err = fmt.Errorf("%w: %w", errAddrInUse, err)
+	if strings.Contains(logs, "Address already in use") || errors.Is(err, testserver.ErrAddrInUse) {
+		err = fmt.Errorf("%w: %w", testserver.ErrAddrInUse, err)
 	}
 	return fmt.Errorf("courier: the server (%s) did not come up: %w\n%s", script, err, logs)
-}
-
-// waitReady polls both listeners until each greets with "* OK" and is
-// known to be this server's.
-func (s *Server) waitReady(ports [2]int, deadline time.Time) error {
-	addrs := []string{s.Addr, s.TLSAddr}
-	ready := map[string]bool{}
-	var last error
-	for {
-		for i, addr := range addrs {
-			if ready[addr] {
-				continue
-			}
-			if err := s.probe(addr, i == 1, deadline); err != nil {
-				last = err
-				continue
-			}
-			ours, err := s.listening(ports[i])
-			if err != nil {
-				return err
-			}
-			if !ours {
-				return fmt.Errorf("%w: another program answers on %s", errAddrInUse, addr)
-			}
-			ready[addr] = true
-		}
-		if len(ready) == len(addrs) {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("the start script exited: %v", s.waitErr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %v: %w", startTimeout, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // probe connects to addr and checks the greeting.
@@ -320,17 +274,6 @@ func (s *Server) Logs() string {
 	return fmt.Sprintf("--- %s ---\n%s", s.logFile, data)
 }
 
-// kill kills process 1 of the server's namespace, and with it every other
-// process there, and waits for it. The kernel reaps process 1 only once
-// the namespace's other processes are gone.
-func (s *Server) kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-}
-
 // Stop shuts the server down, kills every process it started and removes
 // Dir. It is safe to call more than once; later calls return the first
 // call's result.
@@ -347,12 +290,10 @@ func (s *Server) Stop() error {
 	}
 	s.stopped = true
 	var errs []error
-	select {
-	case <-s.exited:
-		errs = append(errs, fmt.Errorf("courier: the server in %s had stopped before Stop: %v\n%s", s.Dir, s.waitErr, s.Logs()))
-	default:
+	if exited, err := s.proc.ExitErr(); exited {
+		errs = append(errs, fmt.Errorf("courier: the server in %s had stopped before Stop: %v\n%s", s.Dir, err, s.Logs()))
 	}
-	s.kill()
+	s.proc.Kill() // process 1 of the namespace: every process there dies with it
 	if err := os.RemoveAll(s.Dir); err != nil {
 		errs = append(errs, fmt.Errorf("courier: removing %s: %w", s.Dir, err))
 	}

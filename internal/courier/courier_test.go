@@ -202,7 +202,7 @@ func TestStopLeavesNoProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer id.Close()
-	ns, err := os.Readlink("/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/ns/pid")
+	ns, err := os.Readlink("/proc/" + strconv.Itoa(s.proc.Pid()) + "/ns/pid")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,10 +11,10 @@ import (
 // pids returns the (host) process ids of every process in the server's
 // PID namespace, process 1 (the start script) included, reading /proc.
 func (s *Server) pids() ([]int, error) {
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.proc == nil {
 		return nil, errors.New("courier: server not started")
 	}
-	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", s.cmd.Process.Pid))
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", s.proc.Pid()))
 	if err != nil {
 		return nil, fmt.Errorf("courier: the server's PID namespace: %w", err)
 	}

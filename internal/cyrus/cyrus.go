@@ -39,7 +39,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -81,10 +80,8 @@ type Server struct {
 	uid, gid    int // nobody, nogroup
 	syslog      *syslogReceiver
 
-	cmd     *exec.Cmd     // the sandbox shell (see sandbox.go)
-	exited  chan struct{} // closed when cmd.Wait returns
-	waitErr error         // cmd.Wait's result, valid after exited is closed
-	master  int           // master's pid
+	proc   *testserver.Process // the sandbox shell (see sandbox.go)
+	master int                 // master's pid
 
 	usersMu  sync.Mutex // guards lastUser and sasldb2
 	lastUser int
@@ -128,20 +125,12 @@ func Start() (*Server, error) {
 		os.RemoveAll(s.Dir)
 		return nil, err
 	}
-	// Ports are picked by binding to port 0 and closing again, so another
-	// process may grab one before master binds it: retry with fresh ports.
-	const attempts = 5
-	for i := 1; ; i++ {
-		err = s.launch()
-		if err == nil {
-			return s, nil
-		}
-		if i == attempts || !errors.Is(err, errAddrInUse) {
-			s.syslog.close()
-			os.RemoveAll(s.Dir)
-			return nil, err
-		}
+	if err := testserver.Launch(s.launch); err != nil {
+		s.syslog.close()
+		os.RemoveAll(s.Dir)
+		return nil, err
 	}
+	return s, nil
 }
 
 // nobody returns the ids of the user and group Cyrus runs as.
@@ -217,9 +206,6 @@ func (s *Server) prepare() error {
 	return nil
 }
 
-// errAddrInUse marks a start that failed because a port was taken.
-var errAddrInUse = errors.New("address already in use")
-
 // launch picks ports, writes cyrus.conf and starts master.
 func (s *Server) launch() error {
 	port, err := testserver.FreePort()
@@ -257,62 +243,29 @@ func (s *Server) launch() error {
 		"-L", outName)
 	cmd.Stdout = out
 	cmd.Stderr = out
-	if err := cmd.Start(); err != nil {
+	s.master = 0
+	if s.proc, err = testserver.StartProcess(cmd); err != nil {
 		return fmt.Errorf("cyrus: starting %s (needs root and CAP_SYS_ADMIN for its PID and mount namespaces): %w", s.in.bin+"/master", err)
 	}
-	exited := make(chan struct{})
-	s.cmd, s.exited, s.master = cmd, exited, 0
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(exited)
-	}()
-
-	err = s.waitReady(time.Now().Add(startTimeout))
+	err = s.proc.WaitReady([]string{s.Addr, s.TLSAddr}, startTimeout, func(i int, addr string, deadline time.Time) error {
+		err := s.probe(addr, i == 1, deadline)
+		if log, rerr := os.ReadFile(filepath.Join(s.Dir, logName)); err != nil && rerr == nil && strings.Contains(string(log), "unable to bind") {
+			return testserver.Fatal(fmt.Errorf("a listener could not bind: %w", err))
+		}
+		return err
+	})
 	if err == nil {
 		if s.master = s.masterPID(); s.master != 0 {
 			return nil
 		}
 		err = errors.New("master process not found")
 	}
-	s.kill()
+	s.proc.Kill()
 	logs := s.Logs()
 	if strings.Contains(logs, "unable to bind") {
-		err = fmt.Errorf("%w: %w", errAddrInUse, err)
+		err = fmt.Errorf("%w: %w", testserver.ErrAddrInUse, err)
 	}
 	return fmt.Errorf("cyrus: master (%s) did not come up: %w\n%s", conf, err, logs)
-}
-
-// waitReady polls both listeners until each greets with "* OK".
-func (s *Server) waitReady(deadline time.Time) error {
-	ready := map[string]bool{}
-	var last error
-	for {
-		for _, addr := range []string{s.Addr, s.TLSAddr} {
-			if ready[addr] {
-				continue
-			}
-			if err := s.probe(addr, addr == s.TLSAddr, deadline); err != nil {
-				last = err
-			} else {
-				ready[addr] = true
-			}
-		}
-		if len(ready) == 2 {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("master exited: %v", s.waitErr)
-		default:
-		}
-		if log, err := os.ReadFile(filepath.Join(s.Dir, logName)); err == nil && strings.Contains(string(log), "unable to bind") {
-			return fmt.Errorf("a listener could not bind: %w", last)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %v: %w", startTimeout, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // probe connects to addr and checks the greeting, which names this
@@ -333,23 +286,6 @@ func (s *Server) probe(addr string, useTLS bool, deadline time.Time) error {
 	return nil
 }
 
-// kill kills the sandbox shell, the init of the server's PID namespace, so
-// that the kernel kills every process of the server, and waits for it.
-func (s *Server) kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	pid := s.cmd.Process.Pid
-	_ = syscall.Kill(-pid, syscall.SIGKILL) // its process group: master and services
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	<-s.exited
-}
-
 // Version returns the version of Cyrus the server runs, such as
 // "Cyrus IMAP 3.6.1", as the master binary reports it.
 func (s *Server) Version() string { return s.in.version }
@@ -366,16 +302,17 @@ func (s *Server) Stop() error {
 	}
 	s.stopped = true
 	var errs []error
-	select {
-	case <-s.exited:
-		errs = append(errs, fmt.Errorf("cyrus: master (config %s) had exited before Stop: %v\n%s", s.Dir, s.waitErr, s.Logs()))
-	default:
+	if exited, err := s.proc.ExitErr(); exited {
+		errs = append(errs, fmt.Errorf("cyrus: master (config %s) had exited before Stop: %v\n%s", s.Dir, err, s.Logs()))
+	} else if s.proc != nil {
 		_ = syscall.Kill(s.master, syscall.SIGTERM)
 		select {
-		case <-s.exited:
+		case <-s.proc.Exited():
 		case <-time.After(stopTimeout):
 		}
-		s.kill()
+		// Killing the sandbox shell, the init of the server's PID
+		// namespace, has the kernel kill every process of the server.
+		s.proc.Kill()
 	}
 	// The kernel has killed what was left in the PID namespace when its
 	// init exited; check.

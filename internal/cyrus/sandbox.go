@@ -77,10 +77,10 @@ func (s *Server) sandboxCommand(args ...string) *exec.Cmd {
 // masterPID returns the pid (as this process sees it) of the master: the
 // child of the sandbox shell that runs the master binary, or 0.
 func (s *Server) masterPID() int {
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.proc == nil {
 		return 0
 	}
-	sh := s.cmd.Process.Pid
+	sh := s.proc.Pid()
 	master := filepath.Join(s.in.bin, "master")
 	for _, pid := range allPIDs() {
 		if ppid, ok := parentPID(pid); !ok || ppid != sh {

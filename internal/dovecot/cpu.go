@@ -16,10 +16,10 @@ import (
 // reads /proc (in USER_HZ, 100 per second), so its resolution is 10 ms a
 // process. Compare two calls for the CPU time of a span.
 func (s *Server) CPUTime() (time.Duration, error) {
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.proc == nil {
 		return 0, errors.New("dovecot: CPUTime: server not started")
 	}
-	master := s.cmd.Process.Pid
+	master := s.proc.Pid()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0, fmt.Errorf("dovecot: listing /proc: %w", err)

@@ -146,9 +146,7 @@ type Server struct {
 	outFile    string // the master's stdout and stderr
 	uid, gid   int    // the dovecot user
 
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when cmd.Wait returns
-	waitErr error         // cmd.Wait's result, valid after exited is closed
+	proc *testserver.Process // the master
 
 	seq atomic.Uint64 // makes Maildir file names unique
 
@@ -240,22 +238,14 @@ func Start(cfg Config) (*Server, error) {
 		os.RemoveAll(s.Dir)
 		return nil, err
 	}
-	// Ports are picked by binding to port 0 and closing again, so another
-	// process may grab one before Dovecot binds it: retry with fresh ports.
-	const attempts = 5
-	for i := 1; ; i++ {
-		err = s.launch()
-		if err == nil {
-			s.usersMu.Lock()
-			s.started = true
-			s.usersMu.Unlock()
-			return s, nil
-		}
-		if i == attempts || !errors.Is(err, errAddrInUse) {
-			os.RemoveAll(s.Dir)
-			return nil, err
-		}
+	if err := testserver.Launch(s.launch); err != nil {
+		os.RemoveAll(s.Dir)
+		return nil, err
 	}
+	s.usersMu.Lock()
+	s.started = true
+	s.usersMu.Unlock()
+	return s, nil
 }
 
 // lookPath finds a Dovecot binary in PATH or, as dovecot lives in sbin,
@@ -524,9 +514,6 @@ func (s *Server) config(port, tlsPort int) string {
 	return b.String()
 }
 
-// errAddrInUse marks a start that failed because a port was taken.
-var errAddrInUse = errors.New("address already in use")
-
 // launch picks ports, writes the configuration and starts the master.
 func (s *Server) launch() error {
 	port, err := freePort("dovecot")
@@ -565,57 +552,21 @@ func (s *Server) launch() error {
 		Pdeathsig: syscall.SIGKILL,
 		Setpgid:   true,
 	}
-	if err := cmd.Start(); err != nil {
+	if s.proc, err = testserver.StartProcess(cmd); err != nil {
 		return fmt.Errorf("dovecot: starting %s: %w", strings.Join(cmd.Args, " "), err)
 	}
-	exited := make(chan struct{})
-	s.cmd, s.exited = cmd, exited
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(exited)
-	}()
-
-	deadline := time.Now().Add(startTimeout)
-	err = s.waitReady(deadline)
+	err = s.proc.WaitReady([]string{s.Addr, s.TLSAddr}, startTimeout, func(i int, addr string, deadline time.Time) error {
+		return s.probe(addr, i == 1, deadline)
+	})
 	if err == nil {
 		return nil
 	}
-	s.kill()
+	s.proc.Kill()
 	logs := s.logs()
 	if strings.Contains(logs, "Address already in use") {
-		err = fmt.Errorf("%w: %w", errAddrInUse, err)
+		err = fmt.Errorf("%w: %w", testserver.ErrAddrInUse, err)
 	}
 	return fmt.Errorf("dovecot: %s did not come up: %w\n%s", strings.Join(cmd.Args, " "), err, logs)
-}
-
-// waitReady polls both listeners until each greets with "* OK".
-func (s *Server) waitReady(deadline time.Time) error {
-	ready := map[string]bool{}
-	var last error
-	for {
-		for _, addr := range []string{s.Addr, s.TLSAddr} {
-			if ready[addr] {
-				continue
-			}
-			if err := s.probe(addr, addr == s.TLSAddr, deadline); err != nil {
-				last = err
-			} else {
-				ready[addr] = true
-			}
-		}
-		if len(ready) == 2 {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("master exited: %v", s.waitErr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %v: %w", startTimeout, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // probe connects to addr and checks the greeting.
@@ -665,16 +616,6 @@ func (s *Server) logs() string {
 	return b.String()
 }
 
-// kill kills the master's whole process group and waits for the master.
-func (s *Server) kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	pid := s.cmd.Process.Pid
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	<-s.exited
-}
-
 // Stop shuts the server down, kills every process it started and removes
 // Dir. It is safe to call more than once; later calls return the first
 // call's result.
@@ -693,12 +634,10 @@ func (s *Server) Stop() error {
 	}
 	s.stopped = true
 	var errs []error
-	select {
-	case <-s.exited:
-		errs = append(errs, fmt.Errorf("dovecot: master (config %s) had exited before Stop: %v\n%s", s.ConfigFile, s.waitErr, s.logs()))
-	default:
+	if exited, err := s.proc.ExitErr(); exited {
+		errs = append(errs, fmt.Errorf("dovecot: master (config %s) had exited before Stop: %v\n%s", s.ConfigFile, err, s.logs()))
 	}
-	s.kill()
+	s.proc.Kill()
 	if err := os.RemoveAll(s.Dir); err != nil {
 		errs = append(errs, fmt.Errorf("dovecot: removing %s: %w", s.Dir, err))
 	}

@@ -29,10 +29,10 @@ func (s *Server) IMAPPIDs(user string) ([]int, error) {
 // eachIMAP calls fn with the pid and title of every live imap process of
 // this server (a child of its master), reading /proc.
 func (s *Server) eachIMAP(caller string, fn func(pid int, title string)) error {
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.proc == nil {
 		return errors.New("dovecot: " + caller + ": server not started")
 	}
-	master := s.cmd.Process.Pid
+	master := s.proc.Pid()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return fmt.Errorf("dovecot: listing /proc: %w", err)
@@ -131,7 +131,7 @@ func (s *Server) KillIMAP(user string) error {
 	for _, pid := range pids {
 		for {
 			st, ok := readStat(pid)
-			if !ok || st.state == "Z" || st.ppid != s.cmd.Process.Pid {
+			if !ok || st.state == "Z" || st.ppid != s.proc.Pid() {
 				break
 			}
 			if time.Now().After(deadline) {

@@ -121,9 +121,7 @@ type Server struct {
 	smtpAddr   string // mox's SMTP listener, see the package documentation
 	logFile    string // mox's standard output and error
 
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when cmd.Wait returns
-	waitErr error         // cmd.Wait's result, valid after exited is closed
+	proc *testserver.Process // mox
 
 	usersMu  sync.Mutex // serialises NewUser
 	lastUser int        // N of the last account "uN"
@@ -158,19 +156,11 @@ func Start() (*Server, error) {
 		}
 		return nil, err
 	}
-	// Ports are picked by binding to port 0 and closing again, so another
-	// process may grab one before mox binds it: retry with fresh ports.
-	const attempts = 5
-	for i := 1; ; i++ {
-		err = s.launch()
-		if err == nil {
-			return s, nil
-		}
-		if i == attempts || !errors.Is(err, errAddrInUse) {
-			os.RemoveAll(s.Dir)
-			return nil, err
-		}
+	if err := testserver.Launch(s.launch); err != nil {
+		os.RemoveAll(s.Dir)
+		return nil, err
 	}
+	return s, nil
 }
 
 // prepare creates Dir, the certificate and the initial configuration.
@@ -194,9 +184,6 @@ func (s *Server) prepare() error {
 	}
 	return s.initConfig(certPEM, keyPEM)
 }
-
-// errAddrInUse marks a start that failed because a port was taken.
-var errAddrInUse = errors.New("address already in use")
 
 // launch picks ports, writes mox.conf and starts mox.
 func (s *Server) launch() error {
@@ -234,57 +221,22 @@ func (s *Server) launch() error {
 		Pdeathsig: syscall.SIGKILL,
 		Setpgid:   true,
 	}
-	if err := cmd.Start(); err != nil {
+	if s.proc, err = testserver.StartProcess(cmd); err != nil {
 		return fmt.Errorf("mox: starting %s: %w", strings.Join(cmd.Args, " "), err)
 	}
-	exited := make(chan struct{})
-	s.cmd, s.exited = cmd, exited
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(exited)
-	}()
-
-	err = s.waitReady(time.Now().Add(startTimeout))
+	kinds := []string{"imap", "imaps", "smtp"}
+	err = s.proc.WaitReady([]string{s.Addr, s.TLSAddr, s.smtpAddr}, startTimeout, func(i int, addr string, deadline time.Time) error {
+		return s.probe(addr, kinds[i], deadline)
+	})
 	if err == nil {
 		return nil
 	}
-	s.kill()
+	s.proc.Kill()
 	logs := s.readLogs()
 	if strings.Contains(logs, "address already in use") {
-		err = fmt.Errorf("%w: %w", errAddrInUse, err)
+		err = fmt.Errorf("%w: %w", testserver.ErrAddrInUse, err)
 	}
 	return fmt.Errorf("mox: %s did not come up: %w\n%s", strings.Join(cmd.Args, " "), err, logs)
-}
-
-// waitReady polls the listeners until each greets.
-func (s *Server) waitReady(deadline time.Time) error {
-	type listener struct {
-		addr, kind string
-	}
-	pending := []listener{{s.Addr, "imap"}, {s.TLSAddr, "imaps"}, {s.smtpAddr, "smtp"}}
-	var last error
-	for {
-		var still []listener
-		for _, l := range pending {
-			if err := s.probe(l.addr, l.kind, deadline); err != nil {
-				last = err
-				still = append(still, l)
-			}
-		}
-		pending = still
-		if len(pending) == 0 {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("mox exited: %v", s.waitErr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %v: %w", startTimeout, last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // probe connects to addr and checks the greeting: "* OK ... mox imap" for
@@ -342,15 +294,6 @@ func (s *Server) readLogs() string {
 	return fmt.Sprintf("--- %s ---\n%s", s.logFile, data)
 }
 
-// kill kills mox's process group and waits for mox.
-func (s *Server) kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	<-s.exited
-}
-
 // Stop shuts the server down, makes sure its process is gone and removes
 // Dir. It sends mox SIGTERM, on which mox stops accepting connections,
 // waits up to 3 s for open sessions to end, closes those that remain and
@@ -366,19 +309,18 @@ func (s *Server) Stop() error {
 	}
 	s.stopped = true
 	var errs []error
-	select {
-	case <-s.exited:
-		errs = append(errs, fmt.Errorf("mox: mox had exited before Stop: %v\n%s", s.waitErr, s.readLogs()))
-	default:
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	if exited, err := s.proc.ExitErr(); exited {
+		errs = append(errs, fmt.Errorf("mox: mox had exited before Stop: %v\n%s", err, s.readLogs()))
+	} else if s.proc != nil {
+		s.proc.Signal(syscall.SIGTERM)
 		select {
-		case <-s.exited:
+		case <-s.proc.Exited():
 		case <-time.After(stopTimeout):
 			errs = append(errs, fmt.Errorf("mox: still running %v after SIGTERM, killed\n%s", stopTimeout, s.readLogs()))
 		}
 	}
 	// mox runs no other processes, but make sure of it.
-	s.kill()
+	s.proc.Kill()
 	s.finalLogs = s.readLogs()
 	if err := os.RemoveAll(s.Dir); err != nil {
 		errs = append(errs, fmt.Errorf("mox: removing %s: %w", s.Dir, err))

@@ -167,7 +167,7 @@ func TestStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid := srv.cmd.Process.Pid
+	pid := srv.proc.Pid()
 	// Stop ends mox even while a session is open (mox then waits 3 s).
 	user, pass := newUser(t, srv)
 	dial(t, srv, true, user, pass)

@@ -1,7 +1,9 @@
 // Package testserver holds what the private IMAP servers started by the
 // test harnesses (internal/dovecot, internal/cyrus, internal/courier,
-// internal/mox) share: a self-signed certificate for loopback and free
-// loopback ports.
+// internal/mox) share: a self-signed certificate for loopback, free
+// loopback ports, the directory a server lives in, its first process with
+// the wait for its listeners (Process) and the retry of a start whose port
+// was taken (Launch).
 package testserver
 
 import (
