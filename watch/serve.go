@@ -186,11 +186,12 @@ func (s *session) idleWait(idler *imap.Idler) error {
 		if wait <= 0 {
 			return errProbe
 		}
-		// Not "waiting for room": the consumer's acknowledgement makes room
-		// at any moment, also between that test and this one, and the wait
-		// would then last until Inactivity.
-		blocked := s.hasNewToReport()
-		if blocked {
+		// Poll while a message waits, not only while its window is full:
+		// the consumer's acknowledgement makes room at any moment, also
+		// between a look at the window and the wait, which would then last
+		// until Inactivity.
+		waiting := s.hasNewToReport()
+		if waiting {
 			wait = min(wait, roomPoll)
 		}
 		r, ok, err := idler.Next(wait)
@@ -204,7 +205,7 @@ func (s *session) idleWait(idler *imap.Idler) error {
 			if dl := idler.Deadline(); !dl.IsZero() && !time.Now().Before(dl) {
 				return nil // time to re-issue IDLE
 			}
-			if blocked && s.needsCommand() {
+			if waiting && s.needsCommand() {
 				return nil // room for what waited
 			}
 			continue
@@ -267,12 +268,13 @@ func (s *session) poll(ctx context.Context, c *imap.Client) error {
 // not reported: only the session changes that, unlike the room in a
 // window, which acknowledgements make on the consumer's goroutine.
 func (s *session) hasNewToReport() bool {
-	for _, b := range s.boxes {
-		if b.pendingNew || b.hasUnreported() {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(s.boxes, (*box).hasNewToReport)
+}
+
+// hasNewToReport reports whether b knows of new messages it has not
+// reported: announced by EXISTS, or with known UIDs.
+func (b *box) hasNewToReport() bool {
+	return b.pendingNew || b.hasUnreported()
 }
 
 // needsCommand reports whether IDLE should end: a mailbox must be
@@ -286,7 +288,7 @@ func (s *session) needsCommand() bool {
 		if b.dirty {
 			return true
 		}
-		if (b.pendingNew || b.hasUnreported()) && b.l.hasRoom() {
+		if b.hasNewToReport() && b.l.hasRoom() {
 			return true
 		}
 	}
